@@ -1,0 +1,55 @@
+"""``jupyter-gpu-panel`` (also ``jupyter gpu-panel``): the command line.
+
+Each subcommand lives beside the code it drives and registers itself through an
+``add_parser(subparsers)`` function, so this module stays a thin dispatcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+#: module that owns each subcommand; imported lazily so ``--help`` stays fast.
+SUBCOMMANDS: dict[str, str] = {
+    "snapshot": "jupyter_gpu_panel.monitor_cli",
+    "watch": "jupyter_gpu_panel.monitor_cli",
+    "record": "jupyter_gpu_panel.monitor_cli",
+    "leaks": "jupyter_gpu_panel.leaks_cli",
+    "benchmark": "jupyter_gpu_panel.benchmarks.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="jupyter-gpu-panel",
+        description="GPU metrics, leak detection and benchmark notebooks for Jupyter.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    seen: set[str] = set()
+    for module_name in SUBCOMMANDS.values():
+        if module_name in seen:
+            continue
+        seen.add(module_name)
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
