@@ -1,0 +1,113 @@
+"""The server extension: ``c.GPUPanel.*`` options and the wiring of sampler, history and API.
+
+One ``GPUPanel`` per server owns the one sampler, however many clients connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Enum, Float, Unicode, validate
+
+from .sampler import MIN_INTERVAL, Sampler
+from .sources import SOURCES, make_source
+
+
+class GPUPanel(ExtensionApp):
+    """GPU metrics, kernel attribution and leak warnings for Jupyter."""
+
+    name = "jupyter_gpu_panel"
+    load_other_extensions = True
+
+    source = Enum(
+        list(SOURCES),
+        default_value="auto",
+        help=(
+            "Where GPU readings come from. 'auto' and 'nvml' read the real GPUs through NVML; when that is "
+            "impossible the API reports why (nvml-missing, driver-not-loaded, no-devices) and never shows "
+            "demo data instead. 'replay' plays a recorded trace (see replay_file) in real time, looping."
+        ),
+    ).tag(config=True)
+
+    replay_file = Unicode(
+        "",
+        help=(
+            "A *.nvml.jsonl trace for source='replay' (as written by `jupyter-gpu-panel record`). "
+            "Empty: the real H100 recording shipped with the package."
+        ),
+    ).tag(config=True)
+
+    interval = Float(
+        1.0,
+        help=f"Seconds between readings of the fast fields (utilization, memory, power...). Not below {MIN_INTERVAL}.",
+    ).tag(config=True)
+
+    slow_interval = Float(
+        5.0,
+        help="Seconds between readings of the slow fields (PCIe throughput costs ~21 ms a call, energy ~3 ms).",
+    ).tag(config=True)
+
+    history_seconds = Float(
+        3600.0,
+        help="Seconds of full-resolution history kept on the server per GPU and per process (ring buffers).",
+    ).tag(config=True)
+
+    read_timeout = Float(
+        2.0,
+        help="Seconds a GPU's readings may take before that GPU is reported 'unresponsive' for the tick.",
+    ).tag(config=True)
+
+    visible_only = Bool(
+        False,
+        help="Show only the GPUs listed in the server's CUDA_VISIBLE_DEVICES (indices or UUIDs).",
+    ).tag(config=True)
+
+    show_all_users = Bool(
+        True,
+        help="Include other users' GPU processes in the API (their pid, user and memory).",
+    ).tag(config=True)
+
+    @validate("interval")
+    def _floor_interval(self, proposal: dict) -> float:
+        return max(MIN_INTERVAL, float(proposal["value"]))
+
+    @validate("history_seconds")
+    def _positive_history(self, proposal: dict) -> float:
+        return max(10.0, float(proposal["value"]))
+
+    # -- ExtensionApp hooks ------------------------------------------------------------------
+    def initialize_settings(self) -> None:
+        source = make_source(
+            self.source, replay_file=self.replay_file or None, visible_only=self.visible_only
+        )
+        self.sampler = Sampler(
+            source,
+            interval=self.interval,
+            slow_interval=self.slow_interval,
+            history_seconds=self.history_seconds,
+            read_timeout=self.read_timeout,
+        )
+        from .stream import StreamHub
+
+        self.hub = StreamHub(self.sampler)
+        self.settings["gpu_panel"] = self
+        self.log.info("jupyter-gpu-panel: source=%s interval=%ss", self.source, self.sampler.interval)
+
+    def initialize_handlers(self) -> None:
+        from .handlers import routes
+
+        self.handlers.extend(routes())
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:  # noqa: D401
+        # NVML init can take tens of ms (seconds on a sick driver): never on the event loop
+        status = await asyncio.get_running_loop().run_in_executor(None, self.sampler.open)
+        if not status.ok:
+            self.log.warning("jupyter-gpu-panel: %s (%s)", status.state, status.message)
+        self.hub.attach(asyncio.get_running_loop())
+        self.sampler.start()
+
+    async def stop_extension(self) -> None:
+        self.hub.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.sampler.stop)

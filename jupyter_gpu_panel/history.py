@@ -1,0 +1,171 @@
+"""Server-side history: fixed-size ring buffers per GPU and per GPU process.
+
+Memory is bounded by construction: ``capacity = history_seconds / interval`` rows of
+``1 + len(HISTORY_FIELDS)`` float64 each per GPU (88 bytes a row: 317 KB per GPU-hour
+at the default 1 s tick), and ``capacity`` rows of two float64 per tracked process.
+Missing values are stored as NaN and served as ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+from .readings import HISTORY_FIELDS, GPUReading
+
+#: Process series not updated for this long are dropped (the process ended).
+PROCESS_EXPIRY_FACTOR = 1.0
+
+
+class Ring:
+    """A fixed-capacity ring of float64 rows, oldest overwritten first."""
+
+    def __init__(self, capacity: int, width: int) -> None:
+        self.capacity = max(1, int(capacity))
+        self.data = np.full((self.capacity, width), np.nan, dtype=np.float64)
+        self.count = 0  # rows ever written
+        self.head = 0  # next row to write
+
+    def append(self, row: Sequence[float]) -> None:
+        self.data[self.head] = row
+        self.head = (self.head + 1) % self.capacity
+        self.count += 1
+
+    def ordered(self) -> np.ndarray:
+        """All rows, oldest first (a copy)."""
+        if self.count < self.capacity:
+            return self.data[: self.count].copy()
+        return np.concatenate((self.data[self.head :], self.data[: self.head]))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+def downsample(rows: np.ndarray, max_points: int, mean_columns: Sequence[int] = ()) -> np.ndarray:
+    """At most ``max_points`` rows, one per bucket of consecutive rows: column 0 (time) keeps the
+    bucket's last value, ``mean_columns`` its mean, every other column its maximum, so a memory
+    peak is never averaged away."""
+    n = len(rows)
+    if max_points <= 0 or n <= max_points:
+        return rows
+    edges = np.linspace(0, n, max_points + 1).astype(int)
+    out = np.empty((max_points, rows.shape[1]), dtype=np.float64)
+    means = list(mean_columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN buckets stay NaN
+        for k in range(max_points):
+            chunk = rows[edges[k] : edges[k + 1]]
+            out[k] = np.nanmax(chunk, axis=0)
+            out[k, 0] = chunk[-1, 0]
+            if means:
+                out[k, means] = np.nanmean(chunk[:, means], axis=0)
+    return out
+
+
+#: GPU history columns averaged (rather than maxed) when downsampling: rates, not levels.
+GPU_MEAN_COLUMNS = tuple(1 + i for i, name in enumerate(HISTORY_FIELDS) if not name.startswith("mem_"))
+
+
+def _clean(values: Iterable[float]) -> list[Optional[float]]:
+    out: list[Optional[float]] = []
+    for v in values:
+        if math.isnan(v):
+            out.append(None)
+        elif float(v).is_integer():
+            out.append(int(v))
+        else:
+            out.append(round(float(v), 3))
+    return out
+
+
+class History:
+    """Thread-safe: the sampler thread appends, request handlers read."""
+
+    def __init__(self, history_seconds: float, interval: float) -> None:
+        self.capacity = max(2, int(math.ceil(history_seconds / interval)))
+        self.history_seconds = history_seconds
+        self._gpus: dict[int, Ring] = {}
+        self._procs: dict[tuple[int, int], Ring] = {}
+        self._proc_last: dict[tuple[int, int], float] = {}
+        self._lock = threading.Lock()
+
+    def append(self, readings: Sequence[GPUReading]) -> None:
+        with self._lock:
+            for r in readings:
+                ring = self._gpus.get(r.index)
+                if ring is None:
+                    ring = self._gpus[r.index] = Ring(self.capacity, 1 + len(HISTORY_FIELDS))
+                row = [r.t] + [_num(getattr(r, name)) for name in HISTORY_FIELDS]
+                ring.append(row)
+                for p in r.processes:
+                    key = (r.index, p.pid)
+                    pring = self._procs.get(key)
+                    if pring is None:
+                        pring = self._procs[key] = Ring(self.capacity, 2)
+                    pring.append((r.t, _num(p.used)))
+                    self._proc_last[key] = r.t
+            if readings:
+                self._expire(readings[0].t)
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.history_seconds * PROCESS_EXPIRY_FACTOR
+        for key in [k for k, last in self._proc_last.items() if last < horizon]:
+            del self._procs[key]
+            del self._proc_last[key]
+
+    def query(
+        self,
+        since: Optional[float] = None,
+        fields: Optional[Sequence[str]] = None,
+        max_points: int = 0,
+        gpus: Optional[Sequence[int]] = None,
+    ) -> dict[str, Any]:
+        fields = list(fields or HISTORY_FIELDS)
+        cols = [1 + HISTORY_FIELDS.index(name) for name in fields]
+        with self._lock:
+            gpu_rows = {i: ring.ordered() for i, ring in self._gpus.items() if gpus is None or i in gpus}
+            proc_rows = {k: ring.ordered() for k, ring in self._procs.items() if gpus is None or k[0] in gpus}
+        out_gpus = []
+        for index in sorted(gpu_rows):
+            rows = gpu_rows[index]
+            if since is not None:
+                rows = rows[rows[:, 0] > since]
+            rows = downsample(rows, max_points, GPU_MEAN_COLUMNS)
+            out_gpus.append(
+                {
+                    "index": index,
+                    "t": [round(float(t), 3) for t in rows[:, 0]],
+                    "values": {name: _clean(rows[:, col]) for name, col in zip(fields, cols)},
+                }
+            )
+        out_procs = []
+        for (gpu, pid), rows in sorted(proc_rows.items()):
+            if since is not None:
+                rows = rows[rows[:, 0] > since]
+            if not len(rows):
+                continue
+            rows = downsample(rows, max_points)
+            out_procs.append(
+                {"gpu": gpu, "pid": pid, "t": [round(float(t), 3) for t in rows[:, 0]], "used": _clean(rows[:, 1])}
+            )
+        return {"fields": fields, "gpus": out_gpus, "processes": out_procs}
+
+    def process_series(self, gpu: int, pid: int) -> Optional[np.ndarray]:
+        """(t, used) rows for one process, oldest first; for the leak detector."""
+        with self._lock:
+            ring = self._procs.get((gpu, pid))
+            return None if ring is None else ring.ordered()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(r.nbytes for r in self._gpus.values()) + sum(r.nbytes for r in self._procs.values())
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)

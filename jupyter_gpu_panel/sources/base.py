@@ -1,0 +1,51 @@
+"""The one interface every metrics source implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol
+
+from ..readings import STATE_OK, DeviceInfo, GPUReading
+
+
+@dataclass
+class SourceStatus:
+    """What a source found when it opened: the API reports it and the UI shows it."""
+
+    source: str
+    state: str = STATE_OK
+    message: Optional[str] = None
+    driver_version: Optional[str] = None
+    cuda_driver_version: Optional[str] = None
+    nvml_version: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == STATE_OK
+
+
+class Source(Protocol):
+    """A source of GPU readings.
+
+    ``read_fast`` and ``read_slow`` may block (NVML calls do) and are only called
+    from the sampler's worker threads, never from the tornado event loop.
+    """
+
+    name: str
+    #: True when reading pids belong to this host, so psutil may describe them.
+    local_pids: bool
+
+    def open(self) -> SourceStatus: ...
+
+    def devices(self) -> list[DeviceInfo]: ...
+
+    def read_fast(self, index: int) -> GPUReading: ...
+
+    def read_slow(self, index: int) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+    def is_lost_error(self, err: BaseException) -> bool:
+        """True when ``err`` means the device fell off the bus and will not come back."""
+        ...

@@ -1,0 +1,75 @@
+"""Fan-out of sampler ticks to websocket clients.
+
+The sampler thread hands each snapshot to the event loop once; the loop sends it to
+every client whose chosen rate is due, serialising once per distinct field
+selection, so 100 clients cost one NVML read and a handful of ``json.dumps`` per tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Optional, Protocol
+
+from .sampler import Sampler, Snapshot
+from .views import OwnerLookup, snapshot_json
+
+log = logging.getLogger(__name__)
+
+
+class StreamClient(Protocol):
+    interval: float
+    fields: Optional[tuple[str, ...]]
+    last_sent: float
+    user_scope: Optional[str]  # only this user's processes; None: everyone's
+
+    def send(self, message: str) -> None: ...
+
+
+class StreamHub:
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.clients: set[StreamClient] = set()
+        self.owner_of: Optional[OwnerLookup] = None
+        self.published = 0  # ticks handed to the loop
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        sampler.add_listener(self._on_tick)
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def close(self) -> None:
+        self._loop = None
+        self.clients.clear()
+
+    def add(self, client: StreamClient) -> None:
+        self.clients.add(client)
+
+    def remove(self, client: StreamClient) -> None:
+        self.clients.discard(client)
+
+    def _on_tick(self, snap: Snapshot) -> None:
+        # sampler thread: only hand over; never touch sockets here
+        loop = self._loop
+        if loop is not None and self.clients and not loop.is_closed():
+            loop.call_soon_threadsafe(self.publish, snap)
+
+    def publish(self, snap: Snapshot) -> None:
+        self.published += 1
+        tolerance = self.sampler.interval / 2
+        encoded: dict[Any, str] = {}
+        for client in list(self.clients):
+            if snap.t - client.last_sent < client.interval - tolerance:
+                continue
+            key = (client.fields, client.user_scope)
+            message = encoded.get(key)
+            if message is None:
+                doc = snapshot_json(self.sampler.status, snap, client.fields, self.owner_of, client.user_scope)
+                message = encoded[key] = json.dumps({"type": "snapshot", "snapshot": doc})
+            client.last_sent = snap.t
+            try:
+                client.send(message)
+            except Exception:  # noqa: BLE001 - a dead socket must not stop the others
+                log.debug("dropping stream client", exc_info=True)
+                self.remove(client)
