@@ -1,0 +1,139 @@
+/**
+ * The one client for the server's api/gpu-panel/ endpoints. Everything that
+ * talks HTTP or opens the stream socket goes through here, so auth (token,
+ * XSRF cookie) and base URLs are handled in one place by ServerConnection.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import {
+  IBenchmarkTemplate,
+  IDeviceInfo,
+  IHistoryResponse,
+  IKernelInfo,
+  ISnapshot,
+  IStatus
+} from './types';
+
+export const API_PREFIX = 'api/gpu-panel';
+
+/** A failed request, with the HTTP status (0 when the network failed). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export type KernelAction = 'interrupt' | 'restart' | 'shutdown' | 'probe';
+
+export class GpuApiClient {
+  constructor(settings?: ServerConnection.ISettings) {
+    this.settings = settings ?? ServerConnection.makeSettings();
+  }
+
+  readonly settings: ServerConnection.ISettings;
+
+  url(path: string): string {
+    return URLExt.join(this.settings.baseUrl, API_PREFIX, path);
+  }
+
+  async request<T>(path: string, init: RequestInit = {}): Promise<T> {
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(
+        this.url(path),
+        init,
+        this.settings
+      );
+    } catch (err) {
+      throw new ApiError(0, (err as Error).message || 'network error');
+    }
+    const text = await response.text();
+    let data: any = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const msg =
+        (data && (data.message || data.reason)) ||
+        `${response.status} ${response.statusText}`;
+      throw new ApiError(response.status, msg);
+    }
+    return data as T;
+  }
+
+  status(): Promise<IStatus> {
+    return this.request<IStatus>('status');
+  }
+
+  async devices(): Promise<IDeviceInfo[]> {
+    const r = await this.request<{ devices: IDeviceInfo[] }>('devices');
+    return r.devices ?? [];
+  }
+
+  snapshot(): Promise<ISnapshot> {
+    return this.request<ISnapshot>('snapshot');
+  }
+
+  history(
+    since: number,
+    fields: readonly string[],
+    maxPoints?: number
+  ): Promise<IHistoryResponse> {
+    const q: { [k: string]: string } = {
+      since: String(since),
+      fields: fields.join(',')
+    };
+    if (maxPoints) {
+      q.max_points = String(maxPoints);
+    }
+    return this.request<IHistoryResponse>(`history${URLExt.objectToQueryString(q)}`);
+  }
+
+  async kernels(): Promise<IKernelInfo[]> {
+    const r = await this.request<{ kernels: IKernelInfo[] }>('kernels');
+    return r.kernels ?? [];
+  }
+
+  kernelAction(kernelId: string, action: KernelAction): Promise<unknown> {
+    return this.request(
+      `kernels/${encodeURIComponent(kernelId)}/${action}`,
+      { method: 'POST', body: '{}' }
+    );
+  }
+
+  async benchmarks(): Promise<IBenchmarkTemplate[]> {
+    const r = await this.request<{ templates: IBenchmarkTemplate[] }>('benchmarks');
+    return r.templates ?? [];
+  }
+
+  async createBenchmark(template: string, path: string): Promise<string> {
+    const r = await this.request<{ path: string }>('benchmarks', {
+      method: 'POST',
+      body: JSON.stringify({ template, path })
+    });
+    return r.path;
+  }
+
+  /** URL of the stream socket; the token rides along only where Lab's own sockets send it. */
+  streamUrl(): string {
+    let url = URLExt.join(this.settings.wsUrl, API_PREFIX, 'stream');
+    const token = this.settings.token;
+    if (this.settings.appendToken && token) {
+      url += `?token=${encodeURIComponent(token)}`;
+    }
+    return url;
+  }
+
+  openStream(): WebSocket {
+    return new this.settings.WebSocket(this.streamUrl());
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Shapes of the server's REST/WS payloads (api/gpu-panel/...).
+ *
+ * Every numeric field may be null: a card that does not support a query
+ * reports null, and the UI must show "n/a" instead of failing.
+ */
+
+export type SourceState =
+  | 'ok'
+  | 'nvml-missing'
+  | 'driver-not-loaded'
+  | 'no-devices'
+  | 'error';
+
+export type GpuState = 'ok' | 'lost' | 'unresponsive' | 'error';
+
+export interface ISamplerStatus {
+  running: boolean;
+  ticks: number;
+  last_tick: number | null;
+  tick_ms: number | null;
+  errors: number;
+  last_error: string | null;
+}
+
+export interface IStatus {
+  version: string;
+  source: 'nvml' | 'replay' | string;
+  state: SourceState | string;
+  message: string | null;
+  driver_version: string | null;
+  cuda_driver_version: string | null;
+  nvml_version: string | null;
+  interval: number;
+  min_interval: number;
+  slow_interval?: number;
+  history_seconds: number;
+  replay_file: string | null;
+  sampler?: ISamplerStatus;
+  /** OS user the server runs as (optional: used to tell "my" processes). */
+  user?: string | null;
+}
+
+export interface IDeviceInfo {
+  index: number;
+  name: string | null;
+  uuid: string | null;
+  pci_bus_id?: string | null;
+  memory_total: number | null;
+  power_limit_mw: number | null;
+  clock_sm_max: number | null;
+  clock_mem_max: number | null;
+  [key: string]: unknown;
+}
+
+export interface IKernelOwner {
+  kind: 'kernel';
+  kernel_id: string;
+  kernel_name: string | null;
+  notebook: string | null;
+  user?: string | null;
+}
+
+export interface IOtherOwner {
+  kind: 'terminal' | 'process' | string;
+  [key: string]: unknown;
+}
+
+export type ProcessOwner = IKernelOwner | IOtherOwner;
+
+export interface IProcessReading {
+  pid: number;
+  gpu: number;
+  used: number | null;
+  type?: string | null;
+  name: string | null;
+  command: string | null;
+  user: string | null;
+  owner: ProcessOwner | null;
+}
+
+export interface IGpuReading {
+  index: number;
+  t: number;
+  state: GpuState | string;
+  error: string | null;
+  util_gpu: number | null;
+  util_mem: number | null;
+  mem_total: number | null;
+  mem_used: number | null;
+  mem_free: number | null;
+  mem_reserved: number | null;
+  temp_c: number | null;
+  power_mw: number | null;
+  power_limit_mw: number | null;
+  clock_sm: number | null;
+  clock_mem: number | null;
+  pstate: number | null;
+  throttle_reasons: string[] | null;
+  fan_pct: number | null;
+  pcie_tx_kbps: number | null;
+  pcie_rx_kbps: number | null;
+  pcie_gen?: number | null;
+  pcie_width?: number | null;
+  processes: IProcessReading[];
+  [key: string]: unknown;
+}
+
+export interface ISnapshot {
+  t: number;
+  source: string;
+  state: string;
+  message: string | null;
+  gpus: IGpuReading[];
+}
+
+/** Columnar history, one entry per GPU, ready for uPlot. */
+export interface IHistoryResponse {
+  now: number;
+  fields: string[];
+  gpus: Array<{
+    index: number;
+    t: number[];
+    values: { [field: string]: Array<number | null> };
+  }>;
+  processes?: Array<{ gpu: number; pid: number; t: number[]; used: number[] }>;
+}
+
+export type StreamMessage =
+  | { type: 'hello'; status: IStatus }
+  | { type: 'snapshot'; snapshot: ISnapshot }
+  | { type: 'config'; interval: number; fields?: string[] }
+  | { type: 'error'; message: string };
+
+export interface ILeakVerdict {
+  leak: boolean;
+  actionable: boolean;
+  bytes_per_second: number | null;
+  seconds_to_oom: number | null;
+  steps_to_oom: number | null;
+  message: string | null;
+  [key: string]: unknown;
+}
+
+export interface IKernelInfo {
+  kernel_id: string;
+  kernel_name: string | null;
+  notebook: string | null;
+  execution_state: string | null;
+  pids: number[];
+  memory: { [gpu: string]: number };
+  probe: { [key: string]: unknown } | null;
+  leak: ILeakVerdict | null;
+}
+
+export interface IBenchmarkTemplate {
+  name: string;
+  title: string;
+  description: string;
+}

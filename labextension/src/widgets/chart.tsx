@@ -1,0 +1,159 @@
+/**
+ * A small time-series chart: a thin React wrapper over one uPlot instance.
+ * uPlot draws on canvas, so its colours are read from the --jp-* variables
+ * at creation; a theme change recreates the chart (themeKey).
+ */
+import * as React from 'react';
+import uPlot from 'uplot';
+
+export interface IChartLine {
+  label: string;
+  /** A --jp-* variable name for the stroke. */
+  colorVar: string;
+  /** Fallback colour if the variable is missing (it never is in Lab). */
+  fallback: string;
+}
+
+export interface IChartProps {
+  title: string;
+  /** [times (s), ...one column per line]. */
+  data: Array<Array<number | null>>;
+  lines: IChartLine[];
+  /** Fixed y range; null end = auto. */
+  yMin?: number;
+  yMax?: number | null;
+  /** Axis and legend value formatter. */
+  format: (v: number) => string;
+  /** Changes when the theme changes, to re-read the colours. */
+  themeKey: string;
+  height?: number;
+}
+
+function cssVar(el: Element, name: string, fallback: string): string {
+  const v = getComputedStyle(el).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+export function TimeChart(props: IChartProps): JSX.Element {
+  const holder = React.useRef<HTMLDivElement>(null);
+  const plot = React.useRef<uPlot | null>(null);
+  const { title, data, lines, yMin, yMax, format, themeKey } = props;
+  const height = props.height ?? 80;
+
+  // Create (and recreate on theme/shape change).
+  React.useEffect(() => {
+    const el = holder.current;
+    if (!el) {
+      return;
+    }
+    const axisColor = cssVar(el, '--jp-ui-font-color2', '#616161');
+    const gridColor = cssVar(el, '--jp-border-color2', '#e0e0e0');
+    const font = `10px ${cssVar(el, '--jp-ui-font-family', 'sans-serif')}`;
+    const width = Math.max(120, el.clientWidth || 240);
+    const opts: uPlot.Options = {
+      width,
+      height,
+      legend: { show: false },
+      cursor: { show: true, x: true, y: false, points: { show: false } },
+      select: { show: false, left: 0, top: 0, width: 0, height: 0 },
+      scales: {
+        x: { time: true },
+        y: {
+          range: (_u, dmin, dmax) => {
+            const lo = yMin ?? Math.min(0, dmin);
+            const hi = yMax ?? (dmax > lo ? dmax * 1.1 : lo + 1);
+            return [lo, hi];
+          }
+        }
+      },
+      axes: [
+        {
+          stroke: axisColor,
+          grid: { stroke: gridColor, width: 1 },
+          ticks: { stroke: gridColor, width: 1 },
+          font,
+          size: 24
+        },
+        {
+          stroke: axisColor,
+          grid: { stroke: gridColor, width: 1 },
+          ticks: { show: false },
+          font,
+          size: 44,
+          values: (_u, splits) => splits.map(v => format(v))
+        }
+      ],
+      series: [
+        {},
+        ...lines.map(l => ({
+          label: l.label,
+          stroke: cssVar(el, l.colorVar, l.fallback),
+          width: 1.5,
+          points: { show: false },
+          spanGaps: false
+        }))
+      ]
+    };
+    const u = new uPlot(opts, data as uPlot.AlignedData, el);
+    plot.current = u;
+    const ro = new ResizeObserver(() => {
+      const w = el.clientWidth;
+      if (w > 0 && Math.abs(w - u.width) > 1) {
+        u.setSize({ width: w, height });
+      }
+    });
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      u.destroy();
+      plot.current = null;
+    };
+    // data is pushed by the effect below; recreating per tick would be wasteful.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [themeKey, lines.length, height, yMax, yMin]);
+
+  React.useEffect(() => {
+    plot.current?.setData(data as uPlot.AlignedData);
+  }, [data]);
+
+  const n = data[0]?.length ?? 0;
+  const lastT = n ? data[0][n - 1] : null;
+  const summary = lines
+    .map((l, i) => {
+      const col = data[i + 1] ?? [];
+      const v = col.length ? col[col.length - 1] : null;
+      return `${l.label} ${v === null || v === undefined ? 'n/a' : format(v)}`;
+    })
+    .join(', ');
+
+  return (
+    <figure
+      className="jp-GpuPanel-chart"
+      role="img"
+      aria-label={`${title} chart: now ${summary}`}
+      data-points={n}
+      data-first-t={n ? data[0][0] ?? '' : ''}
+      data-last-t={lastT ?? ''}
+    >
+      <figcaption className="jp-GpuPanel-chartTitle">
+        <span>{title}</span>
+        <span className="jp-GpuPanel-legend">
+          {lines.map((l, i) => {
+            const col = data[i + 1] ?? [];
+            const v = col.length ? col[col.length - 1] : null;
+            return (
+              <span key={l.label} className="jp-GpuPanel-legendItem">
+                <span
+                  className="jp-GpuPanel-swatch"
+                  style={{ background: `var(${l.colorVar})` }}
+                />
+                {l.label} {v === null || v === undefined ? 'n/a' : format(v)}
+              </span>
+            );
+          })}
+        </span>
+      </figcaption>
+      <div ref={holder} className="jp-GpuPanel-plot" />
+    </figure>
+  );
+}
