@@ -94,19 +94,14 @@ class GPUPanel(ExtensionApp):
         self.hub = StreamHub(self.sampler)
         self.settings["gpu_panel"] = self
         self.log.info("jupyter-gpu-panel: source=%s interval=%ss", self.source, self.sampler.interval)
+        # the sampler thread opens the source itself: NVML init (tens of ms, seconds on a sick
+        # driver) never runs on the event loop
+        self.sampler.start()
 
     def initialize_handlers(self) -> None:
         from .handlers import routes
 
         self.handlers.extend(routes())
-
-    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:  # noqa: D401
-        # NVML init can take tens of ms (seconds on a sick driver): never on the event loop
-        status = await asyncio.get_running_loop().run_in_executor(None, self.sampler.open)
-        if not status.ok:
-            self.log.warning("jupyter-gpu-panel: %s (%s)", status.state, status.message)
-        self.hub.attach(asyncio.get_running_loop())
-        self.sampler.start()
 
     async def stop_extension(self) -> None:
         self.hub.close()

@@ -139,7 +139,7 @@ class History:
             out_gpus.append(
                 {
                     "index": index,
-                    "t": [round(float(t), 3) for t in rows[:, 0]],
+                    "t": rows[:, 0].tolist(),
                     "values": {name: _clean(rows[:, col]) for name, col in zip(fields, cols)},
                 }
             )
@@ -151,7 +151,7 @@ class History:
                 continue
             rows = downsample(rows, max_points)
             out_procs.append(
-                {"gpu": gpu, "pid": pid, "t": [round(float(t), 3) for t in rows[:, 0]], "used": _clean(rows[:, 1])}
+                {"gpu": gpu, "pid": pid, "t": rows[:, 0].tolist(), "used": _clean(rows[:, 1])}
             )
         return {"fields": fields, "gpus": out_gpus, "processes": out_procs}
 

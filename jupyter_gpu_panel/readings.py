@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 #: Source states the API reports and the UI shows.
+STATE_STARTING = "starting"  # the sampler thread has not opened the source yet
 STATE_OK = "ok"
 STATE_NVML_MISSING = "nvml-missing"
 STATE_DRIVER_NOT_LOADED = "driver-not-loaded"

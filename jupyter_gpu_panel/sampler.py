@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from .history import History
 from .processes import ProcessDescriber
-from .readings import GPU_ERROR, GPU_LOST, GPU_UNRESPONSIVE, DeviceInfo, GPUReading
+from .readings import GPU_ERROR, GPU_LOST, GPU_UNRESPONSIVE, STATE_STARTING, DeviceInfo, GPUReading
 from .sources.base import Source, SourceStatus
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,9 @@ class Sampler:
         self.read_timeout = min(float(read_timeout), max(self.interval * 0.8, MIN_INTERVAL))
         self.history = History(history_seconds, self.interval)
         self.health = SamplerHealth()
-        self.status: SourceStatus = SourceStatus(source=getattr(source, "name", "unknown"))
+        self.status: SourceStatus = SourceStatus(
+            source=getattr(source, "name", "unknown"), state=STATE_STARTING, message="Opening the GPU source..."
+        )
         self.devices: list[DeviceInfo] = []
         self.latest: Optional[Snapshot] = None
         self._describer = ProcessDescriber() if describe_processes and source.local_pids else None
@@ -131,6 +133,8 @@ class Sampler:
 
     # -- the loop -------------------------------------------------------------------------
     def _run(self) -> None:
+        if self.status.state == STATE_STARTING:
+            self.open()
         self.health.running = True
         next_tick = time.monotonic()
         while not self._stop.is_set():

@@ -36,14 +36,14 @@ class StreamHub:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         sampler.add_listener(self._on_tick)
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-
     def close(self) -> None:
         self._loop = None
         self.clients.clear()
 
     def add(self, client: StreamClient) -> None:
+        """Called on the event loop, which is the loop ticks are handed to."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         self.clients.add(client)
 
     def remove(self, client: StreamClient) -> None:

@@ -1,0 +1,64 @@
+import math
+
+import numpy as np
+
+from jupyter_gpu_panel.history import History, Ring, downsample
+from jupyter_gpu_panel.readings import HISTORY_FIELDS, GPUReading, ProcessReading
+
+
+def reading(t, used, util=50, procs=()):
+    r = GPUReading(index=0, t=t, mem_used=used, mem_total=1000, util_gpu=util)
+    r.processes = [ProcessReading(pid=p, gpu=0, used=u) for p, u in procs]
+    return r
+
+
+def test_ring_keeps_the_newest_rows_in_order():
+    ring = Ring(3, 1)
+    for v in range(5):
+        ring.append([v])
+    assert ring.ordered()[:, 0].tolist() == [2, 3, 4]
+
+
+def test_history_is_bounded_and_states_its_bytes_per_gpu_hour():
+    h = History(history_seconds=3600, interval=1.0)
+    for t in range(5000):
+        h.append([reading(float(t), t)])
+    doc = h.query()
+    assert len(doc["gpus"][0]["t"]) == 3600
+    assert doc["gpus"][0]["t"][0] == 5000 - 3600
+    # 3600 rows x (1 + fields) x 8 bytes: the documented bound
+    assert h.nbytes == 3600 * (1 + len(HISTORY_FIELDS)) * 8
+
+
+def test_missing_values_are_null_and_processes_expire():
+    h = History(history_seconds=10, interval=1.0)
+    h.append([reading(0.0, None, procs=[(7, 100)])])
+    for t in range(1, 30):
+        h.append([reading(float(t), 5)])
+    doc = h.query()
+    assert doc["processes"] == []  # pid 7 ended 29 s ago, beyond the 10 s history
+    h2 = History(history_seconds=10, interval=1.0)
+    h2.append([reading(0.0, None, procs=[(7, 100)])])
+    doc = h2.query()
+    assert doc["gpus"][0]["values"]["mem_used"] == [None]
+    assert doc["processes"] == [{"gpu": 0, "pid": 7, "t": [0.0], "used": [100]}]
+
+
+def test_downsample_keeps_memory_peaks_and_averages_rates():
+    rows = np.array([[t, 10.0 if t != 5 else 99.0, t % 2 * 100.0] for t in range(10)])
+    out = downsample(rows, 2, mean_columns=[2])
+    assert out[:, 0].tolist() == [4.0, 9.0]
+    assert out[:, 1].tolist() == [10.0, 99.0]  # the spike survives
+    assert out[:, 2].tolist() == [40.0, 60.0]
+    assert downsample(rows, 0) is rows and downsample(rows, 50) is rows
+
+
+def test_query_since_and_gpu_filter():
+    h = History(history_seconds=100, interval=1.0)
+    for t in range(10):
+        h.append([reading(float(t), t)])
+    doc = h.query(since=6.5, fields=["mem_used"])
+    assert doc["gpus"][0]["t"] == [7.0, 8.0, 9.0]
+    assert doc["gpus"][0]["values"] == {"mem_used": [7, 8, 9]}
+    assert h.query(gpus=[3])["gpus"] == []
+    assert not math.isnan(h.query()["gpus"][0]["values"]["util_gpu"][0])
