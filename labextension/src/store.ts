@@ -71,6 +71,8 @@ export interface IStoreOptions {
 export const KEEP_SECONDS = 3600;
 const TICK_MARK = 'gpu-panel:tick-start';
 export const TICK_MEASURE = 'gpu-panel:tick';
+/** WebSocket.OPEN, spelled out so the store also runs where no global WebSocket exists (tests). */
+const WS_OPEN = 1;
 
 export class GpuStore {
   constructor(options: IStoreOptions) {
@@ -268,7 +270,7 @@ export class GpuStore {
 
   private _sendConfig(): void {
     const ws = this._ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || this._wantedInterval === null) {
+    if (!ws || ws.readyState !== WS_OPEN || this._wantedInterval === null) {
       return;
     }
     ws.send(JSON.stringify({ interval: this._wantedInterval }));

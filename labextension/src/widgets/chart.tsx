@@ -38,7 +38,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
   const holder = React.useRef<HTMLDivElement>(null);
   const plot = React.useRef<uPlot | null>(null);
   const { title, data, lines, yMin, yMax, format, themeKey } = props;
-  const height = props.height ?? 80;
+  const height = props.height ?? 96;
 
   // Create (and recreate on theme/shape change).
   React.useEffect(() => {
@@ -80,6 +80,8 @@ export function TimeChart(props: IChartProps): JSX.Element {
           ticks: { show: false },
           font,
           size: 44,
+          // Small charts: label bottom, middle and top only, always.
+          splits: (_u, _axis, min, max) => [min, (min + max) / 2, max],
           values: (_u, splits) => splits.map(v => format(v))
         }
       ],

@@ -1,0 +1,175 @@
+import {
+  busiestGpu,
+  formatBytes,
+  formatDuration,
+  formatMemoryPair,
+  formatPercent,
+  formatPower,
+  formatRate,
+  formatTemp,
+  leakText,
+  memoryPercent,
+  shortNumber,
+  statusBarText,
+  throttleText
+} from '../src/format';
+import { IGpuReading } from '../src/types';
+
+const GiB = 1024 ** 3;
+
+function gpu(partial: Partial<IGpuReading>): IGpuReading {
+  return {
+    index: 0,
+    t: 1,
+    state: 'ok',
+    error: null,
+    util_gpu: null,
+    util_mem: null,
+    mem_total: null,
+    mem_used: null,
+    mem_free: null,
+    mem_reserved: null,
+    temp_c: null,
+    power_mw: null,
+    power_limit_mw: null,
+    clock_sm: null,
+    clock_mem: null,
+    pstate: null,
+    throttle_reasons: null,
+    fan_pct: null,
+    pcie_tx_kbps: null,
+    pcie_rx_kbps: null,
+    processes: [],
+    ...partial
+  };
+}
+
+describe('numbers', () => {
+  it('keeps three significant digits at most', () => {
+    expect(shortNumber(12.4444)).toBe('12.4');
+    expect(shortNumber(79.65)).toBe('79.7');
+    expect(shortNumber(125.2)).toBe('125');
+    expect(shortNumber(80)).toBe('80');
+    expect(shortNumber(7.05)).toBe('7.05');
+    expect(shortNumber(0.25)).toBe('0.25');
+  });
+
+  it('formats bytes in the chosen unit, small values in MiB/MB', () => {
+    expect(formatBytes(12.4 * GiB)).toBe('12.4 GiB');
+    expect(formatBytes(12.4e9, 'GB')).toBe('12.4 GB');
+    expect(formatBytes(512 * 1024 ** 2)).toBe('512 MiB');
+    expect(formatBytes(5e8, 'GB')).toBe('500 MB');
+    expect(formatBytes(null)).toBe('n/a');
+    expect(formatBytes(NaN)).toBe('n/a');
+  });
+
+  it('formats the H100 trace memory as the status bar shows it', () => {
+    // mem_total of the bundled H100 trace
+    expect(formatMemoryPair(15200550912, 85520809984, 'GiB')).toBe('14.2/79.6 GiB');
+    expect(formatMemoryPair(15200550912, 85520809984, 'GB')).toBe('15.2/85.5 GB');
+    expect(formatMemoryPair(1, null)).toBe('n/a');
+  });
+
+  it('formats percent, power, temperature', () => {
+    expect(formatPercent(63.4)).toBe('63%');
+    expect(formatPercent(undefined)).toBe('n/a');
+    expect(formatPower(231400, 700000)).toBe('231/700 W');
+    expect(formatPower(231400, null)).toBe('231 W');
+    expect(formatPower(null, 700000)).toBe('n/a');
+    expect(formatTemp(56)).toBe('56 °C');
+  });
+
+  it('bounds memory percent and rejects a zero total', () => {
+    expect(memoryPercent(50, 100)).toBe(50);
+    expect(memoryPercent(150, 100)).toBe(100);
+    expect(memoryPercent(1, 0)).toBeNull();
+  });
+});
+
+describe('throttle reasons', () => {
+  it('turns NVML words into plain words, deduplicated', () => {
+    expect(throttleText(['sw_power_cap', 'hw_slowdown'])).toBe(
+      'software power cap, hardware slowdown'
+    );
+    expect(throttleText(['power_cap', 'sw_power_cap'])).toBe('software power cap');
+    expect(throttleText(['some_new_reason'])).toBe('some new reason');
+    expect(throttleText([])).toBe('none');
+    expect(throttleText(null)).toBe('n/a');
+  });
+});
+
+describe('durations and leaks', () => {
+  it('formats durations', () => {
+    expect(formatDuration(12.2)).toBe('12 s');
+    expect(formatDuration(240)).toBe('4 min');
+    expect(formatDuration(7500)).toBe('2 h 5 min');
+    expect(formatDuration(7200)).toBe('2 h');
+    expect(formatDuration(3 * 86400)).toBe('3 d');
+    expect(formatDuration(null)).toBe('n/a');
+  });
+
+  it('formats a growth rate per minute', () => {
+    expect(formatRate(GiB / 60)).toBe('+1 GiB/min');
+    expect(formatRate(-GiB / 60)).toBe('-1 GiB/min');
+  });
+
+  it('writes a forecast line from the leak verdict', () => {
+    expect(leakText(null)).toBe('No verdict yet');
+    expect(
+      leakText({
+        leak: false,
+        actionable: false,
+        bytes_per_second: null,
+        seconds_to_oom: null,
+        steps_to_oom: null,
+        message: 'stable'
+      })
+    ).toBe('stable');
+    expect(
+      leakText({
+        leak: true,
+        actionable: true,
+        bytes_per_second: (1.5 * GiB) / 60,
+        seconds_to_oom: 720,
+        steps_to_oom: 340.2,
+        message: 'grows 1.5 GiB/min'
+      })
+    ).toBe('Leak: +1.5 GiB/min, out of memory in about 12 min (~340 steps)');
+    expect(
+      leakText({
+        leak: true,
+        actionable: false,
+        bytes_per_second: null,
+        seconds_to_oom: null,
+        steps_to_oom: 50,
+        message: null
+      })
+    ).toBe('Possible leak: out of memory ~50 steps');
+  });
+});
+
+describe('status bar', () => {
+  it('shows the one GPU without an index', () => {
+    const g = gpu({ util_gpu: 63, mem_used: 12.4 * GiB, mem_total: 80 * GiB });
+    expect(statusBarText([g])).toBe('GPU 63% · 12.4/80 GiB');
+  });
+
+  it('shows the busiest of several GPUs with its index', () => {
+    const a = gpu({ index: 0, util_gpu: 10, mem_used: 70 * GiB, mem_total: 80 * GiB });
+    const b = gpu({ index: 1, util_gpu: 90, mem_used: 1 * GiB, mem_total: 80 * GiB });
+    const lost = gpu({ index: 2, state: 'lost', util_gpu: 100 });
+    expect(busiestGpu([a, b, lost])?.index).toBe(1);
+    expect(statusBarText([a, b, lost])).toBe('GPU1 90% · 1/80 GiB');
+  });
+
+  it('breaks utilization ties by memory use', () => {
+    const a = gpu({ index: 0, util_gpu: 0, mem_used: 1, mem_total: 100 });
+    const b = gpu({ index: 1, util_gpu: 0, mem_used: 50, mem_total: 100 });
+    expect(busiestGpu([a, b])?.index).toBe(1);
+  });
+
+  it('says so when every GPU is lost or there is none', () => {
+    expect(statusBarText([gpu({ state: 'lost' })])).toBe('GPU lost');
+    expect(statusBarText([])).toBe('GPU —');
+  });
+});

@@ -1,0 +1,260 @@
+/**
+ * The store against a fake socket and a fake API client: one socket, seeding
+ * from history, growing from ticks, reconnect with backoff, 404 handling,
+ * leak notifications once per episode.
+ */
+(globalThis as any).window = globalThis;
+
+class FakeApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string
+  ) {
+    super(message);
+  }
+}
+
+jest.mock('../src/api', () => ({ ApiError: FakeApiError, GpuApiClient: class {} }));
+
+import { GpuStore } from '../src/store';
+import { IKernelInfo, ISnapshot, IStatus } from '../src/types';
+
+class FakeSocket {
+  static all: FakeSocket[] = [];
+  readyState = 0;
+  sent: string[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((ev: { data: string }) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  constructor() {
+    FakeSocket.all.push(this);
+  }
+  send(s: string) {
+    this.sent.push(s);
+  }
+  close() {
+    this.readyState = 3;
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  recv(msg: unknown) {
+    this.onmessage?.({ data: JSON.stringify(msg) });
+  }
+  drop() {
+    this.readyState = 3;
+    this.onclose?.({ code: 1006, reason: '' });
+  }
+}
+
+const STATUS = {
+  version: '0',
+  source: 'replay',
+  state: 'ok',
+  message: null,
+  interval: 1,
+  min_interval: 0.1,
+  history_seconds: 3600,
+  replay_file: 'x'
+} as unknown as IStatus;
+
+function snap(t: number, util: number): ISnapshot {
+  return {
+    t,
+    source: 'replay',
+    state: 'ok',
+    message: null,
+    gpus: [{ index: 0, t, state: 'ok', util_gpu: util, mem_used: 1, processes: [] } as any]
+  };
+}
+
+function leakyKernel(actionable: boolean): IKernelInfo {
+  return {
+    kernel_id: 'k1',
+    kernel_name: 'python3',
+    notebook: 'a.ipynb',
+    execution_state: 'busy',
+    pids: [],
+    memory: {},
+    probe: null,
+    leak: {
+      leak: true,
+      actionable,
+      bytes_per_second: 1,
+      seconds_to_oom: 60,
+      steps_to_oom: null,
+      message: null
+    }
+  };
+}
+
+function makeClient(over: Partial<Record<string, jest.Mock>> = {}) {
+  return {
+    openStream: jest.fn(() => new FakeSocket()),
+    history: jest.fn(async () => ({
+      now: 10,
+      fields: [],
+      gpus: [{ index: 0, t: [1, 2, 3], values: { util_gpu: [10, 20, 30] } }]
+    })),
+    devices: jest.fn(async () => [{ index: 0, name: 'NVIDIA H100 80GB HBM3' }]),
+    status: jest.fn(async () => STATUS),
+    kernels: jest.fn(async () => []),
+    benchmarks: jest.fn(async () => {
+      throw new FakeApiError(404, 'nope');
+    }),
+    kernelAction: jest.fn(async () => ({})),
+    ...over
+  };
+}
+
+async function flush() {
+  for (let i = 0; i < 10; i++) {
+    await Promise.resolve();
+  }
+}
+
+beforeEach(() => {
+  FakeSocket.all = [];
+  jest.useFakeTimers();
+});
+afterEach(() => {
+  jest.useRealTimers();
+});
+
+describe('GpuStore', () => {
+  it('opens one socket, seeds from history, then grows from ticks', async () => {
+    const client = makeClient();
+    const store = new GpuStore({ client: client as any });
+    const kinds: string[] = [];
+    store.changed.connect((_, k) => kinds.push(k));
+    store.start();
+    store.start(); // idempotent: still one socket
+    expect(FakeSocket.all).toHaveLength(1);
+    const ws = FakeSocket.all[0];
+    store.setInterval(0.5);
+    ws.open();
+    expect(JSON.parse(ws.sent[ws.sent.length - 1])).toEqual({ interval: 0.5 });
+    ws.recv({ type: 'hello', status: STATUS });
+    expect(store.state.conn.phase).toBe('live');
+    await flush();
+    expect(client.history).toHaveBeenCalledWith(0, expect.any(Array), expect.any(Number));
+    expect(store.state.series.get(0)!.t).toEqual([1, 2, 3]);
+    expect(store.state.devices.get(0)?.name).toBe('NVIDIA H100 80GB HBM3');
+    ws.recv({ type: 'snapshot', snapshot: snap(4, 40) });
+    expect(store.state.series.get(0)!.t).toEqual([1, 2, 3, 4]);
+    expect(store.state.series.get(0)!.values.util_gpu).toEqual([10, 20, 30, 40]);
+    expect(store.state.snapshot?.t).toBe(4);
+    ws.recv({ type: 'config', interval: 0.5 });
+    expect(store.state.effectiveInterval).toBe(0.5);
+    expect(kinds).toEqual(expect.arrayContaining(['conn', 'status', 'history', 'tick']));
+    expect(store.socketsOpened).toBe(1);
+    store.dispose();
+  });
+
+  it('reconnects with backoff and only fetches the gap', async () => {
+    const client = makeClient();
+    const store = new GpuStore({ client: client as any });
+    store.start();
+    const ws = FakeSocket.all[0];
+    ws.open();
+    ws.recv({ type: 'hello', status: STATUS });
+    await flush();
+    ws.recv({ type: 'snapshot', snapshot: snap(4, 40) });
+    ws.drop();
+    expect(store.state.conn.phase).toBe('reconnecting');
+    expect(store.state.snapshot?.t).toBe(4); // last data kept on screen
+    jest.advanceTimersByTime(700);
+    await flush();
+    expect(FakeSocket.all).toHaveLength(2);
+    const ws2 = FakeSocket.all[1];
+    ws2.open();
+    ws2.recv({ type: 'hello', status: STATUS });
+    await flush();
+    expect(store.state.conn.phase).toBe('live');
+    expect(client.history).toHaveBeenLastCalledWith(3, expect.any(Array), expect.any(Number));
+    store.dispose();
+  });
+
+  it('says unreachable after repeated failures', async () => {
+    const client = makeClient({
+      status: jest.fn(async () => {
+        throw new FakeApiError(0, 'refused');
+      })
+    });
+    const store = new GpuStore({ client: client as any });
+    store.start();
+    for (let i = 0; i < 3; i++) {
+      FakeSocket.all[FakeSocket.all.length - 1].drop();
+      jest.advanceTimersByTime(20000);
+      await flush();
+    }
+    expect(store.state.conn.failures).toBeGreaterThanOrEqual(3);
+    expect(store.state.conn.phase).toBe('unreachable');
+    store.dispose();
+  });
+
+  it('closes a socket that went silent (watchdog)', async () => {
+    const client = makeClient();
+    const store = new GpuStore({ client: client as any });
+    store.start();
+    const ws = FakeSocket.all[0];
+    ws.open();
+    ws.recv({ type: 'hello', status: STATUS });
+    jest.advanceTimersByTime(12000);
+    expect(ws.readyState).toBe(3);
+    expect(store.state.conn.phase).toBe('reconnecting');
+    store.dispose();
+  });
+
+  it('recognises a server without the extension (404)', async () => {
+    const client = makeClient({
+      status: jest.fn(async () => {
+        throw new FakeApiError(404, 'Not Found');
+      })
+    });
+    const store = new GpuStore({ client: client as any });
+    store.start();
+    FakeSocket.all[0].drop();
+    jest.advanceTimersByTime(1000);
+    await flush();
+    expect(store.state.conn.phase).toBe('no-extension');
+    store.dispose();
+  });
+
+  it('hides kernels when the route is missing, and notifies a leak once per episode', async () => {
+    const onLeak = jest.fn();
+    let kernels: IKernelInfo[] = [leakyKernel(true)];
+    const client = makeClient({ kernels: jest.fn(async () => kernels) });
+    const store = new GpuStore({ client: client as any, onLeak, kernelsPollMs: 1000 });
+    store.setLeakHorizon(1800, true);
+    store.start();
+    await flush();
+    expect(store.state.kernelsAvailable).toBe(true);
+    expect(onLeak).toHaveBeenCalledTimes(1);
+    jest.advanceTimersByTime(1000);
+    await flush();
+    expect(onLeak).toHaveBeenCalledTimes(1); // same episode
+    kernels = [leakyKernel(false)];
+    jest.advanceTimersByTime(1000);
+    await flush();
+    kernels = [leakyKernel(true)];
+    jest.advanceTimersByTime(1000);
+    await flush();
+    expect(onLeak).toHaveBeenCalledTimes(2); // new episode
+    store.dispose();
+
+    const c404 = makeClient({
+      kernels: jest.fn(async () => {
+        throw new FakeApiError(404, 'Not Found');
+      })
+    });
+    const s2 = new GpuStore({ client: c404 as any });
+    s2.start();
+    await flush();
+    expect(s2.state.kernelsAvailable).toBe(false);
+    expect(s2.state.kernelsError).toBeNull();
+    s2.dispose();
+  });
+});
