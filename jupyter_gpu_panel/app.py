@@ -69,6 +69,11 @@ class GPUPanel(ExtensionApp):
         help="Include other users' GPU processes in the API (their pid, user and memory).",
     ).tag(config=True)
 
+    kernel_refresh = Float(
+        2.0,
+        help="Seconds between refreshes of the kernel view: which kernel owns each GPU process, probe readings, leak verdicts.",
+    ).tag(config=True)
+
     @validate("interval")
     def _floor_interval(self, proposal: dict) -> float:
         return max(MIN_INTERVAL, float(proposal["value"]))
@@ -89,9 +94,14 @@ class GPUPanel(ExtensionApp):
             history_seconds=self.history_seconds,
             read_timeout=self.read_timeout,
         )
+        from .probes import Probes
         from .stream import StreamHub
+        from .tracking import KernelTracker
 
         self.hub = StreamHub(self.sampler)
+        self.probes = Probes.in_runtime_dir(self.serverapp.runtime_dir)
+        self.tracker = KernelTracker(self.serverapp, self.sampler, self.probes, period=self.kernel_refresh)
+        self.hub.owner_of = self.tracker.owner_of
         self.settings["gpu_panel"] = self
         self.log.info("jupyter-gpu-panel: source=%s interval=%ss", self.source, self.sampler.interval)
         # the sampler thread opens the source itself: NVML init (tens of ms, seconds on a sick
@@ -103,6 +113,10 @@ class GPUPanel(ExtensionApp):
 
         self.handlers.extend(routes())
 
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        self.tracker.start()
+
     async def stop_extension(self) -> None:
+        self.tracker.stop()
         self.hub.close()
         await asyncio.get_running_loop().run_in_executor(None, self.sampler.stop)

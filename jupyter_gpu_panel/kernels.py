@@ -1,0 +1,213 @@
+"""Which kernel, notebook and user hold each GPU process.
+
+``attribute`` is pure: given the GPU pids, the kernels' pids and a parent lookup, it
+walks each GPU process up its process tree (DataLoader workers and subprocesses count
+toward their kernel). ``Attribution`` gathers those inputs from the server (kernel and
+session managers on the event loop, psutil in a worker thread) and keeps the answer
+for the API.
+
+Inside a container NVML may report host pids that do not exist in our pid namespace;
+then no GPU pid can be walked. We detect that (none of the GPU pids exist here) and say
+so (``pid_namespace: "mismatch"``), and fall back to the probes, which know their own
+kernel: a probed kernel is matched to the GPU process whose memory is closest to the
+probe's reserved bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 32
+
+
+@dataclass
+class KernelRef:
+    kernel_id: str
+    kernel_name: Optional[str] = None
+    notebook: Optional[str] = None
+    execution_state: Optional[str] = None
+    user: Optional[str] = None
+
+    def owner(self, via_pid: Optional[int] = None) -> dict[str, Any]:
+        return {
+            "kind": "kernel",
+            "kernel_id": self.kernel_id,
+            "kernel_name": self.kernel_name,
+            "notebook": self.notebook,
+            "user": self.user,
+            "via_pid": via_pid,
+        }
+
+
+def attribute(
+    gpu_pids: Iterable[int],
+    kernel_pids: Mapping[int, KernelRef],
+    parent_of: Callable[[int], Optional[int]],
+    terminal_pids: Iterable[int] = (),
+) -> dict[int, dict[str, Any]]:
+    """Owner of each GPU pid: the nearest kernel (or terminal) among its ancestors, else a plain process."""
+    terminals = set(terminal_pids)
+    owners: dict[int, dict[str, Any]] = {}
+    for pid in gpu_pids:
+        owner: dict[str, Any] = {"kind": "process"}
+        current: Optional[int] = pid
+        for _ in range(MAX_DEPTH):
+            if current is None or current <= 1:
+                break
+            if current in kernel_pids:
+                owner = kernel_pids[current].owner(via_pid=None if current == pid else current)
+                break
+            if current in terminals:
+                owner = {"kind": "terminal", "via_pid": current}
+                break
+            current = parent_of(current)
+        owners[pid] = owner
+    return owners
+
+
+def match_by_memory(
+    unmatched: Mapping[int, int], probes: Mapping[str, int], tolerance: float = 0.25
+) -> dict[int, str]:
+    """Container fallback: GPU pid -> kernel id, pairing each probe's reserved bytes with the
+    GPU process whose NVML memory (reserve + CUDA context) is closest, within ``tolerance``."""
+    out: dict[int, str] = {}
+    free = dict(unmatched)
+    for kernel_id, reserved in sorted(probes.items(), key=lambda kv: -kv[1]):
+        if not free:
+            break
+        pid, used = min(free.items(), key=lambda kv: abs(kv[1] - reserved))
+        if reserved > 0 and abs(used - reserved) <= tolerance * max(used, reserved) + 600 * 2**20:
+            out[pid] = kernel_id
+            del free[pid]
+    return out
+
+
+def parent_pid(pid: int) -> Optional[int]:
+    try:
+        return psutil.Process(pid).ppid()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def pids_exist(pids: Iterable[int]) -> bool:
+    return any(psutil.pid_exists(p) for p in pids)
+
+
+@dataclass
+class AttributionState:
+    owners: dict[int, dict[str, Any]] = field(default_factory=dict)
+    kernels: dict[str, KernelRef] = field(default_factory=dict)
+    kernel_pids: dict[str, int] = field(default_factory=dict)
+    pid_namespace: str = "host"
+
+
+class Attribution:
+    """Refreshed every few seconds on the event loop; psutil work runs in a thread."""
+
+    def __init__(self, serverapp: Any, sampler: Any, probes: Any = None) -> None:
+        self.serverapp = serverapp
+        self.sampler = sampler
+        self.probes = probes
+        self.state = AttributionState()
+
+    def owner_of(self, pid: int) -> Optional[dict[str, Any]]:
+        return self.state.owners.get(pid)
+
+    async def _kernels(self) -> dict[str, KernelRef]:
+        km = self.serverapp.kernel_manager
+        sessions: dict[str, str] = {}
+        try:
+            for s in await _maybe_await(self.serverapp.session_manager.list_sessions()):
+                kernel = s.get("kernel") or {}
+                if kernel.get("id"):
+                    sessions[kernel["id"]] = s.get("path")
+        except Exception:  # noqa: BLE001 - sessions are a nicety; kernels still count
+            log.debug("listing sessions failed", exc_info=True)
+        user = getattr(getattr(self.serverapp, "identity_provider", None), "user", None)
+        out = {}
+        for kid in list(km.list_kernel_ids()):
+            kernel = km.get_kernel(kid)
+            out[kid] = KernelRef(
+                kernel_id=kid,
+                kernel_name=getattr(kernel, "kernel_name", None),
+                notebook=sessions.get(kid),
+                execution_state=getattr(kernel, "execution_state", None),
+                user=getattr(user, "username", None) or _username(),
+            )
+        return out
+
+    def _kernel_pids(self) -> dict[str, int]:
+        km = self.serverapp.kernel_manager
+        out = {}
+        for kid in list(km.list_kernel_ids()):
+            kernel = km.get_kernel(kid)
+            pid = getattr(getattr(kernel, "provisioner", None), "pid", None)
+            if pid is None:
+                pid = getattr(getattr(kernel, "kernel", None), "pid", None)
+            if isinstance(pid, int):
+                out[kid] = pid
+        return out
+
+    def _terminal_pids(self) -> list[int]:
+        tm = self.serverapp.web_app.settings.get("terminal_manager")
+        pids = []
+        for term in getattr(tm, "terminals", {}).values() if tm is not None else []:
+            pid = getattr(getattr(term, "ptyproc", None), "pid", None)
+            if isinstance(pid, int):
+                pids.append(pid)
+        return pids
+
+    async def refresh(self) -> AttributionState:
+        kernels = await self._kernels()
+        kernel_pids = self._kernel_pids()
+        terminals = self._terminal_pids()
+        snap = self.sampler.snapshot()
+        gpu_used: dict[int, int] = {}
+        for gpu in snap.gpus if snap else []:
+            for p in gpu.processes:
+                gpu_used[p.pid] = gpu_used.get(p.pid, 0) + (p.used or 0)
+        by_pid = {pid: kernels[kid] for kid, pid in kernel_pids.items() if kid in kernels}
+        local = self.sampler.source.local_pids
+        loop = asyncio.get_running_loop()
+
+        def work() -> tuple[dict[int, dict[str, Any]], str]:
+            if not gpu_used or not local:
+                return {}, "host"
+            if not pids_exist(gpu_used):
+                return {}, "mismatch"
+            return attribute(gpu_used, by_pid, parent_pid, terminals), "host"
+
+        owners, namespace = await loop.run_in_executor(None, work)
+        if namespace == "mismatch" and self.probes is not None:
+            reserved = self.probes.reserved_by_kernel()
+            for pid, kid in match_by_memory(gpu_used, reserved).items():
+                if kid in kernels:
+                    owners[pid] = {**kernels[kid].owner(), "matched_by": "memory"}
+        self.state = AttributionState(owners, kernels, kernel_pids, namespace)
+        return self.state
+
+    def pids_of(self, kernel_id: str) -> list[int]:
+        return sorted(pid for pid, o in self.state.owners.items() if o.get("kernel_id") == kernel_id)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+def _username() -> Optional[str]:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return os.environ.get("USER")

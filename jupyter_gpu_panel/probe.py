@@ -1,0 +1,221 @@
+"""The in-kernel memory probe: one line of allocator readings after every optimizer step.
+
+``%load_ext jupyter_gpu_panel`` in a notebook, or ``jupyter_gpu_panel.probe.start()`` in a
+script (torchrun included: each rank writes its own file). torch's global optimizer-step
+hook calls us after every ``optimizer.step()`` of any optimizer, so the training loop needs
+no change, and every reading is taken at the same point of the iteration: boundary
+readings are deterministic, which is what makes a 512 B/step slope measurable.
+
+Records use the ``*.iters.jsonl`` format of the project's recorded traces, plus
+``limit`` (device total x per-process memory fraction) and ``device``. They go to
+``<jupyter runtime dir>/gpu-panel/probe-<pid>.iters.jsonl`` (directory 0700, files 0600,
+rotated at ``max_bytes``) beside ``probe-<pid>.json`` (who wrote it), where the server
+finds them. Nothing here synchronises the GPU: the allocator counters are host-side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+PROBE_DIR_NAME = "gpu-panel"
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+FLUSH_SECONDS = 0.5
+
+
+def probe_dir() -> Path:
+    """Per-user and private: the Jupyter runtime directory (as the server sees it)."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return Path(jupyter_runtime_dir()) / PROBE_DIR_NAME
+
+
+def _kernel_id() -> Optional[str]:
+    """The Jupyter kernel id, from the kernel's connection file name (``kernel-<id>.json``)."""
+    try:
+        from ipykernel import get_connection_file
+
+        match = re.search(r"kernel-([0-9a-fA-F-]+)\.json$", get_connection_file())
+        return match.group(1) if match else None
+    except Exception:  # noqa: BLE001 - not in a kernel (a script, torchrun)
+        return None
+
+
+class Probe:
+    """Writes one record per optimizer step of this process."""
+
+    def __init__(self, directory: Optional[Path] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        import torch  # noqa: PLC0415 - optional dependency, checked by start()
+
+        self.torch = torch
+        self.device = torch.cuda.current_device() if device is None else device
+        self.dir = Path(directory) if directory else probe_dir()
+        self.pid = os.getpid()
+        self.max_bytes = max_bytes
+        self.path = self.dir / f"probe-{self.pid}.iters.jsonl"
+        self.cells_path = self.dir / f"probe-{self.pid}.cells.jsonl"
+        self.meta_path = self.dir / f"probe-{self.pid}.json"
+        self.step = 0
+        self._last_t: Optional[float] = None
+        self._last_flush = 0.0
+        self._handle: Any = None
+        self._fh: Any = None
+        self.limit = self._limit()
+
+    def _limit(self) -> int:
+        """What this process may allocate: the card's total times the per-process fraction."""
+        cuda = self.torch.cuda
+        total = cuda.get_device_properties(self.device).total_memory
+        fraction = 1.0
+        try:
+            fraction = float(cuda.get_per_process_memory_fraction(self.device))
+        except (AttributeError, RuntimeError):  # older torch: no getter
+            pass
+        return int(total * fraction)
+
+    def open(self) -> None:
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        meta = {
+            "pid": self.pid,
+            "kernel_id": _kernel_id(),
+            "device": self.device,
+            "limit": self.limit,
+            "started": time.time(),
+            "torch": self.torch.__version__,
+            "argv": sys.argv[:4],
+            "rank": os.environ.get("RANK"),
+        }
+        self._write_private(self.meta_path, json.dumps(meta))
+        self._fh = self._open_private(self.path, "a")
+        self._handle = self.torch.optim.optimizer.register_optimizer_step_post_hook(self._on_step)
+
+    @staticmethod
+    def _open_private(path: Path, mode: str) -> Any:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC), 0o600)
+        return os.fdopen(fd, mode, buffering=1 << 16)
+
+    def _write_private(self, path: Path, text: str) -> None:
+        with self._open_private(path, "w") as fh:
+            fh.write(text)
+
+    def reading(self) -> dict[str, Any]:
+        """The allocator's state now, in the ``*.iters.jsonl`` fields."""
+        cuda = self.torch.cuda
+        stats = cuda.memory_stats(self.device)
+        return {
+            "allocated": stats.get("allocated_bytes.all.current", 0),
+            "reserved": stats.get("reserved_bytes.all.current", 0),
+            "active": stats.get("active_bytes.all.current", 0),
+            "inactive_split": stats.get("inactive_split_bytes.all.current", 0),
+            "peak_allocated": stats.get("allocated_bytes.all.peak", 0),
+            "alloc_retries": stats.get("num_alloc_retries", 0),
+            "num_ooms": stats.get("num_ooms", 0),
+        }
+
+    def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        now = time.time()
+        rec: dict[str, Any] = {
+            "i": self.step,
+            "t": now,
+            "dt": None if self._last_t is None else now - self._last_t,
+        }
+        rec.update(self.reading())
+        rec["limit"] = self.limit
+        rec["device"] = self.device
+        self._last_t = now
+        self.step += 1
+        self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        if now - self._last_flush >= FLUSH_SECONDS:
+            self._last_flush = now
+            self._fh.flush()
+            if self._fh.tell() > self.max_bytes:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        """Keep the newest records and one older file, so the size stays bounded."""
+        self._fh.close()
+        os.replace(self.path, self.path.with_suffix(".jsonl.1"))
+        self._fh = self._open_private(self.path, "a")
+
+    def record_cell(self, cell_id: str, execution_count: Optional[int]) -> None:
+        """After each cell: what it left allocated (the per-cell leak signal)."""
+        rec = {"t": time.time(), "cell": cell_id, "execution_count": execution_count, **self.reading()}
+        with self._open_private(self.cells_path, "a") as fh:
+            fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+_probe: Optional[Probe] = None
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why the probe cannot run here, or None when it can."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed: the GPU memory probe does nothing."
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA GPU: the GPU memory probe does nothing."
+    if not hasattr(torch.optim.optimizer, "register_optimizer_step_post_hook"):
+        return f"torch {torch.__version__} has no global optimizer-step hook (needs 2.0+)."
+    return None
+
+
+def start(directory: Optional[str] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Optional[Probe]:
+    """Start recording after every optimizer step of this process. Idempotent."""
+    global _probe
+    if _probe is not None:
+        return _probe
+    reason = unavailable_reason()
+    if reason:
+        print(f"jupyter-gpu-panel: {reason}", file=sys.stderr)
+        return None
+    probe = Probe(Path(directory) if directory else None, device, max_bytes)
+    probe.open()
+    _probe = probe
+    return probe
+
+
+def stop() -> None:
+    global _probe
+    if _probe is not None:
+        _probe.close()
+        _probe = None
+
+
+def _post_run_cell(result: Any) -> None:
+    if _probe is None:
+        return
+    info = getattr(result, "info", None)
+    source = getattr(info, "raw_cell", "") or ""
+    cell_id = getattr(info, "cell_id", None) or f"src:{hash(source.strip()) & 0xFFFFFFFF:08x}"
+    _probe.record_cell(cell_id, getattr(result, "execution_count", None))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    probe = start()
+    if probe is None:
+        return
+    ipython.events.register("post_run_cell", _post_run_cell)
+    print(f"jupyter-gpu-panel: tracking GPU memory after every optimizer step (cuda:{probe.device}).")
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    try:
+        ipython.events.unregister("post_run_cell", _post_run_cell)
+    except ValueError:
+        pass
+    stop()

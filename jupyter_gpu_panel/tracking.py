@@ -1,0 +1,203 @@
+"""Per-kernel GPU view: attribution + probe readings + leak verdicts, refreshed periodically.
+
+The ``kernels`` endpoint serves the last refresh; the refresh runs on the event loop
+every ``period`` seconds and pushes its file and psutil work into a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Optional
+
+import numpy as np
+
+from . import leaks
+from .kernels import Attribution
+from .probes import ProbeFollower, Probes
+
+log = logging.getLogger(__name__)
+
+GiB = 1024**3
+MiB = 1024**2
+
+
+def human_bytes(n: float) -> str:
+    n = abs(n)
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def human_seconds(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.0f} days"
+
+
+def leak_message(report: dict[str, Any]) -> str:
+    """One sentence for the panel and the notification."""
+    if not report.get("leak"):
+        return "No memory growth across steps."
+    bps = report.get("bytes_per_step")
+    rate = f"{human_bytes(bps)} a step" if bps else f"{human_bytes(report.get('bytes_per_second') or 0)}/s"
+    secs = report.get("seconds_to_oom")
+    steps = report.get("steps_to_oom")
+    if not report.get("actionable"):
+        return f"Slow growth of {rate}: would not fill the memory within 24 h."
+    parts = [f"Leaking {rate}"]
+    if secs is not None:
+        parts.append(f"full in ~{human_seconds(secs)}")
+    if steps is not None and report.get("current_step") is not None:
+        parts.append(f"around step {int(report['current_step'] + steps):,}")
+    return ", ".join(parts) + "."
+
+
+def steps_report(follower: ProbeFollower) -> Optional[dict[str, Any]]:
+    """Leak verdict on a probe's per-step readings."""
+    steps = list(follower.steps)
+    if len(steps) < 3:
+        return None
+    idx = np.array([s["i"] for s in steps], dtype=float)
+    alloc = np.array([s.get("allocated") or 0 for s in steps], dtype=float)
+    reserved = np.array([s.get("reserved") or 0 for s in steps], dtype=float)
+    t = np.array([s.get("t") or 0 for s in steps], dtype=float)
+    limit = follower.meta.get("limit") or steps[-1].get("limit")
+    report = leaks.analyze_steps(idx, alloc, reserved=reserved, capacity=limit, t=t).to_json()
+    report["source"] = "steps"
+    report["current_step"] = int(idx[-1])
+    report["message"] = leak_message(report)
+    return report
+
+
+def nvml_report(t: np.ndarray, used: np.ndarray, capacity: Optional[float]) -> Optional[dict[str, Any]]:
+    """Leak verdict on NVML's per-process memory over time (no probe needed)."""
+    if len(t) < 10 or not capacity:
+        return None
+    report = leaks.analyze_time(t, used, capacity=capacity).to_json()
+    report["source"] = "nvml"
+    report["message"] = leak_message(report)
+    return report
+
+
+class KernelTracker:
+    def __init__(self, serverapp: Any, sampler: Any, probes: Probes, period: float = 2.0) -> None:
+        self.sampler = sampler
+        self.probes = probes
+        self.attribution = Attribution(serverapp, sampler, probes)
+        self.period = period
+        self.doc: dict[str, Any] = {"kernels": [], "pid_namespace": "host"}
+        self._task: Optional[asyncio.Task[None]] = None
+        self.refreshed = False
+
+    def owner_of(self, pid: int) -> Optional[dict[str, Any]]:
+        return self.attribution.owner_of(pid)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep tracking; the API serves the last good view
+                log.exception("kernel tracking refresh failed")
+            await asyncio.sleep(self.period)
+
+    async def refresh(self) -> dict[str, Any]:
+        state = await self.attribution.refresh()
+        loop = asyncio.get_running_loop()
+        self.doc = await loop.run_in_executor(None, self._build, state)
+        self.refreshed = True
+        return self.doc
+
+    def _build(self, state: Any) -> dict[str, Any]:
+        self.probes.poll()
+        capacity = {d.index: d.memory_total for d in self.sampler.devices}
+        snap = self.sampler.snapshot()
+        kernels = []
+        for kid, ref in state.kernels.items():
+            pids = self.attribution.pids_of(kid)
+            memory: dict[str, int] = {}
+            series: dict[tuple[int, int], Any] = {}
+            for gpu in snap.gpus if snap else []:
+                for p in gpu.processes:
+                    if p.pid in pids:
+                        memory[str(gpu.index)] = memory.get(str(gpu.index), 0) + (p.used or 0)
+                        rows = self.sampler.history.process_series(gpu.index, p.pid)
+                        if rows is not None and len(rows):
+                            series[(gpu.index, p.pid)] = rows
+            history, leak = self._kernel_history(series, capacity)
+            followers = self.probes.for_kernel(kid, pids + [state.kernel_pids.get(kid, -1)])
+            probe = None
+            if followers:
+                main = max(followers, key=lambda f: len(f.steps))
+                probe = main.summary()
+                probe["cells"] = leaks_per_cell(main)
+                steps_leak = steps_report(main)
+                if steps_leak is not None:
+                    leak = steps_leak  # per-step readings beat NVML's coarse reserve
+                probe["fragmentation"] = fragmentation(main)
+            kernels.append(
+                {
+                    "kernel_id": kid,
+                    "kernel_name": ref.kernel_name,
+                    "notebook": ref.notebook,
+                    "execution_state": ref.execution_state,
+                    "user": ref.user,
+                    "pid": state.kernel_pids.get(kid),
+                    "pids": pids,
+                    "memory": memory,
+                    "history": history,
+                    "probe": probe,
+                    "leak": leak,
+                }
+            )
+        return {"kernels": kernels, "pid_namespace": state.pid_namespace}
+
+    def _kernel_history(
+        self, series: dict[tuple[int, int], Any], capacity: dict[int, Optional[int]]
+    ) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+        """The kernel's GPU memory over time (its processes summed on the sampler's time grid)."""
+        if not series:
+            return {"t": [], "used": []}, None
+        # every process series shares the sampler's tick times; sum on the union of them
+        times = np.unique(np.concatenate([rows[:, 0] for rows in series.values()]))
+        total = np.zeros(len(times))
+        for rows in series.values():
+            pos = np.searchsorted(times, rows[:, 0])
+            total[pos] += np.nan_to_num(rows[:, 1])
+        gpu = next(iter(series))[0]
+        leak = nvml_report(times, total, capacity.get(gpu))
+        step = max(1, len(times) // 600)  # the panel's chart needs no more than ~600 points
+        return {"t": times[::step].tolist(), "used": total[::step].astype(int).tolist()}, leak
+
+
+def leaks_per_cell(follower: ProbeFollower) -> Optional[dict[str, Any]]:
+    cells = list(follower.cells)
+    if len(cells) < 3:
+        return None
+    fn = getattr(leaks, "analyze_cells", None)
+    return fn(cells) if fn is not None else None
+
+
+def fragmentation(follower: ProbeFollower) -> Optional[dict[str, Any]]:
+    steps = list(follower.steps)
+    if not steps:
+        return None
+    fn = getattr(leaks, "analyze_fragmentation", None)
+    limit = follower.meta.get("limit")
+    return fn(steps, limit) if fn is not None else None
