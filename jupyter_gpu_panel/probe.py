@@ -93,7 +93,9 @@ class Probe:
         }
         self._write_private(self.meta_path, json.dumps(meta))
         self._fh = self._open_private(self.path, "a")
-        self._handle = self.torch.optim.optimizer.register_optimizer_step_post_hook(self._on_step)
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self._handle = register_optimizer_step_post_hook(self._on_step)
 
     @staticmethod
     def _open_private(path: Path, mode: str) -> Any:
@@ -169,7 +171,9 @@ def unavailable_reason() -> Optional[str]:
         return "torch is not installed: the GPU memory probe does nothing."
     if not torch.cuda.is_available():
         return "torch sees no CUDA GPU: the GPU memory probe does nothing."
-    if not hasattr(torch.optim.optimizer, "register_optimizer_step_post_hook"):
+    try:
+        from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: F401
+    except ImportError:
         return f"torch {torch.__version__} has no global optimizer-step hook (needs 2.0+)."
     return None
 

@@ -1,0 +1,120 @@
+"""The in-kernel probe's mechanics on this CPU machine, and the follower that reads its files.
+
+The allocator readings need CUDA, which CI lacks: a subclass reads a deterministic
+stand-in there, while the hook, file format, privacy, rotation and following are the real ones.
+The GPU run (tests/gpu/) exercises the whole probe on an H100.
+"""
+
+import json
+import os
+import stat
+
+import pytest
+
+torch = pytest.importorskip("torch")  # torch is a test dependency: see pyproject [test]
+
+from jupyter_gpu_panel import probe as probe_mod  # noqa: E402
+from jupyter_gpu_panel.probes import ProbeFollower, Probes  # noqa: E402
+
+
+class CPUProbe(probe_mod.Probe):
+    """Reads bytes kept alive by the test loop instead of the CUDA allocator."""
+
+    kept: list = []
+
+    def __init__(self, directory, max_bytes=probe_mod.DEFAULT_MAX_BYTES):
+        super().__init__(directory=directory, device=0, max_bytes=max_bytes)
+
+    def _limit(self):
+        return 1 << 30
+
+    def reading(self):
+        held = sum(t.numel() * t.element_size() for t in self.kept)
+        return {"allocated": held, "reserved": held, "active": held, "inactive_split": 0,
+                "peak_allocated": held, "alloc_retries": 0, "num_ooms": 0}
+
+
+def train(steps, keep=False):
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        loss = model(torch.randn(4, 8)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if keep:
+            CPUProbe.kept.append(torch.zeros(256))  # 1 KiB a step
+
+
+def test_without_cuda_the_probe_says_so_and_does_nothing(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the GPU run covers it")  # never true in CI
+    assert "no CUDA GPU" in probe_mod.unavailable_reason()
+    assert probe_mod.start() is None
+    assert "does nothing" in capsys.readouterr().err
+
+
+def test_ipython_load_ext_reports_the_reason(capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyter_gpu_panel")
+    out = capsys.readouterr()
+    assert "jupyter-gpu-panel" in out.err + out.out
+
+
+def test_hook_writes_one_private_record_per_optimizer_step(tmp_path):
+    CPUProbe.kept = []
+    p = CPUProbe(tmp_path / "gpu-panel")
+    p.open()
+    try:
+        train(5, keep=True)
+    finally:
+        p.close()
+    train(3)  # after close: no more records
+    lines = [json.loads(l) for l in p.path.read_text().splitlines()]
+    assert [r["i"] for r in lines] == [0, 1, 2, 3, 4]
+    assert [r["allocated"] for r in lines] == [1024 * k for k in range(5)]
+    assert lines[0]["dt"] is None and all(r["dt"] > 0 for r in lines[1:])
+    assert all(r["limit"] == 1 << 30 and r["device"] == 0 for r in lines)
+    assert set(lines[0]) >= {"i", "t", "dt", "allocated", "reserved", "active", "inactive_split",
+                             "peak_allocated", "alloc_retries", "num_ooms"}  # the *.iters.jsonl fields
+    assert stat.S_IMODE(os.stat(p.dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(p.path).st_mode) == 0o600
+    meta = json.loads(p.meta_path.read_text())
+    assert meta["pid"] == os.getpid() and meta["limit"] == 1 << 30
+
+
+def test_files_rotate_so_size_stays_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(probe_mod, "FLUSH_SECONDS", 0.0)
+    CPUProbe.kept = []
+    p = CPUProbe(tmp_path, max_bytes=2000)
+    p.open()
+    try:
+        train(60)
+    finally:
+        p.close()
+    assert p.path.stat().st_size <= 2000 + 400
+    assert p.path.with_suffix(".jsonl.1").exists()
+
+
+def test_follower_reads_only_new_complete_lines_and_survives_rotation(tmp_path):
+    d = tmp_path / "gpu-panel"
+    d.mkdir()
+    (d / "probe-77.json").write_text(json.dumps({"pid": 77, "kernel_id": "abc", "limit": 100, "started": 0}))
+    iters = d / "probe-77.iters.jsonl"
+    iters.write_text('{"i": 0, "allocated": 1}\n{"i": 1, "allo')
+    probes = Probes(d)
+    probes.poll()
+    f = probes.followers[77]
+    assert [s["i"] for s in f.steps] == [0]
+    with iters.open("a") as fh:
+        fh.write('cated": 2}\n{"i": 2, "allocated": 3}\n')
+    assert f.poll() == 2
+    assert [s["allocated"] for s in f.steps] == [1, 2, 3]
+    iters.write_text('{"i": 3, "allocated": 4}\n')  # rotated: a new, shorter file
+    f.poll()
+    assert [s["i"] for s in f.steps][-1] == 3
+    assert probes.for_kernel("abc", []) == [f]
+    assert probes.for_kernel("other", [77]) == [f]
+    assert f.alive is False  # pid 77's process is not the probe's
