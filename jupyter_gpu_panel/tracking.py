@@ -12,7 +12,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import leaks
 from .kernels import Attribution
 from .probes import ProbeFollower, Probes
 
@@ -68,6 +67,8 @@ def steps_report(follower: ProbeFollower) -> Optional[dict[str, Any]]:
     reserved = np.array([s.get("reserved") or 0 for s in steps], dtype=float)
     t = np.array([s.get("t") or 0 for s in steps], dtype=float)
     limit = follower.meta.get("limit") or steps[-1].get("limit")
+    from . import leaks  # scipy: imported on first use, not at server start
+
     report = leaks.analyze_steps(idx, alloc, reserved=reserved, capacity=limit, t=t).to_json()
     report["source"] = "steps"
     report["current_step"] = int(idx[-1])
@@ -79,6 +80,8 @@ def nvml_report(t: np.ndarray, used: np.ndarray, capacity: Optional[float]) -> O
     """Leak verdict on NVML's per-process memory over time (no probe needed)."""
     if len(t) < 10 or not capacity:
         return None
+    from . import leaks
+
     report = leaks.analyze_time(t, used, capacity=capacity).to_json()
     report["source"] = "nvml"
     report["message"] = leak_message(report)
@@ -190,6 +193,8 @@ def leaks_per_cell(follower: ProbeFollower) -> Optional[dict[str, Any]]:
     cells = list(follower.cells)
     if len(cells) < 3:
         return None
+    from . import leaks
+
     fn = getattr(leaks, "analyze_cells", None)
     return fn(cells) if fn is not None else None
 
@@ -198,6 +203,8 @@ def fragmentation(follower: ProbeFollower) -> Optional[dict[str, Any]]:
     steps = list(follower.steps)
     if not steps:
         return None
+    from . import leaks
+
     fn = getattr(leaks, "analyze_fragmentation", None)
     limit = follower.meta.get("limit")
     return fn(steps, limit) if fn is not None else None

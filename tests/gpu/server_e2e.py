@@ -1,0 +1,165 @@
+"""On a real GPU: a real Jupyter server, two real kernels with the probe, one leaking.
+
+    python tests/gpu/server_e2e.py OUTDIR
+
+Starts `jupyter server` with the NVML source, opens two notebook sessions (leaky.ipynb and
+healthy.ipynb), loads the probe into both through `POST kernels/{id}/probe` (the panel's
+"Track memory" button), runs a training loop in each (one keeps 32 MiB a step), and polls
+`GET kernels` and `GET snapshot`. Writes what it saw to OUTDIR and prints a summary; exits
+non-zero when the leak is not reported on the right kernel or the healthy one is flagged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
+
+TOKEN = "e2e"
+HEAD = {"Authorization": f"token {TOKEN}"}
+
+TRAIN = """
+import time, torch
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(4096, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 4096)).cuda()
+opt = torch.optim.AdamW(model.parameters())
+x = torch.randn(2048, 4096, device="cuda")   # hidden states: 2048 x 4096 x 4 B = 32 MiB
+keep = []
+for i in range({steps}):
+    h = model[0](x)
+    loss = model[2](model[1](h)).pow(2).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if {leak}:
+        keep.append(h.detach())              # the leak: 32 MiB a step kept forever
+    torch.cuda.synchronize()
+    time.sleep(0.02)
+print("done", i, torch.cuda.memory_allocated())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def api(http: AsyncHTTPClient, base: str, path: str, method: str = "GET", body: object = None) -> dict:
+    resp = await http.fetch(
+        f"{base}/{path}", method=method, headers=HEAD, body=None if body is None else json.dumps(body),
+        raise_error=False, request_timeout=60,
+    )
+    if resp.code >= 400:
+        raise RuntimeError(f"{method} {path}: {resp.code} {resp.body[:300]!r}")
+    return json.loads(resp.body) if resp.body else {}
+
+
+async def execute(port: int, kernel_id: str, code: str) -> None:
+    url = f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
+    ws = await websocket_connect(HTTPRequest(url, headers=HEAD))
+    msg = {
+        "header": {"msg_id": uuid.uuid4().hex, "msg_type": "execute_request", "username": "e2e",
+                   "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }
+    ws.write_message(json.dumps(msg))
+    ws.close()
+
+
+async def main(out: Path) -> int:
+    port = free_port()
+    root = Path(tempfile.mkdtemp())
+    runtime = root / "runtime"
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_CONFIG_DIR=str(root / "cfg"))
+    log = open(out / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}",
+         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
+         "--ServerApp.jpserver_extensions={'jupyter_gpu_panel': True}",
+         "--GPUPanel.source=nvml", "--GPUPanel.interval=0.5", "--GPUPanel.kernel_refresh=1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    http = AsyncHTTPClient()
+    result: dict = {"ok": False}
+    try:
+        for _ in range(150):
+            try:
+                await api(http, base, "api/gpu-panel/status")
+                break
+            except Exception:  # noqa: BLE001
+                await asyncio.sleep(0.2)
+        result["status"] = await api(http, base, "api/gpu-panel/status")
+        result["snapshot_idle"] = await api(http, base, "api/gpu-panel/snapshot")
+        sessions = {}
+        for name in ("leaky", "healthy"):
+            s = await api(http, base, "api/sessions", "POST",
+                          {"path": f"{name}.ipynb", "type": "notebook", "name": f"{name}.ipynb", "kernel": {"name": "python3"}})
+            sessions[name] = s["kernel"]["id"]
+        await asyncio.sleep(3)
+        result["probe_load"] = {}
+        for name, kid in sessions.items():
+            result["probe_load"][name] = await api(http, base, f"api/gpu-panel/kernels/{kid}/probe", "POST", {})
+        t_start = time.time()
+        await execute(port, sessions["leaky"], TRAIN.format(steps=500, leak=True))
+        await execute(port, sessions["healthy"], TRAIN.format(steps=500, leak=False))
+        timeline = []
+        first_alarm = None
+        healthy_flagged = False
+        while time.time() - t_start < 40:
+            await asyncio.sleep(1.0)
+            doc = await api(http, base, "api/gpu-panel/kernels")
+            row = {"t": round(time.time() - t_start, 1)}
+            for k in doc["kernels"]:
+                name = "leaky" if k["kernel_id"] == sessions["leaky"] else "healthy"
+                leak = k.get("leak") or {}
+                probe = k.get("probe") or {}
+                row[name] = {"notebook": k["notebook"], "pids": k["pids"], "memory": k["memory"],
+                             "steps": probe.get("steps"), "leak": leak.get("leak"),
+                             "actionable": leak.get("actionable"), "source": leak.get("source"),
+                             "message": leak.get("message"), "steps_to_oom": leak.get("steps_to_oom")}
+                if name == "leaky" and leak.get("actionable") and first_alarm is None:
+                    first_alarm = {"t": row["t"], "step": probe.get("steps"), "leak": leak}
+                if name == "healthy" and leak.get("actionable"):
+                    healthy_flagged = True
+            timeline.append(row)
+            print(json.dumps(row)[:400], flush=True)
+            if first_alarm and row.get("leaky", {}).get("steps", 0) and row["leaky"]["steps"] >= 499:
+                break
+        result["kernels_final"] = doc
+        snap = await api(http, base, "api/gpu-panel/snapshot")
+        result["snapshot_busy"] = snap
+        owners = {p["pid"]: p.get("owner") for g in snap["gpus"] for p in g["processes"]}
+        result["owners"] = owners
+        result["timeline"] = timeline
+        result["first_alarm"] = first_alarm
+        result["healthy_flagged"] = healthy_flagged
+        leaky_nb = any((o or {}).get("notebook") == "leaky.ipynb" for o in owners.values())
+        result["ok"] = bool(first_alarm) and not healthy_flagged and leaky_nb
+        print("\nSUMMARY", json.dumps({k: result[k] for k in ("ok", "first_alarm", "healthy_flagged")})[:1500])
+        print("owners:", json.dumps(owners))
+    finally:
+        (out / "server_e2e.json").write_text(json.dumps(result, indent=1, default=str))
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(Path(sys.argv[1]))))
