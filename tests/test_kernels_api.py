@@ -1,0 +1,128 @@
+"""`GET kernels` and kernel actions on a real server with real kernels.
+
+The GPU side is the fake pynvml (the NVML boundary): it lists the real kernel's pid as a
+GPU process, as NVML would on a GPU machine. Probe files are the recorded H100 traces:
+the probe's wire format *is* the `*.iters.jsonl` format.
+"""
+
+import asyncio
+import json
+import shutil
+import sys
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from conftest import TRACES
+from fake_nvml import FakeNVML
+
+GiB = 2**30
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    fake = FakeNVML()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    return fake
+
+
+@pytest.fixture
+def gpu_panel_config(fake):
+    return {"source": "nvml", "interval": 0.1, "kernel_refresh": 0.2}
+
+
+async def start_session(jp_fetch, path):
+    resp = await jp_fetch(
+        "api", "sessions", method="POST",
+        body=json.dumps({"path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"}}),
+    )
+    return json.loads(resp.body)["kernel"]["id"]
+
+
+async def kernels(jp_fetch):
+    return json.loads((await jp_fetch("api", "gpu-panel", "kernels", params={"refresh": "1"})).body)
+
+
+def kernel_pid(jp_serverapp, kid):
+    return jp_serverapp.kernel_manager.get_kernel(kid).provisioner.pid
+
+
+async def test_gpu_process_is_attributed_to_its_kernel_and_notebook(jp_fetch, jp_serverapp, panel, fake):
+    kid = await start_session(jp_fetch, "work/train.ipynb")
+    pid = kernel_pid(jp_serverapp, kid)
+    fake.processes[0] = [(pid, 3 * GiB)]
+    await asyncio.sleep(0.4)  # a few sampler ticks
+    doc = await kernels(jp_fetch)
+    [k] = [k for k in doc["kernels"] if k["kernel_id"] == kid]
+    assert k["notebook"] == "work/train.ipynb"
+    assert k["pids"] == [pid]
+    assert k["memory"] == {"0": 3 * GiB}
+    assert k["history"]["used"] and k["history"]["used"][-1] == 3 * GiB
+    assert doc["pid_namespace"] == "host"
+    snap = json.loads((await jp_fetch("api", "gpu-panel", "snapshot")).body)
+    [proc] = snap["gpus"][0]["processes"]
+    assert proc["owner"]["kind"] == "kernel"
+    assert proc["owner"]["kernel_id"] == kid and proc["owner"]["notebook"] == "work/train.ipynb"
+
+
+async def test_container_pids_are_detected_and_said(jp_fetch, jp_serverapp, panel, fake):
+    kid = await start_session(jp_fetch, "a.ipynb")
+    fake.processes[0] = [(4_000_000, GiB)]  # a host pid that does not exist in our namespace
+    await asyncio.sleep(0.3)
+    doc = await kernels(jp_fetch)
+    assert doc["pid_namespace"] == "mismatch"
+    [k] = [k for k in doc["kernels"] if k["kernel_id"] == kid]
+    assert k["pids"] == []
+
+
+async def test_probe_file_of_a_leaking_run_flags_that_kernel_only(jp_fetch, jp_serverapp, panel, fake):
+    leaky = await start_session(jp_fetch, "leaky.ipynb")
+    healthy = await start_session(jp_fetch, "healthy.ipynb")
+    probe_dir = panel.probes.dir
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    for n, (kid, scenario) in enumerate(((leaky, "leak_hidden"), (healthy, "healthy_plateau"))):
+        pid = 900_000 + n
+        (probe_dir / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": kid, "device": 0,
+                                                                 "limit": 85520809984, "started": 0}))
+        shutil.copy(TRACES / "h100" / f"{scenario}.iters.jsonl", probe_dir / f"probe-{pid}.iters.jsonl")
+    doc = await kernels(jp_fetch)
+    by_id = {k["kernel_id"]: k for k in doc["kernels"]}
+    leak = by_id[leaky]["leak"]
+    assert leak["source"] == "steps"
+    assert leak["leak"] is True and leak["actionable"] is True
+    assert leak["bytes_per_step"] == pytest.approx(32 * 2**20, rel=0.05)
+    assert "MiB a step" in leak["message"]
+    assert by_id[leaky]["probe"]["steps"] == 400
+    assert by_id[healthy]["leak"]["actionable"] is False
+
+
+async def test_kernel_actions(jp_fetch, jp_serverapp, panel):
+    kid = await start_session(jp_fetch, "x.ipynb")
+    resp = await jp_fetch("api", "gpu-panel", "kernels", kid, "interrupt", method="POST", body="{}")
+    assert json.loads(resp.body)["ok"] is True
+    old = kernel_pid(jp_serverapp, kid)
+    resp = await jp_fetch("api", "gpu-panel", "kernels", kid, "restart", method="POST", body="{}")
+    assert resp.code == 200 and kernel_pid(jp_serverapp, kid) != old
+    resp = await jp_fetch("api", "gpu-panel", "kernels", kid, "probe", method="POST", body="{}")
+    doc = json.loads(resp.body)
+    assert doc["ok"] is False and "no CUDA GPU" in doc["message"]  # CPU CI: the probe says why
+    resp = await jp_fetch("api", "gpu-panel", "kernels", kid, "shutdown", method="POST", body="{}")
+    assert resp.code == 200 and kid not in jp_serverapp.kernel_manager
+
+
+@pytest.mark.parametrize("kid, action, code", [("nope", "interrupt", 404), (None, "explode", 400)])
+async def test_kernel_action_errors(jp_fetch, panel, kid, action, code):
+    if kid is None:
+        kid = await start_session(jp_fetch, "y.ipynb")
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("api", "gpu-panel", "kernels", kid, action, method="POST", body="{}")
+    assert err.value.code == code
+    assert json.loads(err.value.response.body)["message"]
+
+
+async def test_kernel_routes_refuse_unauthenticated(jp_fetch, panel):
+    for args, method in ((("kernels",), "GET"), (("kernels", "abc", "shutdown"), "POST")):
+        with pytest.raises(HTTPClientError) as err:
+            await jp_fetch("api", "gpu-panel", *args, method=method, body="{}" if method == "POST" else None,
+                           headers={"Authorization": ""})
+        assert err.value.code == 403
