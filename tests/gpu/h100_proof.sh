@@ -11,5 +11,5 @@ python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cud
 python3 tests/gpu/independent.py "$OUT/independent_pre.json"
 python3 tests/gpu/run_notebook.py gpu-benchmark "$OUT" 2>&1 | tail -5
 python3 tests/gpu/independent.py "$OUT/independent_post.json"
-python3 tests/gpu/run_notebook.py gpu-benchmark "$OUT" quick=True 2>&1 | tail -5
+[ -n "${SKIP_QUICK:-}" ] || python3 tests/gpu/run_notebook.py gpu-benchmark "$OUT" quick=True 2>&1 | tail -5
 python3 tests/gpu/compare.py "$OUT"

@@ -6,6 +6,12 @@
 # off for "fp32", on for "tf32". fp8 (e4m3, through `torch._scaled_mm`) runs only on compute
 # capability 8.9 and later. Small sizes do not fill the chip; the largest sizes are the ones to compare
 # with the card's peak.
+#
+# **Burst and sustained.** Each size is timed in a short burst (about 10 warm-up calls, then the
+# samples: well under a second of load), like the reference tables. A GPU under *sustained* full load
+# hits its power limit and lowers its clocks, so the last test runs the largest low-precision product
+# back-to-back for `sustained_s` seconds and reads the SM clock and power while it runs: the drop
+# between the two is what a long training run sees.
 
 # %%
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -18,7 +24,11 @@ def matmul_case(label, n):
     dt = DTYPES[label]
     set_tf32(label == "tf32")
     per_set = 3 * n * n * torch.finfo(dt).bits // 8
-    n_sets = int(min(16, max(1, math.ceil(2 * L2_BYTES / per_set))))
+    # at least 3 sets (rotating addresses, like the reference measurement), more until they exceed 2x L2,
+    # fewer only when memory is short
+    n_sets = int(min(16, max(3, math.ceil(2 * L2_BYTES / per_set))))
+    if HAS_GPU:
+        n_sets = int(max(1, min(n_sets, torch.cuda.mem_get_info()[0] // 2 // per_set)))
     sets = [(torch.randn(n, n, device=DEVICE, dtype=dt), torch.randn(n, n, device=DEVICE, dtype=dt),
              torch.empty(n, n, device=DEVICE, dtype=dt)) for _ in range(n_sets)]
     i = [0]
@@ -28,7 +38,7 @@ def matmul_case(label, n):
         i[0] += 1
         torch.matmul(a, b, out=c)
 
-    s = time_fn(step, repeats=repeats)
+    s = time_fn(step, repeats=repeats, warmup=10, warmup_s=0.0, target_s=1e-3)
     set_tf32(False)
     del sets
     return s, n_sets
@@ -40,7 +50,7 @@ def fp8_case(n):
     b = torch.randn(n, n, device=DEVICE).to(torch.float8_e4m3fn).t()
     one = torch.ones((), device=DEVICE, dtype=torch.float32)
     s = time_fn(lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16),
-                repeats=repeats)
+                repeats=repeats, warmup=10, warmup_s=0.0, target_s=1e-3)
     return s, 1
 
 
@@ -71,6 +81,48 @@ def matmul_sweep():
     return rows
 
 
+def sustained_matmul():
+    """Back-to-back products for sustained_s seconds; TFLOP/s per ~50 ms window, clocks read mid-run."""
+    if not HAS_GPU or not sustained_s:
+        return None
+    label = "bf16" if BF16_NATIVE else "fp16"
+    dt, n = DTYPES[label], max(matmul_sizes)
+    sets = [(torch.randn(n, n, device=DEVICE, dtype=dt), torch.randn(n, n, device=DEVICE, dtype=dt)) for _ in range(3)]
+    c = torch.empty(n, n, device=DEVICE, dtype=dt)
+    for i in range(10):
+        torch.matmul(*sets[i % 3], out=c)
+    sync()
+    t = time.perf_counter()
+    torch.matmul(*sets[0], out=c)
+    sync()
+    per_window = max(1, int(0.05 / max(time.perf_counter() - t, 1e-6)))
+    windows, probe, t0 = [], None, time.perf_counter()
+    while time.perf_counter() - t0 < sustained_s:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for i in range(per_window):
+            torch.matmul(*sets[i % 3], out=c)
+        end.record()
+        end.synchronize()
+        windows.append((time.perf_counter() - t0, matmul_tflops(n, n, n, start.elapsed_time(end) / 1e3 / per_window)))
+        if probe is None and time.perf_counter() - t0 > sustained_s * 0.6 and shutil.which("nvidia-smi"):
+            probe = subprocess.Popen(["nvidia-smi", "--id=0", "--query-gpu=clocks.sm,power.draw",
+                                      "--format=csv,noheader,nounits"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+    clock = power = None
+    if probe is not None:
+        try:
+            clock, power = [v.strip() for v in probe.communicate(timeout=20)[0].strip().split(",")]
+        except Exception:
+            probe.kill()
+    del sets, c
+    free_memory()
+    tail = [w[1] for w in windows[len(windows) // 2:]]
+    return {"dtype": label, "n": n, "seconds": sustained_s, "first_window_tflops": windows[0][1],
+            "sustained_tflops": median(tail), "sm_clock_MHz_under_load": clock, "power_W_under_load": power,
+            "windows": [[round(a, 3), round(b, 1)] for a, b in windows]}
+
+
 try:
     MATMUL = matmul_sweep()
     RESULTS["matmul"] = MATMUL
@@ -87,4 +139,16 @@ try:
                  r.get("error", "")] for r in MATMUL], ["dtype", "n", "TFLOP/s", "ms/call", "input sets", "error"])
 except Exception as exc:
     section_failed("matmul", exc)
+try:
+    SUST = sustained_matmul()
+    RESULTS["matmul_sustained"] = SUST
+    if SUST:
+        burst = next((r["tflops"] for r in RESULTS.get("matmul", []) if r["dtype"] == SUST["dtype"]
+                      and r["n"] == SUST["n"] and "tflops" in r), None)
+        print(f"{SUST['dtype']} n={SUST['n']}: burst {fmt(burst, 1)} TFLOP/s; after {SUST['seconds']} s of "
+              f"back-to-back load {fmt(SUST['sustained_tflops'], 1)} TFLOP/s "
+              f"({fmt(percent_of(SUST['sustained_tflops'], burst), 0)} % of burst) at SM clock "
+              f"{SUST['sm_clock_MHz_under_load']} MHz, {SUST['power_W_under_load']} W")
+except Exception as exc:
+    section_failed("sustained matmul", exc)
 save_results();

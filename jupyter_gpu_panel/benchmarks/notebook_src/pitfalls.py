@@ -47,8 +47,8 @@ def pitfalls():
     ra, rb = torch.randn(m, m, device=DEVICE, dtype=dt), torch.randn(m, m, device=DEVICE, dtype=dt)
     zc = torch.empty(m, m, device=DEVICE, dtype=dt)
     out["lowp_dtype"] = str(dt).replace("torch.", "")
-    out["random_s"] = median(time_fn(lambda: torch.matmul(ra, rb, out=zc), repeats=repeats))
-    out["zeros_s"] = median(time_fn(lambda: torch.matmul(za, zb, out=zc), repeats=repeats))
+    out["random_s"] = median(time_fn(lambda: torch.matmul(ra, rb, out=zc), repeats=repeats, warmup=10, warmup_s=0.0))
+    out["zeros_s"] = median(time_fn(lambda: torch.matmul(za, zb, out=zc), repeats=repeats, warmup=10, warmup_s=0.0))
     del a, b, c, za, zb, ra, rb, zc
     free_memory()
     tf = lambda s: flop / s / 1e12 if s else None

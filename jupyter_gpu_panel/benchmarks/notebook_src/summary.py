@@ -14,6 +14,12 @@ def summary_rows():
         peak, ach = (REF.get(label) if REF else None), meas.get(f"{label}_tflops")
         rows.append([f"matmul {label} (n={r['n']})", r["tflops"], "TFLOP/s", peak, percent_of(r["tflops"], peak),
                      ach, percent_of(r["tflops"], ach)])
+    su = RESULTS.get("matmul_sustained")
+    if su:
+        peak, ach = (REF.get(su["dtype"]) if REF else None), meas.get(f"{su['dtype']}_tflops")
+        v = su["sustained_tflops"]
+        rows.append([f"matmul {su['dtype']} (n={su['n']}) sustained {su['seconds']} s", v, "TFLOP/s", peak,
+                     percent_of(v, peak), ach, percent_of(v, ach)])
     if RESULTS.get("copy"):
         v = RESULTS["copy"]["GBps"]
         peak, ach = (REF.get("mem_bw_GBps") if REF else None), meas.get("copy_GBps")
