@@ -108,6 +108,18 @@ export function formatClock(mhz: number | null | undefined): string {
   return isNum(mhz) ? `${Math.round(mhz)} MHz` : NA;
 }
 
+/** "SM 1980 MHz · Mem 2619 MHz"; an unknown clock is left out, both unknown is n/a. */
+export function clocksText(sm: number | null | undefined, mem: number | null | undefined): string {
+  const parts: string[] = [];
+  if (isNum(sm)) {
+    parts.push(`SM ${formatClock(sm)}`);
+  }
+  if (isNum(mem)) {
+    parts.push(`Mem ${formatClock(mem)}`);
+  }
+  return parts.length ? parts.join(' · ') : NA;
+}
+
 /** PCIe throughput from KB/s (NVML's unit) to MB/s or GB/s. */
 export function formatKbps(kbps: number | null | undefined): string {
   if (!isNum(kbps)) {
@@ -282,4 +294,13 @@ export function clockTime(unixSeconds: number): string {
   const d = new Date(unixSeconds * 1000);
   const p = (n: number) => String(n).padStart(2, '0');
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** Round an axis top up to a readable value: 62.7 -> 65, 0.83 -> 0.85, 1234 -> 1500. */
+export function niceCeil(v: number): number {
+  if (!(v > 0) || !Number.isFinite(v)) {
+    return 1;
+  }
+  const step = 10 ** Math.floor(Math.log10(v)) / 2;
+  return Math.ceil(v / step - 1e-9) * step;
 }

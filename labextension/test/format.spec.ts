@@ -1,5 +1,7 @@
 import {
+  niceCeil,
   busiestGpu,
+  clocksText,
   formatBytes,
   formatDuration,
   formatMemoryPair,
@@ -83,6 +85,24 @@ describe('numbers', () => {
     expect(memoryPercent(50, 100)).toBe(50);
     expect(memoryPercent(150, 100)).toBe(100);
     expect(memoryPercent(1, 0)).toBeNull();
+  });
+});
+
+describe('axis tops', () => {
+  it('rounds up to a readable value', () => {
+    expect(niceCeil(62.7)).toBe(65);
+    expect(niceCeil(0.83)).toBeCloseTo(0.85);
+    expect(niceCeil(1234)).toBe(1500);
+    expect(niceCeil(50)).toBe(50);
+    expect(niceCeil(0)).toBe(1);
+  });
+});
+
+describe('clocks', () => {
+  it('leaves out an unknown clock', () => {
+    expect(clocksText(1980, 2619)).toBe('SM 1980 MHz · Mem 2619 MHz');
+    expect(clocksText(1980, null)).toBe('SM 1980 MHz');
+    expect(clocksText(null, null)).toBe('n/a');
   });
 });
 

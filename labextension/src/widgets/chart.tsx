@@ -6,6 +6,8 @@
 import * as React from 'react';
 import uPlot from 'uplot';
 
+import { niceCeil } from '../format';
+
 export interface IChartLine {
   label: string;
   /** A --jp-* variable name for the stroke. */
@@ -61,7 +63,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
         y: {
           range: (_u, dmin, dmax) => {
             const lo = yMin ?? Math.min(0, dmin);
-            const hi = yMax ?? (dmax > lo ? dmax * 1.1 : lo + 1);
+            const hi = yMax ?? niceCeil(dmax > lo ? dmax * 1.1 : lo + 1);
             return [lo, hi];
           }
         }

@@ -9,7 +9,7 @@ import * as React from 'react';
 import {
   baseName,
   formatBytes,
-  formatClock,
+  clocksText,
   formatKbps,
   formatMemoryPair,
   formatPercent,
@@ -367,7 +367,7 @@ function GpuCard(props: {
         {m.clocks && (
           <Stat
             label="Clocks"
-            value={`SM ${formatClock(gpu.clock_sm)} · Mem ${formatClock(gpu.clock_mem)}`}
+            value={clocksText(gpu.clock_sm, gpu.clock_mem)}
             testId="clocks"
           />
         )}
