@@ -1,0 +1,122 @@
+"""``jupyter-gpu-panel benchmark``: list the notebook templates, or write (and optionally run) one.
+
+Stable contract (external checks use it):
+  jupyter-gpu-panel benchmark --list [--json]      JSON: [{"name", "title", "description"}, ...]
+  jupyter-gpu-panel benchmark --template NAME --out PATH [--execute]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import nbformat
+
+from .templates import TEMPLATES, build_notebook, list_templates
+
+
+def results_name(notebook_name: str) -> str:
+    """The results file that sits beside a notebook: foo.ipynb -> foo.results.json."""
+    stem = notebook_name[: -len(".ipynb")] if notebook_name.endswith(".ipynb") else notebook_name
+    return f"{stem}.results.json"
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value  # a bare word is a string, as in papermill's -p
+
+
+def execute_notebook(path: Path, kernel_name: str = "python3", timeout: Optional[int] = 3600) -> None:
+    """Run a notebook headless in its own folder, saving outputs into it even when a cell fails."""
+    from nbclient import NotebookClient  # optional dependency (the 'bench' extra)
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        items = list_templates()
+        if args.json:
+            print(json.dumps(items, indent=1))
+        else:
+            for t in items:
+                print(f"{t['name']:18} {t['title']}\n{'':18} {t['description']}")
+        return 0
+    if not args.template or not args.out:
+        print("error: give --list, or --template NAME --out PATH", file=sys.stderr)
+        return 2
+    if args.template not in TEMPLATES:
+        print(f"error: unknown template {args.template!r}; choose from {', '.join(TEMPLATES)}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.is_dir() or args.out.endswith(("/", "\\")):
+        out = out / TEMPLATES[args.template].filename
+    if out.suffix != ".ipynb":
+        out = out.with_name(out.name + ".ipynb")
+    if out.exists() and not args.force:
+        print(f"error: {out} exists (use --force to replace it)", file=sys.stderr)
+        return 1
+    overrides = dict(args.param or [])
+    try:
+        nb = build_notebook(args.template, results_json=results_name(out.name), overrides=overrides or None)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+    print(f"wrote {out}")
+    if args.execute:
+        t = time.perf_counter()
+        try:
+            execute_notebook(out, kernel_name=args.kernel, timeout=args.timeout or None)
+        except Exception as exc:  # a failing cell: outputs are saved, say where it broke
+            print(f"execution failed after {time.perf_counter() - t:.0f} s: {type(exc).__name__}: "
+                  f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}", file=sys.stderr)
+            return 1
+        print(f"executed in {time.perf_counter() - t:.0f} s; results in {out.parent / results_name(out.name)}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("benchmark", help="create (and run) a GPU benchmark notebook",
+                              description="Create a GPU health-check, benchmark or class-lab notebook.")
+    p.add_argument("--list", action="store_true", help="list the templates")
+    p.add_argument("--json", action="store_true", help="with --list: JSON output")
+    p.add_argument("--template", metavar="NAME", help="template name (see --list)")
+    p.add_argument("--out", metavar="PATH", help="notebook file, or a folder for the template's default name")
+    p.add_argument("--execute", action="store_true", help="run it headless in place, saving outputs")
+    p.add_argument("-p", "--param", action="append", type=_parse_param, metavar="NAME=VALUE",
+                   help="override a parameter (Python literal), e.g. -p quick=True -p 'matmul_sizes=[1024]'")
+    p.add_argument("--force", action="store_true", help="replace an existing notebook")
+    p.add_argument("--kernel", default="python3", help="kernel for --execute (default: python3)")
+    p.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds for --execute (0: none)")
+    p.set_defaults(func=run)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Stand-alone entry (``python -m jupyter_gpu_panel.benchmarks.cli``), same options."""
+    parser = argparse.ArgumentParser(prog="jupyter-gpu-panel")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["benchmark", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
