@@ -108,8 +108,25 @@ class Probe:
 
     def reading(self) -> dict[str, Any]:
         """The allocator's state now, in the ``*.iters.jsonl`` fields."""
-        cuda = self.torch.cuda
-        stats = cuda.memory_stats(self.device)
+        raw = getattr(self.torch._C, "_cuda_memoryStats", None)
+        if raw is not None:
+            # the allocator's nested stats as it keeps them: ~5x cheaper than memory_stats(),
+            # which flattens ~150 keys in Python on every call (it was 110 us a step on an H100)
+            nested = raw(self.device)
+
+            def all_(key: str, field: str = "current") -> int:
+                return int(nested.get(key, {}).get("all", {}).get(field, 0))
+
+            return {
+                "allocated": all_("allocated_bytes"),
+                "reserved": all_("reserved_bytes"),
+                "active": all_("active_bytes"),
+                "inactive_split": all_("inactive_split_bytes"),
+                "peak_allocated": all_("allocated_bytes", "peak"),
+                "alloc_retries": int(nested.get("num_alloc_retries", 0)),
+                "num_ooms": int(nested.get("num_ooms", 0)),
+            }
+        stats = self.torch.cuda.memory_stats(self.device)
         return {
             "allocated": stats.get("allocated_bytes.all.current", 0),
             "reserved": stats.get("reserved_bytes.all.current", 0),

@@ -33,7 +33,9 @@ def test_readings_equal_what_nvml_answered():
     assert (dev.clock_sm_max, dev.clock_mem_max) == (1980, 2619)
     assert dev.compute_capability == "9.0"
     r = src.read_fast(0)
+    # nvidia-smi's numbers for that card: used 0, reserved 480 MiB, free 81079 MiB
     assert (r.mem_total, r.mem_used, r.mem_reserved) == (81559 * 2**20, 0, 480 * 2**20)
+    assert r.mem_free == 81079 * 2**20
     assert r.temp_c == 35
     assert r.power_mw == 73449 and r.power_limit_mw == 700000
     assert (r.clock_sm, r.clock_mem, r.pstate) == (915, 2619, 0)
@@ -51,6 +53,8 @@ def test_unsupported_fields_are_null_not_errors():
     assert r.fan_pct is None  # NotSupported on the H100
     assert r.power_mw is None
     assert r.temp_c == 35  # the rest still reads
+    src.read_fast(0)
+    assert fake.count("nvmlDeviceGetFanSpeed") == 1  # NotSupported is remembered, not re-raised each tick
     slow = src.read_slow(0)
     assert slow["nvlink_active"] is None and slow["energy_mj"] is None
     # NVLink NotSupported is remembered: not asked 36 links x every slow tick
@@ -99,6 +103,21 @@ def test_visible_only_follows_cuda_visible_devices(monkeypatch):
     assert [d.index for d in src.devices()] == [1, 3]
     src, _ = open_source(fake, visible_only=False)
     assert [d.index for d in src.devices()] == [0, 1, 2, 3]
+
+
+def test_memory_falls_back_to_v1_on_old_drivers():
+    fake = FakeNVML()
+    real_info = fake.nvmlDeviceGetMemoryInfo
+
+    def v1_only(h, version=None):
+        if version is not None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+        return real_info(h)
+
+    fake.nvmlDeviceGetMemoryInfo = v1_only
+    src, _ = open_source(fake)
+    r = src.read_fast(0)
+    assert r.mem_used == 480 * 2**20 and r.mem_reserved is None  # v1: reservation inside "used"
 
 
 def test_throttle_reasons_in_words():

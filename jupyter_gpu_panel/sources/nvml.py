@@ -77,7 +77,7 @@ class NvmlSource:
         self._handles: list[Any] = []
         self._indices: list[int] = []
         self._devices: list[DeviceInfo] = []
-        self._max_links: int = 0
+        self._unsupported: set[tuple[str, str]] = set()
         self.status = SourceStatus(source=self.name)
 
     # -- lifecycle -------------------------------------------------------------
@@ -159,12 +159,19 @@ class NvmlSource:
 
         ``GpuIsLost`` and ``Unknown`` propagate: they mean the device itself is gone.
         """
+        key = (getattr(fn, "__name__", ""), repr(args))
+        if key in self._unsupported:
+            return None
         nvml = self.nvml
         try:
             return fn(*args)
         except nvml.NVMLError as err:
-            if getattr(err, "value", None) in (nvml.NVML_ERROR_GPU_IS_LOST,):
+            value = getattr(err, "value", None)
+            if value == nvml.NVML_ERROR_GPU_IS_LOST:
                 raise
+            if value == nvml.NVML_ERROR_NOT_SUPPORTED:
+                # a card does not gain a feature at run time: stop paying for the exception
+                self._unsupported.add(key)
             return None
 
     def _handle(self, index: int) -> Any:
@@ -199,8 +206,9 @@ class NvmlSource:
         nvml, f = self.nvml, self._field
         h = self._handle(index)
         now = time.time()
-        mem = f(nvml.nvmlDeviceGetMemoryInfo, h)
-        mem_v2 = f(nvml.nvmlDeviceGetMemoryInfo, h, nvml.nvmlMemory_v2)
+        # v2 splits the driver's reservation out of "used", as nvidia-smi reports it; v1 is the
+        # fallback for older drivers, where used = total - free includes the reservation
+        mem = f(nvml.nvmlDeviceGetMemoryInfo, h, nvml.nvmlMemory_v2) or f(nvml.nvmlDeviceGetMemoryInfo, h)
         util = f(nvml.nvmlDeviceGetUtilizationRates, h)
         reasons_fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
             nvml, "nvmlDeviceGetCurrentClocksThrottleReasons"
@@ -214,7 +222,7 @@ class NvmlSource:
             mem_total=getattr(mem, "total", None),
             mem_used=getattr(mem, "used", None),
             mem_free=getattr(mem, "free", None),
-            mem_reserved=getattr(mem_v2, "reserved", None),
+            mem_reserved=getattr(mem, "reserved", None),
             temp_c=f(nvml.nvmlDeviceGetTemperature, h, nvml.NVML_TEMPERATURE_GPU),
             power_mw=f(nvml.nvmlDeviceGetPowerUsage, h),
             power_limit_mw=f(nvml.nvmlDeviceGetEnforcedPowerLimit, h),
@@ -250,18 +258,11 @@ class NvmlSource:
         nvml, f = self.nvml, self._field
         h = self._handle(index)
         links = None
-        if self._max_links >= 0:
-            active = 0
-            supported = False
-            for link in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18)):
-                state = f(nvml.nvmlDeviceGetNvLinkState, h, link)
-                if state is None:
-                    break
-                supported = True
-                active += int(bool(state))
-            links = active if supported else None
-            if not supported:
-                self._max_links = -1  # NotSupported on this card: stop asking
+        for link in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18)):
+            state = f(nvml.nvmlDeviceGetNvLinkState, h, link)
+            if state is None:  # no such link (or no NVLink at all: remembered by _field)
+                break
+            links = (links or 0) + int(bool(state))
         return {
             "pcie_tx_kbps": f(nvml.nvmlDeviceGetPcieThroughput, h, nvml.NVML_PCIE_UTIL_TX_BYTES),
             "pcie_rx_kbps": f(nvml.nvmlDeviceGetPcieThroughput, h, nvml.NVML_PCIE_UTIL_RX_BYTES),

@@ -77,6 +77,9 @@ def main() -> int:
             on.append(timed_block(args.steps))
             probe_mod.stop()
         p = probe_mod.Probe(Path(tmp))
+        fast = p.reading()
+        flat = torch.cuda.memory_stats()
+        same = fast["allocated"] == flat["allocated_bytes.all.current"] and fast["reserved"] == flat["reserved_bytes.all.current"]
         p.open()
         costs = []
         for _ in range(2000):
@@ -94,6 +97,7 @@ def main() -> int:
     print(f"{'difference / step time':<44} {100 * (on_ms - off_ms) / off_ms:>10.3f} %")
     print(f"{'hook cost per step (median of 2000)':<44} {hook_us:>9.1f} us")
     print(f"{'hook cost / 20 ms step':<44} {100 * hook_us / 20000:>10.3f} %  (target < 1 %)")
+    print(f"{'nested stats == memory_stats()':<44} {str(same):>12}")
     return 0
 
 

@@ -38,6 +38,35 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
+def profile_calls(source, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median cost of each NVML function one fast read makes (and how often it calls it)."""
+    real = source.nvml
+    costs: dict[str, list[float]] = {}
+
+    class Timed:
+        def __getattr__(self, name):
+            attr = getattr(real, name)
+            if not callable(attr) or not name.startswith("nvml") or isinstance(attr, type):
+                return attr
+
+            def call(*a, **kw):
+                t0 = time.perf_counter()
+                try:
+                    return attr(*a, **kw)
+                finally:
+                    costs.setdefault(name, []).append(time.perf_counter() - t0)
+
+            return call
+
+    source.nvml = Timed()
+    try:
+        for _ in range(repeats):
+            source.read_fast(0)
+    finally:
+        source.nvml = real
+    return {k: (statistics.median(v) * 1e6, len(v) / repeats) for k, v in costs.items()}
+
+
 def row(name: str, samples: list[float], per: str) -> tuple[str, float, float, str]:
     return name, statistics.median(samples) * 1e6, max(samples) * 1e6, per
 
@@ -57,6 +86,7 @@ def main() -> int:
         sampler.open()
     n_gpus = len(sampler.devices)
     rows = []
+    per_call = profile_calls(source, args.repeats) if status.ok and status.source == "nvml" else {}
     fast = timed(lambda: source.read_fast(0), args.repeats)
     rows.append(row("fast fields, one GPU (source.read_fast)", fast, "per GPU per tick"))
     slow = timed(lambda: source.read_slow(0), max(5, args.repeats // 20))
@@ -77,6 +107,10 @@ def main() -> int:
     print("-" * 90)
     for name, med, mx, per in rows:
         print(f"{name:<52} {med:>10.1f} {mx:>10.1f}  {per}")
+    if per_call:
+        print(f"\n{'NVML call in one fast read':<52} {'median us':>10} {'calls':>6}")
+        for name, (med, calls) in sorted(per_call.items(), key=lambda kv: -kv[1][0] * kv[1][1]):
+            print(f"{name:<52} {med:>10.1f} {calls:>6}")
     if smi_med:
         print(f"\nnvidia-smi / our fast read: {smi_med / statistics.median(fast):,.0f}x (target >= 100x)")
     h = History(3600, 1.0)
