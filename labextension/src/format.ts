@@ -304,3 +304,22 @@ export function niceCeil(v: number): number {
   const step = 10 ** Math.floor(Math.log10(v)) / 2;
   return Math.ceil(v / step - 1e-9) * step;
 }
+
+/** The in-kernel memory probe's state in words (server shape: steps, alive, last). */
+export function probeText(probe: { [k: string]: unknown } | null | undefined, requested = false): string {
+  if (!probe) {
+    return requested ? 'loading, waiting for the first step…' : 'not tracked';
+  }
+  const steps = typeof probe.steps === 'number' ? probe.steps : null;
+  const n = steps === null ? '' : `, ${steps} step${steps === 1 ? '' : 's'}`;
+  if (probe.alive === false) {
+    return `stopped${n}`;
+  }
+  return `tracking${n}`;
+}
+
+/** A kernel's GPU memory: "none" when it holds no GPU memory at all. */
+export function kernelMemoryText(k: IKernelInfo, units: MemoryUnits = 'GiB'): string {
+  const hasAny = Object.keys(k.memory || {}).length > 0;
+  return hasAny ? formatBytes(kernelMemory(k), units) : 'none';
+}

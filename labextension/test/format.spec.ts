@@ -1,5 +1,7 @@
 import {
   niceCeil,
+  probeText,
+  kernelMemoryText,
   busiestGpu,
   clocksText,
   formatBytes,
@@ -191,5 +193,20 @@ describe('status bar', () => {
   it('says so when every GPU is lost or there is none', () => {
     expect(statusBarText([gpu({ state: 'lost' })])).toBe('GPU lost');
     expect(statusBarText([])).toBe('GPU —');
+  });
+});
+
+describe('kernels', () => {
+  it('words the memory probe state', () => {
+    expect(probeText(null)).toBe('not tracked');
+    expect(probeText(null, true)).toMatch(/waiting/);
+    expect(probeText({ steps: 12, alive: true })).toBe('tracking, 12 steps');
+    expect(probeText({ steps: 1, alive: false })).toBe('stopped, 1 step');
+  });
+
+  it('says none for a kernel without GPU memory', () => {
+    const k = { memory: {} } as any;
+    expect(kernelMemoryText(k)).toBe('none');
+    expect(kernelMemoryText({ memory: { '0': GiB, '1': GiB } } as any)).toBe('2 GiB');
   });
 });

@@ -267,3 +267,70 @@ def test_no_gpu_state_and_server_loss(tmp_path, page):
         timeout=30000,
     )
     assert page.locator("#jp-gpu-panel").get_by_role("button", name="Retry now").first.is_visible()
+
+
+def _rest(lab: Lab, method: str, path: str, body: dict | None = None) -> dict:
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{lab.base}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else {}
+
+
+def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
+    nb = "leaky-demo.ipynb"
+    _rest(replay_lab, "PUT", f"api/contents/{nb}", {
+        "type": "notebook",
+        "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
+    })
+    session = _rest(replay_lab, "POST", "api/sessions", {
+        "path": nb, "type": "notebook", "name": nb, "kernel": {"name": "python3"},
+    })
+    kernel_id = session["kernel"]["id"]
+    templates = replay_lab.api("benchmarks")["templates"]
+    assert templates, "the server lists no benchmark templates"
+    try:
+        open_lab(page, replay_lab)
+        open_panel(page)
+        row = page.locator(f'#jp-gpu-panel [data-kernel-id="{kernel_id}"]')
+        row.wait_for(state="visible", timeout=20000)
+        assert nb in row.inner_text()
+        for label in ("Interrupt", "Restart", "Shut down", "Track memory"):
+            assert row.get_by_role("button", name=label).is_visible()
+
+        # The notebook link opens the notebook.
+        row.get_by_role("button", name=nb).click()
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=nb).wait_for(timeout=20000)
+
+        # One launcher tile per server template, in a GPU section.
+        launcher_tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Launcher")
+        if launcher_tab.count():
+            launcher_tab.first.click()
+        else:
+            page.locator(".lm-DockPanel-tabBar .lm-TabBar-addButton").first.click()
+        for t in templates:
+            page.locator('.jp-LauncherCard[data-category="GPU"]').get_by_text(
+                t["title"], exact=True
+            ).wait_for(timeout=10000)
+
+        # The panel's button creates the selected template in the file browser's folder and opens it.
+        before = {f["name"] for f in _rest(replay_lab, "GET", "api/contents")["content"]}
+        page.locator("#jp-gpu-panel").get_by_role("button", name="New benchmark").click()
+        deadline = time.monotonic() + 20
+        while True:
+            after = {f["name"] for f in _rest(replay_lab, "GET", "api/contents")["content"]}
+            created = [n for n in after - before if n.endswith(".ipynb")]
+            if created:
+                break
+            assert time.monotonic() < deadline, "no benchmark notebook was created"
+            time.sleep(0.5)
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=created[0]).wait_for(timeout=20000)
+        assert page.page_errors == []
+    finally:
+        _rest(replay_lab, "DELETE", f"api/sessions/{session['id']}")

@@ -15,7 +15,8 @@ import {
   formatPercent,
   formatPower,
   formatTemp,
-  kernelMemory,
+  kernelMemoryText,
+  probeText,
   leakText,
   memoryPercent,
   MemoryUnits,
@@ -417,6 +418,7 @@ function KernelRow(props: {
 }) {
   const { k, store, units, actions } = props;
   const [busy, setBusy] = React.useState<string | null>(null);
+  const [probeRequested, setProbeRequested] = React.useState(false);
   const label = k.notebook ? baseName(k.notebook) : `${k.kernel_name ?? 'kernel'} ${k.kernel_id.slice(0, 8)}`;
   const run = async (action: 'interrupt' | 'restart' | 'shutdown' | 'probe') => {
     if (action === 'restart' || action === 'shutdown') {
@@ -433,6 +435,9 @@ function KernelRow(props: {
     setBusy(action);
     try {
       await store.kernelAction(k.kernel_id, action);
+      if (action === 'probe') {
+        setProbeRequested(true);
+      }
     } catch (err) {
       actions.notifyError(`${action} failed for ${label}: ${(err as Error).message}`);
     } finally {
@@ -441,9 +446,6 @@ function KernelRow(props: {
   };
   const leak = k.leak;
   const alarming = !!(leak && leak.leak && leak.actionable);
-  const probeText = k.probe
-    ? String((k.probe as any).status ?? (k.probe as any).state ?? 'tracking')
-    : 'not tracked';
   return (
     <li
       className={`jp-GpuPanel-kernel${alarming ? ' jp-GpuPanel-kernel-alarm' : ''}`}
@@ -467,8 +469,8 @@ function KernelRow(props: {
         </span>
       </div>
       <dl className="jp-GpuPanel-stats">
-        <Stat label="GPU memory" value={formatBytes(kernelMemory(k), units)} />
-        <Stat label="Memory probe" value={probeText} />
+        <Stat label="GPU memory" value={kernelMemoryText(k, units)} />
+        <Stat label="Memory probe" value={probeText(k.probe, probeRequested)} />
         <Stat label="Leak check" value={leakText(leak, units)} />
       </dl>
       <div className="jp-GpuPanel-buttons">
@@ -481,7 +483,7 @@ function KernelRow(props: {
         <button className="jp-GpuPanel-button" disabled={!!busy} onClick={() => void run('shutdown')}>
           Shut down
         </button>
-        {!k.probe && (
+        {!k.probe && !probeRequested && (
           <button
             className="jp-GpuPanel-button"
             disabled={!!busy}
