@@ -38,6 +38,7 @@ Actionable means: a leak that would exhaust the available memory within 24 h.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -212,20 +213,20 @@ def _regime_start(d: np.ndarray) -> int:
     return start
 
 
-def _transient_rise_steps(x: np.ndarray, floor: np.ndarray, tol: float) -> int:
-    """Longest rise of memory that was later given back (a sawtooth tooth), in readings."""
-    if len(x) < 3:
+def _longest_release(x: np.ndarray, floor: np.ndarray, tol: float) -> int:
+    """Longest stretch (readings) that memory stayed above the floor before it was given back.
+
+    That is how long this run holds memory it later frees (a sawtooth's tooth, gradients
+    between micro-steps, the reserve between two ``empty_cache`` calls): the floor of the
+    last that many readings is not settled yet.
+    """
+    above = (x - floor) > tol
+    if not above.any():
         return 0
-    excess = x - floor
-    inside = excess > tol
-    if not inside.any():
-        return 0
-    rising = np.zeros(len(x), dtype=bool)
-    rising[1:] = (np.diff(x) > tol) & inside[1:]
-    starts = inside & ~np.concatenate(([False], inside[:-1]))
-    labels = np.cumsum(starts) * inside
-    counts = np.bincount(labels, weights=rising.astype(float))
-    return int(counts[1:].max()) if len(counts) > 1 else 0
+    edges = np.diff(np.concatenate(([0], above.astype(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return int((ends - starts).max())
 
 
 def _thin(n: int, limit: int = MAX_STAT_POINTS) -> np.ndarray:
@@ -266,13 +267,40 @@ def detect_growth(
     sigma = 1.4826 * float(np.median(np.abs(dx - np.median(dx))))
     tol = 2.0 * sigma
     floor = np.minimum.accumulate(x[::-1])[::-1]
-    d = np.diff(floor)
+
+    cur_level = float(x[-1]) if level is None else float(level)
+    g.level = cur_level + float(transient)
+    if capacity is not None:
+        g.headroom = float(capacity) - g.level
+
+    # Judge the floor only where it is settled: the last readings may still be given back,
+    # as the longest such release seen in this run says.
+    settled = n - _longest_release(x, floor, tol)
+    if settled < 3:
+        settled = n
+    verdict = _judge(pos, x, floor, settled, tol, sigma, g, seconds_per_unit, min_growth)
+    if not verdict.leak and settled == n:
+        # The newest readings may be a step change (an eval spike read at the boundary, a
+        # copy switched on) that is not a trend itself and must not hide one before it.
+        a = _regime_bounds(floor, settled, tol)[0]
+        if 3 <= a < n - 1 and int(np.count_nonzero(np.diff(floor[a:]) > tol)) < MIN_INCREMENTS:
+            before = _judge(pos, x, floor, a + 1, tol, sigma, copy.copy(g), seconds_per_unit, min_growth)
+            if before.leak:
+                for name in Growth.__dataclass_fields__:
+                    setattr(g, name, getattr(before, name))
+                g.reason += " (before a step change in the newest readings)"
+    return g
+
+
+def _regime_bounds(floor: np.ndarray, end: int, tol: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """Start of the latest growth regime in ``floor[:end]``, its increments and event flags."""
+    f = floor[:end]
+    d = np.diff(f)
     if tol > 0:  # count an increment only per `tol` of cumulative rise: noise makes small ones
-        q = np.floor((floor - floor[0]) / tol)
+        q = np.floor((f - f[0]) / tol)
         ev = np.diff(q) > 0
     else:
         ev = d > 0
-
     start = _regime_start(d)
     # A long pause inside the regime means separate episodes (a warm-up, later a one-time
     # step up), not one steady leak: only what came after the last such pause counts.
@@ -283,48 +311,54 @@ def detect_growth(
         long_gaps = np.flatnonzero(gaps > pause)
         if len(long_gaps):
             start += int(ev_at[long_gaps[-1] + 1])
-    seg = d[start:]
-    a = start  # index into x of the last reading before the regime's first increment
-    span = n - 1 - a
+    return start, d[start:], ev[start:]
+
+
+def _judge(
+    pos: np.ndarray,
+    x: np.ndarray,
+    floor: np.ndarray,
+    end: int,
+    tol: float,
+    sigma: float,
+    g: Growth,
+    seconds_per_unit: Optional[float],
+    min_growth: float,
+) -> Growth:
+    """The verdict on the regime of ``floor[:end]``; fills and returns ``g``."""
+    a, seg, ev_seg = _regime_bounds(floor, end, tol)
+    last = end - 1
+    span = last - a
     g.evidence = int(span)
-    g.growth = float(floor[-1] - floor[a])
-    ev_seg = ev[start:]
+    g.growth = float(floor[last] - floor[a])
     g.increments = int(ev_seg.sum())
-
-    cur_level = float(x[-1]) if level is None else float(level)
-    g.level = cur_level + float(transient)
-    if capacity is not None:
-        g.headroom = float(capacity) - g.level
-
+    g.rate, g.to_oom, g.seconds_to_oom, g.onset, g.trend_p, g.required = 0.0, None, None, None, None, None
+    g.leak = g.actionable = False
+    g.bytes_per_second = 0.0 if seconds_per_unit is not None else None
     if g.growth <= 0 or g.increments == 0:
         g.reason = "no memory kept across readings"
         return g
 
-    # rate: Theil–Sen over the regime's floor (robust to a last-reading spike and to steps)
+    # rate: Theil–Sen over the regime's floor (robust to steps and to a spike at the end)
     idx = a + _thin(span + 1)
-    if len(idx) >= 3:
-        slope = float(stats.theilslopes(floor[idx], pos[idx]).slope)
-    else:
-        slope = float((floor[-1] - floor[a]) / max(pos[-1] - pos[a], 1e-12))
-    if slope <= 0:  # a staircase seen through few points: fall back to the average
-        slope = float((floor[-1] - floor[a]) / max(pos[-1] - pos[a], 1e-12))
+    average = float((floor[last] - floor[a]) / max(pos[last] - pos[a], 1e-12))
+    slope = float(stats.theilslopes(floor[idx], pos[idx]).slope) if len(idx) >= 3 else average
+    if slope <= 0:  # a staircase seen through few points: the median pair is flat
+        slope = average
     g.rate = slope
-    unit = float(np.median(np.diff(pos[max(0, n - 257):]))) or 1.0  # position units per reading
+    unit = float(np.median(np.diff(pos[max(0, end - 257) : end]))) or 1.0  # position units per reading
     if seconds_per_unit is not None:
         g.bytes_per_second = slope / seconds_per_unit
     g.onset = float(pos[a + 1] if a > 0 else pos[0])
-
+    readings_to_oom = math.inf
     if g.headroom is not None:
         g.to_oom = max(0.0, g.headroom) / slope
         if seconds_per_unit is not None:
             g.seconds_to_oom = g.to_oom * seconds_per_unit
         readings_to_oom = g.to_oom / unit
-    else:
-        readings_to_oom = math.inf
 
-    # --- is this growth a leak?
     reasons = []
-    if g.growth <= max(4.0 * sigma, 0.0):
+    if g.growth <= 4.0 * sigma:
         reasons.append("growth within noise")
     if g.growth < min_growth:
         reasons.append(f"grew {g.growth / 2**20:.0f} MiB, under the {min_growth / 2**20:.0f} MiB this series can resolve")
@@ -341,32 +375,37 @@ def detect_growth(
             reasons.append("growth stopped")
     # a leak keeps its pace; an allocator reserve that settles (variable shapes, warm-up)
     # grows fast first and then barely: compare the regime's two halves (by position)
-    mid = int(np.searchsorted(pos, 0.5 * (pos[a] + pos[-1])))
-    mid = min(max(mid, a), n - 1)
+    mid = int(np.searchsorted(pos[:end], 0.5 * (pos[a] + pos[last])))
+    mid = min(max(mid, a), last)
     first_half = float(floor[mid] - floor[a])
-    second_half = float(floor[-1] - floor[mid])
+    second_half = float(floor[last] - floor[mid])
     if first_half > 0 and second_half < MIN_PACE_RATIO * first_half:
         reasons.append("growth slowing down: settling, not leaking")
-    thin = a + _thin(span + 1)
-    if len(thin) >= 4:
-        tau = stats.kendalltau(pos[thin], x[thin], alternative="greater")
+    if len(idx) >= 4:
+        tau = stats.kendalltau(pos[idx], x[idx], alternative="greater")
         g.trend_p = float(tau.pvalue) if tau.pvalue == tau.pvalue else 1.0
     else:
         g.trend_p = 1.0
     if g.trend_p > TREND_ALPHA:
         reasons.append(f"no significant trend (p={g.trend_p:.2g})")
-    history = _transient_rise_steps(x[: a + 1], floor[: a + 1], tol)
-    g.required = required_evidence(readings_to_oom) + history
+    g.required = required_evidence(readings_to_oom)
     if span < g.required:
         reasons.append(f"{span} readings of growth, {g.required:.0f} needed at this urgency")
     if reasons:
         g.reason = "; ".join(reasons)
+        # no forecast without a leak; a growth that is over (a step change, a full cache)
+        # has no rate either, one still too short to judge keeps its estimate
+        g.to_oom = g.seconds_to_oom = None
+        if any(r.startswith(("growth stopped", "one increment", "growth slowing")) for r in reasons) or g.increments < MIN_INCREMENTS:
+            g.rate = 0.0
+            if g.bytes_per_second is not None:
+                g.bytes_per_second = 0.0
         return g
     g.leak = True
     if g.seconds_to_oom is not None:
         g.actionable = g.seconds_to_oom <= ACTIONABLE_SECONDS
     else:
-        g.actionable = g.headroom is None or g.to_oom is not None  # no clock: cannot call it slow
+        g.actionable = True  # no clock or no capacity: nothing shows it is slow
     g.reason = "leak" if g.actionable else "slow leak: would not fill the memory within 24 h"
     return g
 
@@ -592,28 +631,25 @@ def analyze_cells(cells: Sequence[Mapping[str, Any]], *, min_runs: int = 3, min_
     tensors alive through the stored traceback. Records: ``{"cell", "allocated", ...}`` in
     execution order, optionally ``"error": bool``.
     """
-    runs: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    # what each run kept = allocated after it - allocated after the run before it (any cell)
+    kept_by: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    prev: Optional[float] = None
     for rec in cells:
-        cid = rec.get("cell")
-        if cid is None or rec.get("allocated") is None:
+        cid, alloc = rec.get("cell"), rec.get("allocated")
+        if alloc is None:
             continue
-        runs[str(cid)].append(rec)
+        if cid is not None:
+            errors[str(cid)] += bool(rec.get("error"))
+            if prev is not None:
+                kept_by[str(cid)].append(float(alloc) - prev)
+        prev = float(alloc)
     found = []
-    for cid, recs in runs.items():
-        if len(recs) < min_runs:
-            continue
-        kept = np.diff(np.asarray([float(r["allocated"]) for r in recs]))
-        recent = kept[-(min_runs - 1):]
-        if np.all(recent >= min_bytes):
-            errors = sum(1 for r in recs if r.get("error"))
-            found.append(
-                {
-                    "cell": cid,
-                    "runs": len(recs),
-                    "bytes_per_run": float(np.median(recent)),
-                    "errors": errors,
-                }
-            )
+    for cid, kept in kept_by.items():
+        # the first run may build what the notebook needs; the re-runs must not keep more
+        reruns = np.asarray(kept[1:])
+        if len(kept) >= min_runs - 1 and len(reruns) >= min_runs - 2 and len(reruns) and np.all(reruns >= min_bytes):
+            found.append({"cell": cid, "runs": len(kept), "bytes_per_run": float(np.median(reruns)), "errors": errors[cid]})
     if not found:
         return {"leaking_cells": [], "message": None}
     found.sort(key=lambda c: -c["bytes_per_run"])
