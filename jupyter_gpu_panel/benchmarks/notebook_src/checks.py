@@ -39,8 +39,8 @@ def run_checks():
     arch = f"sm_{CC[0]}{CC[1]}"
     archs = torch.cuda.get_arch_list()
     native = arch in archs
-    ptx = any(a.startswith("compute_") and int(a.split("_")[1][:2]) <= CC[0] * 10 + CC[1] for a in archs
-              if a.split("_")[1][:2].isdigit())
+    # PTX for an older architecture can be JIT-compiled for this one (slow first start, but it runs)
+    ptx = any(int(m.group(1)) <= CC[0] * 10 + CC[1] for m in (re.match(r"compute_(\d+)", a) for a in archs) if m)
     try:
         x = torch.ones(1024, device=DEVICE)
         ok = float((x + 1).sum()) == 2048.0

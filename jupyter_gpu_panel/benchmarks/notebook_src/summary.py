@@ -68,7 +68,7 @@ RESULTS["summary"] = [dict(zip(["test", "value", "unit", "datasheet", "pct_datas
                                 "pct_achievable"], r)) for r in SUMMARY]
 title = f"{GPU_NAME}" if HAS_GPU else f"CPU only ({NO_GPU_REASON})"
 print(f"Results for: {title}; reference: {REF['label'] + ' — ' + REF['source'] if REF else 'none (raw numbers)'}")
-show_table([[r[0], fmt(r[1], 2 if r[2] == "ratio" else 1), r[2], fmt(r[3], 0), fmt(r[4], 0), fmt(r[5], 0), fmt(r[6], 0)]
+show_table([[r[0], fmt(r[1], 2 if r[2] == "ratio" else 0 if r[2] == "samples" else 1), r[2], fmt(r[3], 0), fmt(r[4], 0), fmt(r[5], 0), fmt(r[6], 0)]
             for r in SUMMARY], ["test", "value", "unit", "datasheet", "% datasheet", "achievable", "% achievable"])
 if ERRORS:
     print(f"{len(ERRORS)} part(s) failed:", *[f"  {e['section']}: {e['error']}" for e in ERRORS], sep="\n")
