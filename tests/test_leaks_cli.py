@@ -1,0 +1,128 @@
+"""The ``leaks`` command's contract: exactly one JSON object with exactly the documented fields."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jupyter_gpu_panel.cli import main
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+H100 = ROOT.parent / "shared" / "traces" / "h100"
+STEP_KEYS = {"source", "leak", "actionable", "onset_step", "bytes_per_step", "bytes_per_second", "steps_to_oom", "seconds_to_oom"}
+PROC_KEYS = {"pid", "leak", "actionable", "bytes_per_second", "seconds_to_oom"}
+MiB = 2**20
+
+
+def leaks_json(capsys, *args: str) -> dict:
+    rc = main(["leaks", *args, "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1, out  # exactly one JSON object
+    return json.loads(lines[0])
+
+
+def test_steps_trace(capsys):
+    out = leaks_json(capsys, str(H100 / "leak_hidden.iters.jsonl"))
+    assert set(out) == STEP_KEYS
+    assert out["source"] == "steps"
+    assert out["leak"] is True and out["actionable"] is True
+    assert out["onset_step"] == 0
+    assert out["bytes_per_step"] == pytest.approx(32 * MiB)
+    assert out["bytes_per_second"] > 1e9
+    assert isinstance(out["steps_to_oom"], float) and isinstance(out["seconds_to_oom"], float)
+
+
+def test_healthy_steps_trace(capsys):
+    out = leaks_json(capsys, str(H100 / "healthy_grad_accum.iters.jsonl"))
+    assert set(out) == STEP_KEYS
+    assert out["leak"] is False and out["actionable"] is False
+    assert out["onset_step"] is None and out["steps_to_oom"] is None and out["seconds_to_oom"] is None
+    assert out["bytes_per_step"] == 0.0
+
+
+def test_capacity_overrides(capsys):
+    path = str(H100 / "leak_hidden_oom.iters.jsonl")
+    card = leaks_json(capsys, path)
+    capped = leaks_json(capsys, path, "--capacity", str(0.15 * 85520809984))
+    assert capped["steps_to_oom"] < card["steps_to_oom"] / 5
+    # a slow leak is actionable only when the memory is nearly full
+    slow = str(H100 / "leak_loss_tensor.iters.jsonl")
+    assert leaks_json(capsys, slow)["actionable"] is False
+    tight = leaks_json(capsys, slow, "--capacity", str(4 * 2**30))
+    assert tight["leak"] is True and tight["actionable"] is True
+
+
+def test_nvml_trace_and_pid(capsys):
+    path = str(H100 / "two_procs_one_leaks.nvml.jsonl")
+    out = leaks_json(capsys, path)
+    assert set(out) == {"source", "processes"} and out["source"] == "nvml"
+    by_pid = {p["pid"]: p for p in out["processes"]}
+    assert set(by_pid) == {400, 512}
+    for p in by_pid.values():
+        assert set(p) == PROC_KEYS
+    assert by_pid[400]["actionable"] and not by_pid[512]["actionable"]
+    only = leaks_json(capsys, path, "--pid", "512")
+    assert [p["pid"] for p in only["processes"]] == [512]
+    assert leaks_json(capsys, path, "--pid", "999")["processes"] == []
+
+
+def test_prefix_of_a_trace(capsys, tmp_path):
+    lines = (H100 / "leak_onset_200.iters.jsonl").read_text().splitlines(keepends=True)
+    early = tmp_path / "early.iters.jsonl"
+    early.write_text("".join(lines[:150]))
+    assert leaks_json(capsys, str(early), "--capacity", "85520809984")["leak"] is False
+    later = tmp_path / "later.iters.jsonl"
+    later.write_text("".join(lines[:231]) + lines[231][:20])  # cut mid-line, as a live file
+    out = leaks_json(capsys, str(later), "--capacity", "85520809984")
+    assert out["actionable"] is True and out["onset_step"] == 200
+    nv = (H100 / "leak_hidden.nvml.jsonl").read_text().splitlines(keepends=True)
+    part = tmp_path / "part.nvml.jsonl"
+    part.write_text("".join(nv[:60]))
+    assert leaks_json(capsys, str(part))["processes"][0]["actionable"] is True
+
+
+def test_default_capacity_from_the_probe_limit(capsys, tmp_path):
+    # a probe file records the limit it can use: 2 GiB here, so a 1 MiB/step leak from 1.5 GiB is near
+    rows = [{"i": i, "t": 1.79e9 + 0.02 * i, "allocated": int(1.5 * 2**30) + i * MiB, "reserved": 2**31 - 2**24, "limit": 2**31} for i in range(200)]
+    p = tmp_path / "probe-1.iters.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = leaks_json(capsys, str(p))
+    assert out["actionable"] is True
+    assert out["steps_to_oom"] == pytest.approx((2**31 - (1.5 * 2**30 + 199 * MiB)) / MiB, rel=0.01)
+
+
+def test_bad_input(capsys, tmp_path):
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text('{"hello": 1}\nnot json\n')
+    assert main(["leaks", str(junk), "--json"]) == 2
+    assert "not a trace" in capsys.readouterr().err
+    assert main(["leaks", str(tmp_path / "missing.jsonl"), "--json"]) == 2
+
+
+def test_human_output(capsys):
+    assert main(["leaks", str(H100 / "leak_hidden.iters.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "leak: True" in out and "32.000 MiB/step" in out
+
+
+def test_console_entry_point():
+    """The command as external scripts call it: a fresh interpreter, one JSON line on stdout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter_gpu_panel", "leaks", str(H100 / "leak_hidden_oom.nvml.jsonl"), "--pid", "400", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["processes"][0]["pid"] == 400 and out["processes"][0]["actionable"] is True
