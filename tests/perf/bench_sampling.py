@@ -9,6 +9,7 @@ quotes one); without one it measures the replay source and says so.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import statistics
 import subprocess
@@ -49,6 +50,7 @@ def profile_calls(source, repeats: int) -> dict[str, tuple[float, float]]:
             if not callable(attr) or not name.startswith("nvml") or isinstance(attr, type):
                 return attr
 
+            @functools.wraps(attr)  # keep __name__: the source keys its NotSupported cache on it
             def call(*a, **kw):
                 t0 = time.perf_counter()
                 try:
