@@ -164,6 +164,11 @@ export class GpuStore {
     }
   }
 
+  /** A tick that will not be drawn (panel hidden): not a cost to record. */
+  skipTick(): void {
+    this._tickPending = false;
+  }
+
   /** Called by the panel once a tick is on screen: records its cost. */
   markTickRendered(): void {
     if (!this._tickPending) {

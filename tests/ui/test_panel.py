@@ -334,3 +334,39 @@ def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
         assert page.page_errors == []
     finally:
         _rest(replay_lab, "DELETE", f"api/sessions/{session['id']}")
+
+
+def test_view_menu_palette_and_settings(replay_lab: Lab, page):
+    open_lab(page, replay_lab)
+    panel = page.locator("#jp-gpu-panel")
+
+    # View menu entry (from the settings schema's jupyter.lab.menus).
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^View$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Open GPU panel$")).click()
+    panel.wait_for(state="visible")
+    page.click('li.lm-TabBar-tab[data-id="jp-gpu-panel"]')  # collapse again
+    panel.wait_for(state="hidden")
+
+    # Command palette entry.
+    page.keyboard.press("Control+Shift+C")
+    page.keyboard.type("Open GPU panel")
+    page.locator(".lm-CommandPalette-item", has_text="Open GPU panel").first.click()
+    panel.wait_for(state="visible")
+
+    # A setting changes what is shown: GB instead of GiB, 1-minute window.
+    settings_url = "lab/api/settings/jupyter-gpu-panel:plugin"
+    _rest(replay_lab, "PUT", settings_url, {"raw": json.dumps({"memoryUnits": "GB", "chartWindow": 60})})
+    try:
+        page.reload()
+        page.wait_for_selector("#jp-main-dock-panel", state="attached", timeout=60000)
+        open_panel(page)
+        status = page.locator('[data-testid="gpu-status"]')
+        page.wait_for_function(
+            "() => /GB$/.test(document.querySelector('[data-testid=gpu-status]').textContent)",
+            timeout=15000,
+        )
+        assert re.fullmatch(r"GPU \d+% · [\d.]+/85\.5 GB", status.inner_text().strip()), status.inner_text()
+        pressed = panel.locator('.jp-GpuPanel-segment[aria-pressed="true"]')
+        assert pressed.inner_text().strip() == "1 min"
+    finally:
+        _rest(replay_lab, "PUT", settings_url, {"raw": "{}"})

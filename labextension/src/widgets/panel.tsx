@@ -4,6 +4,10 @@
  */
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+
+/** Lumino's Message type without a direct @lumino/messaging dependency. */
+type Message = Parameters<Widget['processMessage']>[0];
 import * as React from 'react';
 
 import {
@@ -211,9 +215,20 @@ function Charts(props: {
 }
 
 /** The OS user the server runs as: from status, else from processes it owns. */
-export function serverUser(status: IStatus | null, gpus: IGpuReading[]): string | null {
+export function serverUser(
+  status: IStatus | null,
+  gpus: IGpuReading[],
+  kernels: IKernelInfo[] | null = null
+): string | null {
   if (status?.user) {
     return status.user;
+  }
+  // Kernels run as the server's user.
+  for (const k of kernels ?? []) {
+    const u = (k as { user?: unknown }).user;
+    if (typeof u === 'string' && u) {
+      return u;
+    }
   }
   for (const g of gpus) {
     for (const p of g.processes || []) {
@@ -606,7 +621,7 @@ export function PanelView(props: IPanelProps): JSX.Element {
     store.markTickRendered();
   });
 
-  const me = serverUser(s.status, gpus ?? []);
+  const me = serverUser(s.status, gpus ?? [], s.kernels);
   const stale = s.conn.phase !== 'live';
   return (
     <div
@@ -674,9 +689,23 @@ export class GpuPanel extends ReactWidget {
     this.node.setAttribute('aria-label', 'GPU panel');
   }
 
+  private _shouldRender(): boolean {
+    if (!this.isVisible) {
+      this._store.skipTick();
+      return false;
+    }
+    return true;
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    // Ticks are not rendered while hidden (below): catch up now.
+    this.update();
+  }
+
   render(): JSX.Element {
     return (
-      <UseSignal signal={this._store.changed}>
+      <UseSignal signal={this._store.changed} shouldUpdate={() => this._shouldRender()}>
         {() => (
           <PanelView
             store={this._store}
