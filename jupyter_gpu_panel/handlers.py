@@ -214,10 +214,8 @@ def routes() -> list[tuple[str, Any]]:
         (rf"/{API}/openapi.json", OpenAPIHandler),
         (rf"/{API}/stream", StreamHandler),
     ]
-    for module in ("kernels_handlers", "benchmarks.handlers"):
-        try:  # TEMP while the parts land
-            mod = __import__(f"jupyter_gpu_panel.{module}", fromlist=["routes"])
-        except ImportError:
-            continue
-        ours += mod.routes("/")
+    from .benchmarks.handlers import routes as benchmark_routes
+    from .kernels_handlers import routes as kernel_routes
+
+    ours += kernel_routes() + benchmark_routes("/")
     return ours

@@ -87,7 +87,7 @@ async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str
         client.stop_channels()
 
 
-def routes(base: str = "/") -> list[tuple[str, Any]]:
+def routes() -> list[tuple[str, Any]]:
     return [
         (rf"/{API}/kernels", KernelsHandler),
         (rf"/{API}/kernels/(?P<kernel_id>[\w-]+)/(?P<action>\w+)", KernelActionHandler),
