@@ -468,20 +468,36 @@ def analyze_steps(
     report = StepsReport()
     if len(pos) != len(x):
         raise ValueError("steps and allocated differ in length")
-    transient = step_transient(x, peak) if peak is not None else 0.0
+    ok = np.isfinite(pos) & np.isfinite(x)
+    order = np.argsort(np.where(ok, pos, np.inf), kind="stable")[: int(ok.sum())]
+
+    def aligned(values: Any) -> Optional[np.ndarray]:
+        if values is None:
+            return None
+        arr = _as_array(values)
+        return arr[order] if len(arr) == len(pos) else None
+
+    pos, x = pos[order], x[order]
+    res, pk, tt, rt = aligned(reserved), aligned(peak), aligned(t), aligned(alloc_retries)
+    if not len(x):
+        report.reason = "too few readings"
+        return report
+    transient = step_transient(x, pk) if pk is not None else 0.0
     level = None
-    if reserved is not None and capacity:
-        frag = fragmentation_check(x, _as_array(reserved), capacity, retries=alloc_retries)
-        report.fragmentation = frag
-        if frag.get("fragmented"):
-            r = _as_array(reserved)
-            r = r[np.isfinite(r)]
-            if len(r):  # allocated-based forecasts are far off here: count the reserve
-                level = max(float(r[-1]) - transient, float(x[np.isfinite(x)][-1]))
-    sps = step_seconds(t)
-    detect_growth(pos, x, capacity=capacity, level=level, transient=transient, seconds_per_unit=sps, result=report)
-    if len(pos):
-        report.current_step = float(pos[np.isfinite(pos)][-1]) if np.isfinite(pos).any() else None
+    last_res = None
+    if res is not None and np.isfinite(res).any():
+        last_res = float(res[np.isfinite(res)][-1])
+    if res is not None and capacity:
+        report.fragmentation = fragmentation_check(x, res, capacity, retries=rt)
+    if last_res is not None:
+        if report.fragmentation and report.fragmentation.get("fragmented"):
+            # allocated-based forecasts are far off here: the reserve meets the limit first
+            level = max(last_res - transient, float(x[-1]))
+        elif pk is None:
+            # no peak readings: the reserve is the best stand-in for a step's working set
+            level = max(last_res, float(x[-1]))
+    detect_growth(pos, x, capacity=capacity, level=level, transient=transient, seconds_per_unit=step_seconds(tt), result=report)
+    report.current_step = float(pos[-1])
     return report
 
 
@@ -727,14 +743,20 @@ def triage_snapshot(
         grp["bytes"] += int(ev.get("size") or 0)
         grp["count"] += 1
     steps = max(1, int(steps))
-    ranked = sorted(groups.values(), key=lambda g: -g["bytes"])
-    for grp in ranked:
+    for grp in groups.values():
         grp["bytes_per_step"] = grp["bytes"] / steps
+        # one survivor a step (or more) is the leak's signature; a single survivor is just
+        # the last step's tensors still referenced when the snapshot was taken
+        grp["every_step"] = grp["count"] >= max(2, steps - 1)
+    ranked = sorted(groups.values(), key=lambda g: (not g["every_step"], -g["bytes"]))
     message = None
     if ranked and ranked[0]["bytes"] > 0:
         top = ranked[0]
-        label = f"{top['where'].split(' ')[0].rsplit('/', 1)[-1]}" + (f" {top['code'].strip()}" if top.get("code") else "")
-        message = f"`{label}` keeps {_human(top['bytes_per_step'])} a step"
+        label = top["where"].split(" ")[0].rsplit("/", 1)[-1] + (f" {top['code'].strip()}" if top.get("code") else "")
+        if top["every_step"]:
+            message = f"`{label}` keeps {_human(top['bytes_per_step'])} a step"
+        else:
+            message = f"`{label}` kept {_human(top['bytes'])} over {steps} steps"
     return {"stacks": ranked, "steps": steps, "message": message}
 
 

@@ -393,3 +393,26 @@ def test_triage_with_nothing_surviving():
     snap = {"device_traces": [[{"action": "alloc", "addr": 1, "size": 10}, {"action": "free_completed", "addr": 1}]]}
     out = leaks.triage_snapshot(snap, steps=2)
     assert out["stacks"] == [] and out["message"] is None
+
+
+def test_triage_on_a_real_allocation_history():
+    """A snapshot recorded on an H100 (tests/data/leaks/record_snapshot.py): 4 steps keeping ``h``."""
+    import json
+    import linecache
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "data" / "leaks"
+    snap = json.loads((data / "snapshot_leak.json").read_text())
+    local = data / "record_snapshot.py"
+
+    def source_line(filename: str, line: int):
+        return linecache.getline(str(local), line) if filename.endswith("record_snapshot.py") else None
+
+    out = leaks.triage_snapshot(snap, steps=snap["steps"], source_line=source_line)
+    top = out["stacks"][0]
+    assert top["where"].endswith("record_snapshot.py:27 step")  # h = model[1](model[0](x))
+    assert top["every_step"] and top["count"] == 4
+    assert top["bytes_per_step"] == 32 * MiB
+    assert out["message"] == "`record_snapshot.py:27 h = model[1](model[0](x))` keeps 32 MiB a step"
+    # the forward's other activations, the gradients and the optimizer's temporaries were freed
+    assert all(not s["every_step"] for s in out["stacks"][1:])

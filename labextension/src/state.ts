@@ -216,7 +216,8 @@ export function deriveView(input: IViewInput): IView {
       const m: IBanner = {
         level: status.state === 'error' ? 'error' : 'info',
         title: text?.title ?? `GPU state: ${status.state}`,
-        detail: [status.message, text?.hint].filter(Boolean).join(' ') || null
+        // The server's own message is the specific one; the hint is the fallback.
+        detail: status.message || text?.hint || null
       };
       if (!hasData) {
         return { body: 'message', message: m, banners, shortText: 'No GPU' };

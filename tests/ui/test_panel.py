@@ -238,7 +238,7 @@ STATE_TITLES = {
 }
 
 
-def test_no_gpu_state_and_server_loss(tmp_path, page):
+def test_no_gpu_state_and_server_loss(tmp_path, page, artifacts):
     """Source auto on a machine without an NVIDIA GPU (CI): the panel names the state,
     then says reconnecting/unreachable once the server goes away."""
     lab = start_lab(tmp_path, "auto")
@@ -259,6 +259,7 @@ def test_no_gpu_state_and_server_loss(tmp_path, page):
         assert page.locator("#jp-gpu-panel .jp-GpuPanel-card").count() == 0
         assert page.locator('[data-testid="gpu-status"]').inner_text().strip() == "No GPU"
         assert len(sockets) == 1
+        page.locator("#jp-gpu-panel .jp-GpuPanel-root").screenshot(path=str(artifacts / "panel-no-gpu.png"))
     finally:
         lab.stop()
     # Server gone: the panel says so instead of freezing.
@@ -267,6 +268,8 @@ def test_no_gpu_state_and_server_loss(tmp_path, page):
         timeout=30000,
     )
     assert page.locator("#jp-gpu-panel").get_by_role("button", name="Retry now").first.is_visible()
+    assert page.locator('[data-testid="gpu-status"]').inner_text().strip() == "GPU offline"
+    page.locator("#jp-gpu-panel .jp-GpuPanel-root").screenshot(path=str(artifacts / "panel-server-lost.png"))
 
 
 def _rest(lab: Lab, method: str, path: str, body: dict | None = None) -> dict:

@@ -538,8 +538,13 @@ function Kernels(props: { store: GpuStore; units: MemoryUnits; actions: IPanelAc
   );
 }
 
-function Toolbar(props: { store: GpuStore; settings: IPanelSettings; actions: IPanelActions }) {
-  const { store, settings, actions } = props;
+function Toolbar(props: {
+  store: GpuStore;
+  settings: IPanelSettings;
+  actions: IPanelActions;
+  showWindow: boolean;
+}) {
+  const { store, settings, actions, showWindow } = props;
   const s = store.state;
   const [template, setTemplate] = React.useState<string>('');
   const templates = s.benchmarks;
@@ -559,23 +564,25 @@ function Toolbar(props: { store: GpuStore; settings: IPanelSettings; actions: IP
   const every = s.effectiveInterval ?? status?.interval ?? null;
   return (
     <div className="jp-GpuPanel-toolbar">
-      <div className="jp-GpuPanel-toolbarRow">
-        <div className="jp-GpuPanel-segmented" role="group" aria-label="Chart window">
-          {CHART_WINDOWS.map(w => (
-            <button
-              key={w}
-              className="jp-GpuPanel-segment"
-              aria-pressed={settings.chartWindow === w}
-              onClick={() => actions.setChartWindow(w)}
-            >
-              {windowLabel(w)}
-            </button>
-          ))}
+      {showWindow && (
+        <div className="jp-GpuPanel-toolbarRow">
+          <div className="jp-GpuPanel-segmented" role="group" aria-label="Chart window">
+            {CHART_WINDOWS.map(w => (
+              <button
+                key={w}
+                className="jp-GpuPanel-segment"
+                aria-pressed={settings.chartWindow === w}
+                onClick={() => actions.setChartWindow(w)}
+              >
+                {windowLabel(w)}
+              </button>
+            ))}
+          </div>
+          <span className="jp-GpuPanel-muted jp-GpuPanel-small" title={source}>
+            {every !== null ? `every ${every} s` : ''}
+          </span>
         </div>
-        <span className="jp-GpuPanel-muted jp-GpuPanel-small" title={source}>
-          {every !== null ? `every ${every} s` : ''}
-        </span>
-      </div>
+      )}
       {templates.length > 0 && (
         <div className="jp-GpuPanel-toolbarRow">
           <select
@@ -630,7 +637,12 @@ export function PanelView(props: IPanelProps): JSX.Element {
       data-state={s.status?.state ?? ''}
       data-source={s.status?.source ?? ''}
     >
-      <Toolbar store={store} settings={settings} actions={actions} />
+      <Toolbar
+        store={store}
+        settings={settings}
+        actions={actions}
+        showWindow={view.body === 'gpus' && settings.metrics.charts}
+      />
       {view.banners.map((b, i) => (
         <Banner key={`${b.title}-${i}`} banner={b}>
           {b.retry && (
