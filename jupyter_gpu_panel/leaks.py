@@ -47,6 +47,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import numpy as np
 from scipy import stats
 
+from .wording import human_bytes
+
 #: A leak is actionable when it fills the available memory within this many seconds.
 ACTIONABLE_SECONDS = 24 * 3600.0
 
@@ -754,17 +756,10 @@ def triage_snapshot(
         top = ranked[0]
         label = top["where"].split(" ")[0].rsplit("/", 1)[-1] + (f" {top['code'].strip()}" if top.get("code") else "")
         if top["every_step"]:
-            message = f"`{label}` keeps {_human(top['bytes_per_step'])} a step"
+            message = f"`{label}` keeps {human_bytes(top['bytes_per_step'])} a step"
         else:
-            message = f"`{label}` kept {_human(top['bytes'])} over {steps} steps"
+            message = f"`{label}` kept {human_bytes(top['bytes'])} over {steps} steps"
     return {"stacks": ranked, "steps": steps, "message": message}
-
-
-def _human(n: float) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.0f} B"
 
 
 __all__ = [

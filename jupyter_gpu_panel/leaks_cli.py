@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 
 from . import leaks
 from .leak_traces import NvmlTrace, StepTrace, TraceError, read_trace, sibling_mem_total
+from .wording import leak_message
 
 #: Used only when neither the command line nor the trace says how much memory there is.
 FALLBACK_CAPACITY = 80 * 2**30
@@ -65,21 +66,10 @@ def nvml_verdict(trace: NvmlTrace, capacity: Optional[float], pid: Optional[int]
 
 
 def _human(rep: dict[str, Any]) -> str:
-    def mib(v: Optional[float]) -> str:
-        return "-" if v is None else f"{v / 2**20:.3f} MiB"
-
     if rep["source"] == "steps":
-        lines = [
-            f"leak: {rep['leak']}  actionable: {rep['actionable']}  onset step: {rep['onset_step']}",
-            f"growth: {mib(rep['bytes_per_step'])}/step, {mib(rep['bytes_per_second'])}/s",
-            f"to OOM: {rep['steps_to_oom']} steps, {rep['seconds_to_oom']} s",
-        ]
-        return "\n".join(lines)
-    return "\n".join(
-        f"pid {p['pid']}: leak {p['leak']}, actionable {p['actionable']}, "
-        f"{mib(p['bytes_per_second'])}/s, OOM in {p['seconds_to_oom']} s"
-        for p in rep["processes"]
-    ) or "no processes in the trace"
+        onset = rep["onset_step"] if rep["leak"] else None
+        return leak_message(rep) + ("" if onset is None else f"\ngrowing since step {onset:,}")
+    return "\n".join(f"pid {p['pid']}: {leak_message(p)}" for p in rep["processes"]) or "no processes in the trace"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,47 +14,10 @@ import numpy as np
 
 from .kernels import Attribution
 from .probes import ProbeFollower, Probes
+from .wording import leak_message
 
 log = logging.getLogger(__name__)
 
-GiB = 1024**3
-MiB = 1024**2
-
-
-def human_bytes(n: float) -> str:
-    n = abs(n)
-    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n:.0f} B"
-
-
-def human_seconds(s: float) -> str:
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 90 * 60:
-        return f"{s / 60:.0f} min"
-    if s < 48 * 3600:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.0f} days"
-
-
-def leak_message(report: dict[str, Any]) -> str:
-    """One sentence for the panel and the notification."""
-    if not report.get("leak"):
-        return "No memory growth across steps."
-    bps = report.get("bytes_per_step")
-    rate = f"{human_bytes(bps)} a step" if bps else f"{human_bytes(report.get('bytes_per_second') or 0)}/s"
-    secs = report.get("seconds_to_oom")
-    steps = report.get("steps_to_oom")
-    if not report.get("actionable"):
-        return f"Slow growth of {rate}: would not fill the memory within 24 h."
-    parts = [f"Leaking {rate}"]
-    if secs is not None:
-        parts.append(f"full in ~{human_seconds(secs)}")
-    if steps is not None and report.get("current_step") is not None:
-        parts.append(f"around step {int(report['current_step'] + steps):,}")
-    return ", ".join(parts) + "."
 
 
 def steps_report(follower: ProbeFollower) -> Optional[dict[str, Any]]:

@@ -112,7 +112,16 @@ def test_bad_input(capsys, tmp_path):
 def test_human_output(capsys):
     assert main(["leaks", str(H100 / "leak_hidden.iters.jsonl")]) == 0
     out = capsys.readouterr().out
-    assert "leak: True" in out and "32.000 MiB/step" in out
+    assert out.startswith("Leaking 32 MiB a step, full in ~")
+    assert "growing since step 0" in out
+
+
+def test_human_output_per_process(capsys):
+    """NVML traces: one line per pid, the leaking one named, the healthy one clean."""
+    assert main(["leaks", str(H100 / "two_procs_one_leaks.nvml.jsonl")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("pid 400: Leaking ") and "MiB/s, full in ~" in lines[0]
+    assert lines[1] == "pid 512: No memory growth."
 
 
 def test_console_entry_point():
