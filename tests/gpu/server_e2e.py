@@ -79,6 +79,34 @@ async def execute(port: int, kernel_id: str, code: str) -> None:
     ws.close()
 
 
+def nvidia_smi(*query: str) -> list[list[str]]:
+    out = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30)
+    return [[c.strip() for c in line.split(",")] for line in out.stdout.strip().splitlines()]
+
+
+def compare_with_nvidia_smi(snap: dict) -> dict:
+    """The server's snapshot against nvidia-smi read right after it (the loops have finished, so
+    memory is still): device memory used and total, and each process's memory, in MiB."""
+    MiB = 2**20
+    gpus = {int(r[0]): {"used": int(r[1]), "total": int(r[2])}
+            for r in nvidia_smi("--query-gpu=index,memory.used,memory.total")}
+    apps = {int(r[0]): int(r[1]) for r in nvidia_smi("--query-compute-apps=pid,used_memory") if r[1].isdigit()}
+    rows, agree = [], True
+    for g in snap["gpus"]:
+        smi = gpus.get(g["index"], {})
+        ours = {"used": round(g["mem_used"] / MiB), "total": round(g["mem_total"] / MiB)}
+        # memory may move by a few MiB between the two reads (other clients of the card)
+        ok = smi and abs(ours["used"] - smi["used"]) <= max(64, 0.02 * smi["used"]) and ours["total"] == smi["total"]
+        rows.append({"gpu": g["index"], "ours": ours, "nvidia_smi": smi, "agree": bool(ok)})
+        agree = agree and bool(ok)
+        for p in g["processes"]:
+            if p["pid"] in apps:
+                pok = abs(round(p["used"] / MiB) - apps[p["pid"]]) <= 64
+                rows.append({"pid": p["pid"], "ours": round(p["used"] / MiB), "nvidia_smi": apps[p["pid"]], "agree": pok})
+                agree = agree and pok
+    return {"agree": agree, "rows": rows}
+
+
 async def main(out: Path) -> int:
     port = free_port()
     root = Path(tempfile.mkdtemp())
@@ -142,13 +170,15 @@ async def main(out: Path) -> int:
         result["kernels_final"] = doc
         snap = await api(http, base, "api/gpu-panel/snapshot")
         result["snapshot_busy"] = snap
+        result["vs_nvidia_smi"] = compare_with_nvidia_smi(snap)
+        print("vs nvidia-smi:", json.dumps(result["vs_nvidia_smi"]))
         owners = {p["pid"]: p.get("owner") for g in snap["gpus"] for p in g["processes"]}
         result["owners"] = owners
         result["timeline"] = timeline
         result["first_alarm"] = first_alarm
         result["healthy_flagged"] = healthy_flagged
         leaky_nb = any((o or {}).get("notebook") == "leaky.ipynb" for o in owners.values())
-        result["ok"] = bool(first_alarm) and not healthy_flagged and leaky_nb
+        result["ok"] = bool(first_alarm) and not healthy_flagged and leaky_nb and result["vs_nvidia_smi"]["agree"]
         print("\nSUMMARY", json.dumps({k: result[k] for k in ("ok", "first_alarm", "healthy_flagged")})[:1500])
         print("owners:", json.dumps(owners))
     finally:

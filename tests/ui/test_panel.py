@@ -353,7 +353,10 @@ def test_view_menu_palette_and_settings(replay_lab: Lab, page):
     # Command palette entry.
     page.keyboard.press("Control+Shift+C")
     page.keyboard.type("Open GPU panel")
-    page.locator(".lm-CommandPalette-item", has_text="Open GPU panel").first.click()
+    # The palette re-renders its list while commands change (benchmark templates arrive after
+    # start-up), which can detach an item under the mouse; Enter runs the active match, as a user would.
+    page.locator(".lm-CommandPalette-item.lm-mod-active", has_text="Open GPU panel").wait_for(state="visible")
+    page.keyboard.press("Enter")
     panel.wait_for(state="visible")
 
     # A setting changes what is shown: GB instead of GiB, 1-minute window.
