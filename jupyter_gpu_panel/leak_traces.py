@@ -13,12 +13,13 @@ This module does the file I/O; the judging is in ``leaks`` (pure).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+
+from .jsonl import read_jsonl
 
 STEPS = "steps"
 NVML = "nvml"
@@ -58,22 +59,8 @@ class NvmlTrace:
 
 
 def read_records(path: Union[str, Path], max_lines: Optional[int] = None) -> list[dict[str, Any]]:
-    """JSON objects of a JSON-lines file; a line that does not parse (a cut tail) is skipped."""
-    out: list[dict[str, Any]] = []
-    with open(path, "rb") as fh:
-        for n, line in enumerate(fh):
-            if max_lines is not None and n >= max_lines:
-                break
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                out.append(rec)
-    return out
+    """JSON objects of a trace file (its first ``max_lines`` lines: a live run seen half-way)."""
+    return read_jsonl(path, max_lines)
 
 
 def kind_of(records: list[dict[str, Any]]) -> str:

@@ -12,10 +12,11 @@ import logging
 import math
 from collections import deque
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import psutil
 
+from .jsonl import parse_lines
 from .probe import PROBE_DIR_NAME
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,9 @@ class ProbeFollower:
         lines = chunk.split(b"\n")
         self._partial[key] = lines.pop()  # a line still being written
         n = 0
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                into.append(rec)
-                n += 1
+        for rec in parse_lines(lines):
+            into.append(rec)
+            n += 1
         return n
 
     @property

@@ -9,7 +9,6 @@ from jupyter_gpu_panel.benchmarks.peaks import (
     EMBEDDED,
     allreduce_busbw,
     load_peaks,
-    match_gpu,
     matmul_tflops,
     median,
     percent_of,

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")  # torch is a test dependency: see pyproject [test]
 
 from jupyter_gpu_panel import probe as probe_mod  # noqa: E402
-from jupyter_gpu_panel.probes import ProbeFollower, Probes  # noqa: E402
+from jupyter_gpu_panel.probes import Probes  # noqa: E402
 
 
 class CPUProbe(probe_mod.Probe):

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ..jsonl import read_jsonl
 from ..readings import STATE_ERROR, STATE_OK, DeviceInfo, GPUReading, ProcessReading
 from .base import SourceStatus
 
@@ -40,17 +41,8 @@ def sidecar_path(trace: Path) -> Path:
 def load_trace(path: Union[str, Path]) -> dict[int, list[dict[str, Any]]]:
     """Samples per GPU index, in time order. A torn last line (a live recording) is skipped."""
     per_gpu: dict[int, list[dict[str, Any]]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(rec, dict) or "t" not in rec:
-                continue
+    for rec in read_jsonl(path):
+        if "t" in rec:
             per_gpu.setdefault(int(rec.get("gpu", 0)), []).append(rec)
     for samples in per_gpu.values():
         samples.sort(key=lambda r: r["t"])
