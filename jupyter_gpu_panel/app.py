@@ -74,6 +74,13 @@ class GPUPanel(ExtensionApp):
         help="Seconds between refreshes of the kernel view: which kernel owns each GPU process, probe readings, leak verdicts.",
     ).tag(config=True)
 
+    triage_on_alarm = Bool(
+        True,
+        help="When a probed kernel's leak becomes actionable, record torch's allocation history for a few "
+        "steps (once per probe) to name the line whose tensors survive every step. The steps recorded run "
+        "slower while Python stacks are captured.",
+    ).tag(config=True)
+
     @validate("interval")
     def _floor_interval(self, proposal: dict) -> float:
         return max(MIN_INTERVAL, float(proposal["value"]))
@@ -100,7 +107,9 @@ class GPUPanel(ExtensionApp):
 
         self.hub = StreamHub(self.sampler)
         self.probes = Probes.in_runtime_dir(self.serverapp.runtime_dir)
-        self.tracker = KernelTracker(self.serverapp, self.sampler, self.probes, period=self.kernel_refresh)
+        self.tracker = KernelTracker(
+            self.serverapp, self.sampler, self.probes, period=self.kernel_refresh, triage_on_alarm=self.triage_on_alarm
+        )
         self.hub.owner_of = self.tracker.owner_of
         self.settings["gpu_panel"] = self
         self.log.info("jupyter-gpu-panel: source=%s interval=%ss", self.source, self.sampler.interval)

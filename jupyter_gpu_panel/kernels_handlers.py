@@ -11,7 +11,7 @@ from tornado import web
 
 from .handlers import API, BaseHandler
 
-ACTIONS = ("interrupt", "restart", "shutdown", "probe")
+ACTIONS = ("interrupt", "restart", "shutdown", "probe", "triage")
 PROBE_CODE = "%load_ext jupyter_gpu_panel"
 
 
@@ -44,6 +44,16 @@ class KernelActionHandler(BaseHandler):
             await ensure_async(km.restart_kernel(kernel_id))
         elif action == "shutdown":
             await ensure_async(km.shutdown_kernel(kernel_id))
+        elif action == "triage":
+            loop = asyncio.get_running_loop()
+            try:
+                triage = await loop.run_in_executor(None, self.panel.tracker.request_triage, kernel_id)
+            except LookupError:
+                raise web.HTTPError(409, "this kernel runs no memory probe: load it first (Track memory)") from None
+            except OSError as exc:
+                raise web.HTTPError(409, f"cannot reach the kernel's probe: {exc.strerror or exc}") from None
+            self.write_json({"kernel_id": kernel_id, "action": action, "requested": True, "steps": triage["steps"]}, status=202)
+            return
         else:
             result = await load_probe(km, kernel_id)
             self.write_json({"kernel_id": kernel_id, "action": action, **result})

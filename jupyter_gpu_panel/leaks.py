@@ -141,6 +141,7 @@ class StepsReport(Growth):
             "required_steps": self.required,
             "headroom": self.headroom,
             "capacity": self.capacity,
+            "level": self.level,
             "fragmentation": self.fragmentation,
         }
 
@@ -161,6 +162,7 @@ class TimeReport(Growth):
             "required_samples": self.required,
             "headroom": self.headroom,
             "capacity": self.capacity,
+            "level": self.level,
         }
 
 

@@ -11,11 +11,18 @@ Records use the ``*.iters.jsonl`` format of the project's recorded traces, plus
 ``<jupyter runtime dir>/gpu-panel/probe-<pid>.iters.jsonl`` (directory 0700, files 0600,
 rotated at ``max_bytes``) beside ``probe-<pid>.json`` (who wrote it), where the server
 finds them. Nothing here synchronises the GPU: the allocator counters are host-side.
+
+Triage: when the server writes ``probe-<pid>.triage-request`` (on a leak alarm, or the panel's
+"Find the leaking line"), the step hook notices it within a second, records torch's
+allocation history for the next few steps and writes what it saw to ``probe-<pid>.triage.json``
+(the allocations with their Python stacks, and each stack line's code, which only this process
+can read: notebook cells live in its linecache). The server names the stack that survives.
 """
 
 from __future__ import annotations
 
 import json
+import linecache
 import os
 import re
 import sys
@@ -26,6 +33,11 @@ from typing import Any, Optional
 PROBE_DIR_NAME = "gpu-panel"
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 0.5
+#: How often the step hook looks for a triage request (a stat call, so not every step).
+TRIAGE_POLL_SECONDS = 1.0
+TRIAGE_MAX_STEPS = 32
+TRIAGE_MAX_ENTRIES = 200_000
+TRIAGE_MAX_FRAMES = 12
 
 
 def probe_dir() -> Path:
@@ -60,6 +72,11 @@ class Probe:
         self.path = self.dir / f"probe-{self.pid}.iters.jsonl"
         self.cells_path = self.dir / f"probe-{self.pid}.cells.jsonl"
         self.meta_path = self.dir / f"probe-{self.pid}.json"
+        self.triage_request_path = self.dir / f"probe-{self.pid}.triage-request"
+        self.triage_path = self.dir / f"probe-{self.pid}.triage.json"
+        self._triage_left = 0  # steps still to record; 0 when not recording
+        self._triage_steps = 0
+        self._next_triage_check = 0.0
         self.step = 0
         self._last_t: Optional[float] = None
         self._last_flush = 0.0
@@ -155,6 +172,84 @@ class Probe:
             self._fh.flush()
             if self._fh.tell() > self.max_bytes:
                 self._rotate()
+        try:
+            if self._triage_left:
+                self._triage_left -= 1
+                if not self._triage_left:
+                    self._finish_triage()
+            elif now >= self._next_triage_check:
+                self._next_triage_check = now + TRIAGE_POLL_SECONDS
+                if os.path.exists(self.triage_request_path):
+                    self._start_triage()
+        except Exception as exc:  # noqa: BLE001 - a training step must never fail because of us
+            self._triage_left = 0
+            print(f"jupyter-gpu-panel: triage failed: {exc}", file=sys.stderr)
+
+    # -- triage: which allocation stack survives every step ---------------------------------
+
+    def _start_triage(self) -> None:
+        steps = 4
+        try:
+            req = json.loads(self.triage_request_path.read_text(encoding="utf-8") or "{}")
+            steps = max(1, min(TRIAGE_MAX_STEPS, int(req.get("steps", steps))))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+        try:
+            self.triage_request_path.unlink()
+        except OSError:
+            pass
+        try:
+            self._record_history(True)
+        except Exception as exc:  # noqa: BLE001 - a training step must never fail because of us
+            self._write_triage({"error": f"torch cannot record the allocation history here: {exc}"})
+            return
+        self._triage_steps = self._triage_left = steps
+
+    def _record_history(self, on: bool) -> None:
+        """torch's allocation history with Python stacks (torch 2.1+), on or off."""
+        memory = self.torch.cuda.memory
+        if on:
+            memory._record_memory_history(max_entries=TRIAGE_MAX_ENTRIES, stacks="python")
+        else:
+            memory._record_memory_history(enabled=None)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return self.torch.cuda.memory._snapshot()
+
+    def _finish_triage(self) -> None:
+        error = None
+        try:
+            snap = self._snapshot()
+        except Exception as exc:  # noqa: BLE001
+            snap, error = None, f"torch could not take the memory snapshot: {exc}"
+        finally:
+            try:
+                self._record_history(False)
+            except Exception:  # noqa: BLE001
+                pass
+        if snap is None:
+            self._write_triage({"error": error})
+            return
+        traces = snap.get("device_traces") or []
+        events, code = [], {}
+        for ev in traces[self.device] if self.device < len(traces) else []:
+            frames = [
+                {"filename": f.get("filename"), "line": f.get("line"), "name": f.get("name")}
+                for f in (ev.get("frames") or [])[:TRIAGE_MAX_FRAMES]
+            ]
+            if ev.get("action") == "alloc":
+                for f in frames:
+                    key = f"{f['filename']}:{f['line']}"
+                    if key not in code:
+                        code[key] = linecache.getline(str(f["filename"]), int(f["line"] or 0)).strip() or None
+            events.append({"action": ev.get("action"), "addr": ev.get("addr"), "size": ev.get("size"), "frames": frames})
+        self._write_triage({"steps": self._triage_steps, "device_traces": [events], "code": code})
+
+    def _write_triage(self, doc: dict[str, Any]) -> None:
+        doc = {"t": time.time(), "pid": self.pid, "device": self.device, "steps": self._triage_steps, **doc}
+        tmp = self.triage_path.with_suffix(".tmp")
+        self._write_private(tmp, json.dumps(doc, separators=(",", ":")))
+        os.replace(tmp, self.triage_path)  # the server never reads half a file
 
     def _rotate(self) -> None:
         """Keep the newest records and one older file, so the size stays bounded."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Steps kept per probe for the detector (a bounded window of the newest steps).
 MAX_STEPS = 20_000
+#: Steps of allocation history the probe records for a triage.
+TRIAGE_STEPS = 4
 
 
 class ProbeFollower:
@@ -37,12 +41,45 @@ class ProbeFollower:
         self.cells: deque[dict[str, Any]] = deque(maxlen=2_000)
         self._offsets = {"iters": 0, "cells": 0}
         self._partial = {"iters": b"", "cells": b""}
+        self.triage_request_path = meta_path.with_name(f"probe-{self.pid}.triage-request")
+        self.triage_path = meta_path.with_name(f"probe-{self.pid}.triage.json")
+        self.triage: dict[str, Any] | None = None
+        self._triage_mtime: float | None = None
 
     def poll(self) -> int:
         """Read what was appended since the last poll; returns the number of new steps."""
         new = self._follow("iters", self.iters_path, self.steps)
         self._follow("cells", self.cells_path, self.cells)
+        self._read_triage()
         return new
+
+    def request_triage(self, steps: int = TRIAGE_STEPS, auto: bool = False) -> dict[str, Any]:
+        """Ask the probe to record the allocation history of its next ``steps`` steps."""
+        now = time.time()
+        fd = os.open(self.triage_request_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({"steps": steps, "t": now}))
+        self.triage = {"state": "requested", "requested_at": now, "t": None, "steps": steps,
+                       "message": None, "stacks": [], "error": None, "auto": auto}
+        return self.triage
+
+    def _read_triage(self) -> None:
+        try:
+            mtime = self.triage_path.stat().st_mtime
+        except FileNotFoundError:
+            if self.triage and self.triage["state"] == "requested" and not self.alive:
+                self.triage.update(state="error", error="The process ended before the allocation history was recorded.")
+            return
+        if mtime == self._triage_mtime:
+            return
+        self._triage_mtime = mtime
+        base = self.triage or {"requested_at": None, "auto": False}
+        try:
+            doc = json.loads(self.triage_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # replaced while reading: the next poll sees the whole file
+        self.triage = {**base, **triage_result(doc)}
+
 
     def _follow(self, key: str, path: Path, into: deque) -> int:
         try:
@@ -83,6 +120,21 @@ class ProbeFollower:
             "steps": len(self.steps),
             "last": last,
             "alive": self.alive,
+            "series": self.series(),
+            "triage": self.triage,
+        }
+
+    def series(self, max_points: int = 600) -> dict[str, list[float]]:
+        """Allocated and reserved per step for the panel's chart, thinned to ``max_points``."""
+        steps = list(self.steps)
+        stride = max(1, math.ceil(len(steps) / max_points))
+        picked = steps[::stride]
+        if steps and picked[-1] is not steps[-1]:
+            picked.append(steps[-1])  # the chart ends where the forecast starts
+        return {
+            "step": [s.get("i") for s in picked],
+            "allocated": [s.get("allocated") for s in picked],
+            "reserved": [s.get("reserved") for s in picked],
         }
 
 
@@ -124,3 +176,18 @@ class Probes:
             if kid and f.steps and f.alive:
                 out[kid] = out.get(kid, 0) + int(f.steps[-1].get("reserved") or 0)
         return out
+
+
+def triage_result(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the panel shows for a probe's ``triage.json``: the stacks that survive every step."""
+    out: dict[str, Any] = {"t": doc.get("t"), "steps": int(doc.get("steps") or 0), "message": None, "stacks": [], "error": None}
+    if doc.get("error"):
+        return {**out, "state": "error", "error": str(doc["error"])}
+    from . import leaks  # scipy: imported on first use
+
+    code = doc.get("code") or {}
+    found = leaks.triage_snapshot(doc, out["steps"], source_line=lambda f, n: code.get(f"{f}:{n}"))
+    stacks = [{k: s[k] for k in ("where", "code", "bytes", "bytes_per_step", "count", "every_step")} for s in found["stacks"][:5]]
+    if not found["message"]:
+        return {**out, "state": "done", "stacks": stacks, "message": f"Nothing allocated during {out['steps']} steps survived them."}
+    return {**out, "state": "done", "stacks": stacks, "message": found["message"]}

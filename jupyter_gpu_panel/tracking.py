@@ -36,7 +36,17 @@ def steps_report(follower: ProbeFollower) -> Optional[dict[str, Any]]:
     report["source"] = "steps"
     report["current_step"] = int(idx[-1])
     report["message"] = leak_message(report)
+    report["forecast"] = forecast_line(report, "step", float(idx[-1]), report.get("steps_to_oom"))
     return report
+
+
+def forecast_line(report: dict[str, Any], axis: str, now: float, to_oom: Optional[float]) -> Optional[dict[str, Any]]:
+    """The chart's dashed line: from the memory counted against the limit now to the limit at
+    the forecast OOM, on the chart's x axis (steps, or Unix seconds)."""
+    level, capacity = report.get("level"), report.get("capacity")
+    if not report.get("actionable") or to_oom is None or level is None or not capacity:
+        return None
+    return {"axis": axis, "x0": now, "y0": float(level), "x1": now + float(to_oom), "y1": float(capacity)}
 
 
 def nvml_report(t: np.ndarray, used: np.ndarray, capacity: Optional[float]) -> Optional[dict[str, Any]]:
@@ -48,18 +58,31 @@ def nvml_report(t: np.ndarray, used: np.ndarray, capacity: Optional[float]) -> O
     report = leaks.analyze_time(t, used, capacity=capacity).to_json()
     report["source"] = "nvml"
     report["message"] = leak_message(report)
+    report["forecast"] = forecast_line(report, "time", float(t[-1]), report.get("seconds_to_oom"))
     return report
 
 
 class KernelTracker:
-    def __init__(self, serverapp: Any, sampler: Any, probes: Probes, period: float = 2.0) -> None:
+    def __init__(self, serverapp: Any, sampler: Any, probes: Probes, period: float = 2.0, triage_on_alarm: bool = True) -> None:
         self.sampler = sampler
         self.probes = probes
+        self.triage_on_alarm = triage_on_alarm
         self.attribution = Attribution(serverapp, sampler, probes)
         self.period = period
         self.doc: dict[str, Any] = {"kernels": [], "pid_namespace": "host"}
         self._task: Optional[asyncio.Task[None]] = None
         self.refreshed = False
+
+    def request_triage(self, kernel_id: str) -> dict[str, Any]:
+        """Ask the kernel's probe to record a few steps of allocation history (blocking file I/O).
+
+        Raises ``LookupError`` when the kernel runs no probe."""
+        self.probes.poll()
+        followers = [f for f in self.probes.for_kernel(kernel_id, self.attribution.pids_of(kernel_id)) if f.alive]
+        if not followers:
+            raise LookupError(kernel_id)
+        main = max(followers, key=lambda f: len(f.steps))
+        return main.request_triage()
 
     def owner_of(self, pid: int) -> Optional[dict[str, Any]]:
         return self.attribution.owner_of(pid)
@@ -111,11 +134,17 @@ class KernelTracker:
             probe = None
             if followers:
                 main = max(followers, key=lambda f: len(f.steps))
-                probe = main.summary()
-                probe["cells"] = leaks_per_cell(main)
                 steps_leak = steps_report(main)
                 if steps_leak is not None:
                     leak = steps_leak  # per-step readings beat NVML's coarse reserve
+                    if self.triage_on_alarm and steps_leak["actionable"] and main.triage is None and main.alive:
+                        # once per probe: the allocation history of a few steps names the line
+                        try:
+                            main.request_triage(auto=True)
+                        except OSError:
+                            log.warning("cannot ask probe %s for a triage", main.pid, exc_info=True)
+                probe = main.summary()
+                probe["cells"] = leaks_per_cell(main)
                 probe["fragmentation"] = fragmentation(main)
             kernels.append(
                 {

@@ -13,7 +13,7 @@ import sys
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from conftest import TRACES
+from conftest import ROOT, TRACES
 from fake_nvml import FakeNVML
 
 GiB = 2**30
@@ -126,3 +126,63 @@ async def test_kernel_routes_refuse_unauthenticated(jp_fetch, panel):
             await jp_fetch("api", "gpu-panel", *args, method=method, body="{}" if method == "POST" else None,
                            headers={"Authorization": ""})
         assert err.value.code == 403
+
+
+def write_probe(probe_dir, pid, kid, scenario):
+    """A probe's files as the kernel writes them; ``started`` now, so the pid counts as alive."""
+    import time
+
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    (probe_dir / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": kid, "device": 0,
+                                                             "limit": 85520809984, "started": time.time()}))
+    shutil.copy(TRACES / "h100" / f"{scenario}.iters.jsonl", probe_dir / f"probe-{pid}.iters.jsonl")
+
+
+async def test_alarm_asks_the_probe_for_a_triage_once_and_shows_the_forecast(jp_fetch, jp_serverapp, panel, fake):
+    leaky = await start_session(jp_fetch, "leaky.ipynb")
+    healthy = await start_session(jp_fetch, "healthy.ipynb")
+    probe_dir = panel.probes.dir
+    write_probe(probe_dir, kernel_pid(jp_serverapp, leaky), leaky, "leak_hidden")
+    write_probe(probe_dir, kernel_pid(jp_serverapp, healthy), healthy, "healthy_plateau")
+    by_id = {k["kernel_id"]: k for k in (await kernels(jp_fetch))["kernels"]}
+    leak, probe = by_id[leaky]["leak"], by_id[leaky]["probe"]
+    # the chart's data: the steps and the dashed line from now to the limit
+    assert probe["series"]["step"][-1] == 399 and len(probe["series"]["allocated"]) == len(probe["series"]["step"])
+    fc = leak["forecast"]
+    assert fc["axis"] == "step" and fc["x0"] == 399 and fc["y1"] == leak["capacity"]
+    assert fc["x1"] == pytest.approx(399 + leak["steps_to_oom"])
+    assert by_id[healthy]["leak"]["forecast"] is None
+    # the alarm asked the leaky kernel's probe (only) for the allocation history of a few steps
+    assert probe["triage"]["state"] == "requested" and probe["triage"]["auto"] is True
+    assert (probe_dir / f"probe-{kernel_pid(jp_serverapp, leaky)}.triage-request").exists()
+    assert by_id[healthy]["probe"]["triage"] is None
+    assert not (probe_dir / f"probe-{kernel_pid(jp_serverapp, healthy)}.triage-request").exists()
+    # once per probe: a consumed request is not asked again on the next refresh
+    (probe_dir / f"probe-{kernel_pid(jp_serverapp, leaky)}.triage-request").unlink()
+    await kernels(jp_fetch)
+    assert not (probe_dir / f"probe-{kernel_pid(jp_serverapp, leaky)}.triage-request").exists()
+
+
+async def test_triage_action(jp_fetch, jp_serverapp, panel, fake):
+    kid = await start_session(jp_fetch, "t.ipynb")
+    with pytest.raises(HTTPClientError) as err:  # no probe in that kernel yet
+        await jp_fetch("api", "gpu-panel", "kernels", kid, "triage", method="POST", body="{}")
+    assert err.value.code == 409 and "Track memory" in json.loads(err.value.response.body)["message"]
+
+    pid = kernel_pid(jp_serverapp, kid)
+    write_probe(panel.probes.dir, pid, kid, "healthy_plateau")
+    resp = await jp_fetch("api", "gpu-panel", "kernels", kid, "triage", method="POST", body="{}")
+    assert resp.code == 202 and json.loads(resp.body) == {"kernel_id": kid, "action": "triage", "requested": True, "steps": 4}
+    assert json.loads((panel.probes.dir / f"probe-{pid}.triage-request").read_text())["steps"] == 4
+    [k] = [k for k in (await kernels(jp_fetch))["kernels"] if k["kernel_id"] == kid]
+    assert k["probe"]["triage"]["state"] == "requested" and k["probe"]["triage"]["auto"] is False
+
+    # what the probe writes after recording (a real H100 history: 4 steps keeping `h`)
+    snap = json.loads((ROOT / "tests" / "data" / "leaks" / "snapshot_leak.json").read_text())
+    snap["code"] = {f"{fr['filename']}:{fr['line']}": "h = model[1](model[0](x))"
+                    for ev in snap["device_traces"][0] for fr in ev["frames"] if fr["line"] == 27}
+    (panel.probes.dir / f"probe-{pid}.triage.json").write_text(json.dumps(snap))
+    [k] = [k for k in (await kernels(jp_fetch))["kernels"] if k["kernel_id"] == kid]
+    t = k["probe"]["triage"]
+    assert t["state"] == "done"
+    assert t["message"] == "`record_snapshot.py:27 h = model[1](model[0](x))` keeps 32 MiB a step"

@@ -118,3 +118,88 @@ def test_follower_reads_only_new_complete_lines_and_survives_rotation(tmp_path):
     assert probes.for_kernel("abc", []) == [f]
     assert probes.for_kernel("other", [77]) == [f]
     assert f.alive is False  # pid 77's process is not the probe's
+
+
+# -- triage: the server asks, the hook records a few steps, the server names the line -------
+
+SNAPSHOT = os.path.join(os.path.dirname(__file__), "data", "leaks", "snapshot_leak.json")
+RECORDER = os.path.join(os.path.dirname(__file__), "data", "leaks", "record_snapshot.py")
+
+
+class ReplayHistoryProbe(CPUProbe):
+    """The allocator's history is CUDA-only: replay a real one, recorded on an H100 by
+    tests/data/leaks/record_snapshot.py (4 steps that keep ``h``), at torch's boundary."""
+
+    recording = None
+
+    def _record_history(self, on):
+        type(self).recording = on
+
+    def _snapshot(self):
+        snap = json.loads(open(SNAPSHOT).read())
+        for events in snap["device_traces"]:
+            for ev in events:
+                for fr in ev.get("frames") or []:
+                    if fr["filename"].endswith("record_snapshot.py"):
+                        fr["filename"] = RECORDER  # where this checkout keeps the script
+        return snap
+
+
+def request(follower_dir, pid, steps=None):
+    probes = Probes(follower_dir)
+    probes.poll()
+    f = probes.followers[pid]
+    return probes, f, (f.request_triage() if steps is None else f.request_triage(steps))
+
+
+def test_triage_request_is_recorded_for_the_asked_steps_and_names_the_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(probe_mod, "TRIAGE_POLL_SECONDS", 0.0)
+    CPUProbe.kept = []
+    p = ReplayHistoryProbe(tmp_path)
+    p.open()
+    try:
+        train(2)
+        probes, f, req = request(tmp_path, os.getpid())
+        assert req["state"] == "requested" and req["steps"] == 4
+        assert stat.S_IMODE(os.stat(f.triage_request_path).st_mode) == 0o600
+        train(1)  # the hook sees the request: recording starts, the request is consumed
+        assert ReplayHistoryProbe.recording is True and not f.triage_request_path.exists()
+        train(3)
+        assert not p.triage_path.exists()  # 3 of 4 steps recorded
+        train(1)
+        assert ReplayHistoryProbe.recording is False
+    finally:
+        p.close()
+    assert stat.S_IMODE(os.stat(p.triage_path).st_mode) == 0o600
+    probes.poll()
+    t = f.triage
+    assert t["state"] == "done" and t["steps"] == 4 and t["error"] is None
+    assert t["message"] == "`record_snapshot.py:27 h = model[1](model[0](x))` keeps 32 MiB a step"
+    assert t["stacks"][0]["every_step"] and t["stacks"][0]["count"] == 4
+    assert f.summary()["triage"] is t
+
+
+def test_triage_without_cuda_reports_why_and_training_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(probe_mod, "TRIAGE_POLL_SECONDS", 0.0)
+    CPUProbe.kept = []
+    p = CPUProbe(tmp_path)  # the real torch calls: on a CPU build they raise
+    p.open()
+    try:
+        probes, f, _ = request(tmp_path, os.getpid(), steps=2)
+        train(3)
+    finally:
+        p.close()
+    assert len(p.path.read_text().splitlines()) == 3  # every step still recorded
+    probes.poll()
+    assert f.triage["state"] == "error" and "allocation history" in f.triage["error"]
+
+
+def test_probe_summary_has_a_thinned_series_ending_at_the_last_step(tmp_path):
+    d = tmp_path
+    (d / "probe-78.json").write_text(json.dumps({"pid": 78, "kernel_id": "k", "limit": 100, "started": 0}))
+    (d / "probe-78.iters.jsonl").write_text("".join(json.dumps({"i": i, "allocated": 10 * i, "reserved": 20 * i}) + "\n" for i in range(1501)))
+    probes = Probes(d)
+    probes.poll()
+    s = probes.followers[78].series(max_points=600)
+    assert len(s["step"]) <= 601 and s["step"][0] == 0 and s["step"][-1] == 1500
+    assert s["allocated"][-1] == 15000 and s["reserved"][-1] == 30000
