@@ -704,6 +704,33 @@ def _user_frame(frames: Sequence[Mapping[str, Any]], skip: Sequence[str]) -> Opt
 DEFAULT_SKIP = ("/torch/", "\\torch\\", "<frozen", "/site-packages/", "/dist-packages/", "/lib/python3")
 
 
+#: The probe allocates (and frees) one tiny tensor from this function at every step boundary
+#: while it records, so the history can be cut into steps exactly.
+STEP_MARKER = "_triage_step_marker"
+
+
+def _is_marker(ev: Mapping[str, Any]) -> bool:
+    return any(fr.get("name") == STEP_MARKER for fr in ev.get("frames") or ())
+
+
+def _step_of_events(events: Sequence[Mapping[str, Any]], steps: int) -> list[int]:
+    """Which step each event belongs to: cut at the probe's markers, or, in a history without
+    them, into ``steps`` equal runs of events (a training loop does the same work each step)."""
+    marks = [i for i, ev in enumerate(events) if ev.get("action") == "alloc" and _is_marker(ev)]
+    if marks:
+        out, k = [], -1
+        pos = iter(marks)
+        nxt = next(pos, None)
+        for i in range(len(events)):
+            while nxt is not None and i >= nxt:
+                k += 1
+                nxt = next(pos, None)
+            out.append(max(k, 0))
+        return out
+    n = max(1, len(events))
+    return [min(steps - 1, i * steps // n) for i in range(len(events))]
+
+
 def triage_snapshot(
     snapshot: Mapping[str, Any],
     steps: int,
@@ -717,50 +744,59 @@ def triage_snapshot(
     ``snapshot`` is ``torch.cuda.memory._snapshot()`` taken after recording the allocation
     history (``torch.cuda.memory._record_memory_history()``) for ``steps`` optimizer steps:
     every allocation in its ``device_traces`` that was never freed by the end survived. They
-    are grouped by the innermost frame outside torch and the standard library, and ranked
-    by bytes kept per step. ``source_line(filename, line)`` may return the code text.
+    are grouped by the innermost frame outside torch and the standard library. A leak leaves
+    survivors from every step; what the last step still references (its gradients, its loss)
+    survives from one step only, so groups are ranked by the steps they survive from, then by
+    bytes. ``source_line(filename, line)`` may return the code text.
     """
     traces = snapshot.get("device_traces") or []
     if device is not None:
         traces = [traces[device]] if device < len(traces) else []
-    alive: dict[int, Mapping[str, Any]] = {}
+    steps = max(1, int(steps))
+    alive: dict[int, tuple[Mapping[str, Any], int]] = {}
     for dev_events in traces:
-        for ev in dev_events or []:
+        events = list(dev_events or [])
+        step_of = _step_of_events(events, steps)
+        for ev, k in zip(events, step_of):
             action = ev.get("action")
             addr = ev.get("addr")
             if addr is None:
                 continue
             if action == "alloc":
-                alive[int(addr)] = ev
+                if not _is_marker(ev):
+                    alive[int(addr)] = (ev, k)
             elif action in ("free_requested", "free_completed", "free"):
                 alive.pop(int(addr), None)
     groups: dict[str, dict[str, Any]] = {}
-    for ev in alive.values():
+    for ev, k in alive.values():
         fr = _user_frame(ev.get("frames") or [], skip)
         if fr is None:
-            key, where, code = "<no user frame>", "<inside torch>", None
+            key, where, label, code = "<no user frame>", "<inside torch>", "inside torch (no Python frame of yours)", None
         else:
             where = f"{fr.get('filename')}:{fr.get('line')} {fr.get('name', '')}".strip()
             key = where
             code = source_line(str(fr.get("filename")), int(fr.get("line") or 0)) if source_line else None
-        grp = groups.setdefault(key, {"where": where, "code": code, "bytes": 0, "count": 0})
+            label = f"`{str(fr.get('filename')).rsplit('/', 1)[-1]}:{fr.get('line')}" + (f" {code.strip()}`" if code else "`")
+        grp = groups.setdefault(key, {"where": where, "code": code, "label": label, "bytes": 0, "count": 0, "_steps": set()})
         grp["bytes"] += int(ev.get("size") or 0)
         grp["count"] += 1
-    steps = max(1, int(steps))
+        grp["_steps"].add(k)
     for grp in groups.values():
+        grp["steps_kept"] = len(grp.pop("_steps"))
         grp["bytes_per_step"] = grp["bytes"] / steps
-        # one survivor a step (or more) is the leak's signature; a single survivor is just
-        # the last step's tensors still referenced when the snapshot was taken
-        grp["every_step"] = grp["count"] >= max(2, steps - 1)
-    ranked = sorted(groups.values(), key=lambda g: (not g["every_step"], -g["bytes"]))
+        # one survivor a step is the leak's signature (the first step may differ: warm-up)
+        grp["every_step"] = grp["steps_kept"] >= max(2, steps - 1)
+    ranked = sorted(groups.values(), key=lambda g: (-g["steps_kept"], -g["bytes"]))
     message = None
     if ranked and ranked[0]["bytes"] > 0:
         top = ranked[0]
-        label = top["where"].split(" ")[0].rsplit("/", 1)[-1] + (f" {top['code'].strip()}" if top.get("code") else "")
+        label = top.pop("label")
         if top["every_step"]:
-            message = f"`{label}` keeps {human_bytes(top['bytes_per_step'])} a step"
+            message = f"{label} keeps {human_bytes(top['bytes_per_step'])} a step"
         else:
-            message = f"`{label}` kept {human_bytes(top['bytes'])} over {steps} steps"
+            message = f"{label} kept {human_bytes(top['bytes'])} over {steps} steps"
+    for grp in ranked:
+        grp.pop("label", None)
     return {"stacks": ranked, "steps": steps, "message": message}
 
 

@@ -37,7 +37,7 @@ FLUSH_SECONDS = 0.5
 TRIAGE_POLL_SECONDS = 1.0
 TRIAGE_MAX_STEPS = 32
 TRIAGE_MAX_ENTRIES = 200_000
-TRIAGE_MAX_FRAMES = 12
+TRIAGE_MAX_FRAMES = 32  # enough to get out of torch's own frames to the user's line
 
 
 def probe_dir() -> Path:
@@ -174,6 +174,7 @@ class Probe:
                 self._rotate()
         try:
             if self._triage_left:
+                self._triage_step_marker()
                 self._triage_left -= 1
                 if not self._triage_left:
                     self._finish_triage()
@@ -204,6 +205,15 @@ class Probe:
             self._write_triage({"error": f"torch cannot record the allocation history here: {exc}"})
             return
         self._triage_steps = self._triage_left = steps
+        self._triage_step_marker()
+
+    def _triage_step_marker(self) -> None:
+        """A tiny allocation at the step boundary, so the history can be cut into steps
+        (``leaks.STEP_MARKER`` names this function). Without it the triage still works, less exactly."""
+        try:
+            self.torch.empty(1, device=f"cuda:{self.device}")
+        except Exception:  # noqa: BLE001
+            pass
 
     def _record_history(self, on: bool) -> None:
         """torch's allocation history with Python stacks (torch 2.1+), on or off."""

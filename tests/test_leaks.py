@@ -389,6 +389,44 @@ def test_triage_names_the_stack_whose_tensors_survive():
     assert out["message"] == "`train.py:42 h = model(x)` keeps 32 MiB a step"
 
 
+@pytest.mark.parametrize("markers", [True, False])
+def test_triage_tells_a_leak_from_what_the_last_step_still_holds(markers):
+    """As on the H100: the last step's parameter gradients (allocated by autograd, no Python
+    frame; 4 parameters) survive too, as many as the steps recorded; only the leak survives
+    from every step. The probe marks step boundaries with a tiny allocation."""
+    marker = {"action": "alloc", "size": 512, "frames": [_frame("/x/jupyter_gpu_panel/probe.py", 1, leaks.STEP_MARKER)]}
+    events, addr = [], 0x1000
+
+    def ev(action, a, size, frames=()):
+        events.append({"action": action, "addr": a, "size": size, "frames": list(frames)})
+
+    def mark():
+        nonlocal addr
+        if markers:
+            events.append({**marker, "addr": addr})
+            ev("free_completed", addr, 512)
+            addr += 0x10
+
+    grads: list[int] = []
+    mark()
+    for step in range(4):
+        for a in grads:  # zero_grad(set_to_none=True) frees the previous step's gradients
+            ev("free_completed", a, 64 * MiB)
+        ev("alloc", addr, 32 * MiB, [_frame("cell.py", 8, "<module>")])  # h, appended to a list
+        addr += 0x10
+        grads = []
+        for _ in range(4):
+            ev("alloc", addr, 64 * MiB, [])
+            grads.append(addr)
+            addr += 0x10
+        mark()
+    out = leaks.triage_snapshot({"device_traces": [events]}, steps=4, source_line=lambda f, n: "h = model[0](x)")
+    top, second = out["stacks"][:2]
+    assert top["where"] == "cell.py:8 <module>" and top["every_step"] and top["steps_kept"] == 4
+    assert second["where"] == "<inside torch>" and second["count"] == 4 and not second["every_step"]
+    assert out["message"] == "`cell.py:8 h = model[0](x)` keeps 32 MiB a step"
+
+
 def test_triage_with_nothing_surviving():
     snap = {"device_traces": [[{"action": "alloc", "addr": 1, "size": 10}, {"action": "free_completed", "addr": 1}]]}
     out = leaks.triage_snapshot(snap, steps=2)

@@ -131,9 +131,13 @@ class ReplayHistoryProbe(CPUProbe):
     tests/data/leaks/record_snapshot.py (4 steps that keep ``h``), at torch's boundary."""
 
     recording = None
+    markers = 0
 
     def _record_history(self, on):
         type(self).recording = on
+
+    def _triage_step_marker(self):
+        type(self).markers += 1
 
     def _snapshot(self):
         snap = json.loads(open(SNAPSHOT).read())
@@ -168,6 +172,7 @@ def test_triage_request_is_recorded_for_the_asked_steps_and_names_the_line(tmp_p
         assert not p.triage_path.exists()  # 3 of 4 steps recorded
         train(1)
         assert ReplayHistoryProbe.recording is False
+        assert ReplayHistoryProbe.markers == 5  # at the start and after each recorded step
     finally:
         p.close()
     assert stat.S_IMODE(os.stat(p.triage_path).st_mode) == 0o600

@@ -147,7 +147,7 @@ async def main(out: Path) -> int:
         timeline = []
         first_alarm = None
         healthy_flagged = False
-        while time.time() - t_start < 40:
+        while time.time() - t_start < 60:
             await asyncio.sleep(1.0)
             doc = await api(http, base, "api/gpu-panel/kernels")
             row = {"t": round(time.time() - t_start, 1)}
@@ -158,14 +158,16 @@ async def main(out: Path) -> int:
                 row[name] = {"notebook": k["notebook"], "pids": k["pids"], "memory": k["memory"],
                              "steps": probe.get("steps"), "leak": leak.get("leak"),
                              "actionable": leak.get("actionable"), "source": leak.get("source"),
-                             "message": leak.get("message"), "steps_to_oom": leak.get("steps_to_oom")}
+                             "message": leak.get("message"), "steps_to_oom": leak.get("steps_to_oom"),
+                             "triage": probe.get("triage")}
                 if name == "leaky" and leak.get("actionable") and first_alarm is None:
                     first_alarm = {"t": row["t"], "step": probe.get("steps"), "leak": leak}
                 if name == "healthy" and leak.get("actionable"):
                     healthy_flagged = True
             timeline.append(row)
             print(json.dumps(row)[:400], flush=True)
-            if first_alarm and row.get("leaky", {}).get("steps", 0) and row["leaky"]["steps"] >= 499:
+            triage = (row.get("leaky") or {}).get("triage") or {}
+            if first_alarm and (row.get("leaky", {}).get("steps") or 0) >= 499 and triage.get("state") in ("done", "error"):
                 break
         result["kernels_final"] = doc
         snap = await api(http, base, "api/gpu-panel/snapshot")
@@ -178,7 +180,13 @@ async def main(out: Path) -> int:
         result["first_alarm"] = first_alarm
         result["healthy_flagged"] = healthy_flagged
         leaky_nb = any((o or {}).get("notebook") == "leaky.ipynb" for o in owners.values())
-        result["ok"] = bool(first_alarm) and not healthy_flagged and leaky_nb and result["vs_nvidia_smi"]["agree"]
+        # the alarm asked the probe for the allocation history: it must name the leaking line
+        triage = next((k.get("probe") or {}).get("triage") for k in doc["kernels"] if k["kernel_id"] == sessions["leaky"])
+        result["triage"] = triage
+        triage_ok = bool(triage) and triage.get("state") == "done" and "h = model[0](x)" in (triage.get("message") or "") \
+            and "32 MiB a step" in (triage.get("message") or "")
+        print("triage:", json.dumps(triage)[:600])
+        result["ok"] = bool(first_alarm) and not healthy_flagged and leaky_nb and result["vs_nvidia_smi"]["agree"] and triage_ok
         print("\nSUMMARY", json.dumps({k: result[k] for k in ("ok", "first_alarm", "healthy_flagged")})[:1500])
         print("owners:", json.dumps(owners))
     finally:
