@@ -28,7 +28,7 @@ export class ApiError extends Error {
   }
 }
 
-export type KernelAction = 'interrupt' | 'restart' | 'shutdown' | 'probe';
+export type KernelAction = 'interrupt' | 'restart' | 'shutdown' | 'probe' | 'triage';
 
 export class GpuApiClient {
   constructor(settings?: ServerConnection.ISettings) {

@@ -132,6 +132,17 @@ export type StreamMessage =
   | { type: 'config'; interval: number; fields?: string[] }
   | { type: 'error'; message: string };
 
+/** The OOM forecast as a straight line, from now to where memory runs out. */
+export interface ILeakForecast {
+  /** "step": x is the optimizer step; "time": x is unix seconds. */
+  axis: 'step' | 'time' | string;
+  x0: number;
+  /** Bytes. */
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
 export interface ILeakVerdict {
   leak: boolean;
   actionable: boolean;
@@ -139,6 +150,80 @@ export interface ILeakVerdict {
   seconds_to_oom: number | null;
   steps_to_oom: number | null;
   message: string | null;
+  source?: 'steps' | 'nvml' | string;
+  bytes_per_step?: number | null;
+  current_step?: number | null;
+  /** Bytes usable by the kernel, when known. */
+  capacity?: number | null;
+  level?: number | null;
+  forecast?: ILeakForecast | null;
+  [key: string]: unknown;
+}
+
+/** NVML memory of a kernel's processes, summed, over time. */
+export interface IKernelHistory {
+  /** Unix seconds. */
+  t: number[];
+  /** Bytes. */
+  used: number[];
+}
+
+/** The probe's per-step memory, downsampled by the server (<= 600 points). */
+export interface IProbeSeries {
+  step: number[];
+  /** Bytes. */
+  allocated: number[];
+  /** Bytes. */
+  reserved: number[];
+}
+
+export interface IProbeAdvice {
+  message: string | null;
+  [key: string]: unknown;
+}
+
+export interface IFragmentation extends IProbeAdvice {
+  fragmented: boolean;
+}
+
+/** One allocation site that grew during a triage recording. */
+export interface ITriageStack {
+  /** "leaky.ipynb:12 <module>". */
+  where: string;
+  code: string | null;
+  bytes: number;
+  bytes_per_step: number;
+  count: number;
+  every_step: boolean;
+}
+
+export interface ITriage {
+  state: 'requested' | 'done' | 'error' | string;
+  requested_at: number | null;
+  t: number | null;
+  /** Steps recorded (or to record). */
+  steps: number;
+  message: string | null;
+  stacks: ITriageStack[];
+  error: string | null;
+  /** True when the server started it on its own at the alarm. */
+  auto: boolean;
+}
+
+/** The in-kernel memory probe. Every field is optional: older servers send fewer. */
+export interface IProbeInfo {
+  pid?: number;
+  kernel_id?: string;
+  device?: number | null;
+  /** Bytes usable. */
+  limit?: number | null;
+  steps?: number;
+  last?: { [key: string]: unknown } | null;
+  alive?: boolean;
+  series?: IProbeSeries | null;
+  cells?: IProbeAdvice | null;
+  fragmentation?: IFragmentation | null;
+  triage?: ITriage | null;
   [key: string]: unknown;
 }
 
@@ -147,9 +232,12 @@ export interface IKernelInfo {
   kernel_name: string | null;
   notebook: string | null;
   execution_state: string | null;
+  user?: string | null;
+  pid?: number | null;
   pids: number[];
   memory: { [gpu: string]: number };
-  probe: { [key: string]: unknown } | null;
+  history?: IKernelHistory | null;
+  probe: IProbeInfo | null;
   leak: ILeakVerdict | null;
 }
 

@@ -257,4 +257,42 @@ describe('GpuStore', () => {
     expect(s2.state.kernelsError).toBeNull();
     s2.dispose();
   });
+
+  it('asks for a triage, then shows the kernels the server now reports', async () => {
+    const requested: IKernelInfo = {
+      ...leakyKernel(true),
+      probe: {
+        steps: 10,
+        alive: true,
+        triage: {
+          state: 'requested',
+          requested_at: 1,
+          t: null,
+          steps: 4,
+          message: null,
+          stacks: [],
+          error: null,
+          auto: false
+        }
+      }
+    };
+    let kernels: IKernelInfo[] = [];
+    const client = makeClient({ kernels: jest.fn(async () => kernels) });
+    const store = new GpuStore({ client: client as any });
+    kernels = [requested];
+    await store.kernelAction('k1', 'triage');
+    expect(client.kernelAction).toHaveBeenCalledWith('k1', 'triage');
+    expect(store.state.kernels?.[0].probe?.triage?.state).toBe('requested');
+
+    // No probe: the server's 409 message reaches the caller (the row notifies it).
+    const c409 = makeClient({
+      kernelAction: jest.fn(async () => {
+        throw new FakeApiError(409, 'this kernel has no memory probe');
+      })
+    });
+    const s2 = new GpuStore({ client: c409 as any });
+    await expect(s2.kernelAction('k1', 'triage')).rejects.toThrow('this kernel has no memory probe');
+    store.dispose();
+    s2.dispose();
+  });
 });
