@@ -219,3 +219,21 @@ export function latestTime(map: SeriesMap): number | null {
   }
   return best;
 }
+
+/** The value a legend shows for a column: the last sample, or the last non-null one. */
+export function legendValue(
+  col: ReadonlyArray<number | null | undefined>,
+  lastValid = false
+): number | null {
+  if (!lastValid) {
+    const v = col.length ? col[col.length - 1] : null;
+    return v === undefined ? null : v;
+  }
+  for (let i = col.length - 1; i >= 0; i--) {
+    const v = col[i];
+    if (v !== null && v !== undefined) {
+      return v;
+    }
+  }
+  return null;
+}

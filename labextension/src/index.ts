@@ -24,7 +24,8 @@ import { Signal } from '@lumino/signaling';
 
 import gpuSvg from '../style/icons/gpu.svg';
 import { GpuApiClient } from './api';
-import { baseName, leakText } from './format';
+import { baseName } from './format';
+import { leakLine } from './kernelview';
 import { clampInterval, DEFAULT_SETTINGS, IPanelSettings, parseSettings } from './settings';
 import { GpuStore } from './store';
 import { IBenchmarkTemplate, IKernelInfo } from './types';
@@ -83,8 +84,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       actions.push({ label: 'Open GPU panel', callback: () => void app.commands.execute(CommandIDs.open) });
       Notification.warning(
-        `GPU memory leak in ${name}: ${leakText(k.leak, settings.memoryUnits)}` +
-          (k.leak?.message ? ` — ${k.leak.message}` : ''),
+        // The server's message names the rate, the time and the step of the OOM;
+        // a toast shows ~140 characters, so it goes alone.
+        `GPU memory leak in ${name}: ${leakLine(k.leak, settings.memoryUnits)}`,
         { autoClose: false, actions }
       );
     };

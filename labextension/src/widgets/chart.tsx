@@ -7,6 +7,7 @@ import * as React from 'react';
 import uPlot from 'uplot';
 
 import { niceCeil } from '../format';
+import { legendValue } from '../history';
 
 export interface IChartLine {
   label: string;
@@ -14,11 +15,19 @@ export interface IChartLine {
   colorVar: string;
   /** Fallback colour if the variable is missing (it never is in Lab). */
   fallback: string;
+  /** Canvas dash pattern in px, e.g. [4, 3] (a forecast, a limit). */
+  dash?: number[];
+  /** Stroke width in px; 1.5 by default. */
+  width?: number;
+  /** Join points across nulls (series merged on a shared x); false by default. */
+  spanGaps?: boolean;
+  /** Legend shows the last non-null value rather than the last sample. */
+  legendLastValid?: boolean;
 }
 
 export interface IChartProps {
   title: string;
-  /** [times (s), ...one column per line]. */
+  /** [x, ...one column per line]; x is unix seconds unless xTime is false. */
   data: Array<Array<number | null>>;
   lines: IChartLine[];
   /** Fixed y range; null end = auto. */
@@ -29,6 +38,16 @@ export interface IChartProps {
   /** Changes when the theme changes, to re-read the colours. */
   themeKey: string;
   height?: number;
+  /** false: a numeric x axis (optimizer steps), integer ticks; true by default. */
+  xTime?: boolean;
+  /** Tick labels for a numeric x axis. */
+  xFormat?: (v: number) => string;
+}
+
+/** 1, 2, 5, 10, 20, 50, ...: integer tick steps for a numeric x axis. */
+const INTEGER_INCRS: number[] = [];
+for (let p = 1; p <= 1e12; p *= 10) {
+  INTEGER_INCRS.push(p, 2 * p, 5 * p);
 }
 
 function cssVar(el: Element, name: string, fallback: string): string {
@@ -39,8 +58,13 @@ function cssVar(el: Element, name: string, fallback: string): string {
 export function TimeChart(props: IChartProps): JSX.Element {
   const holder = React.useRef<HTMLDivElement>(null);
   const plot = React.useRef<uPlot | null>(null);
-  const { title, data, lines, yMin, yMax, format, themeKey } = props;
+  const { title, data, lines, yMin, yMax, format, themeKey, xFormat } = props;
   const height = props.height ?? 96;
+  const xTime = props.xTime ?? true;
+  // Recreate when the line set changes (a forecast appears), not on each data change.
+  const linesKey = lines
+    .map(l => `${l.label}:${l.colorVar}:${(l.dash ?? []).join(',')}:${l.spanGaps ? 1 : 0}`)
+    .join('|');
 
   // Create (and recreate on theme/shape change).
   React.useEffect(() => {
@@ -59,7 +83,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
       cursor: { show: true, x: true, y: false, points: { show: false } },
       select: { show: false, left: 0, top: 0, width: 0, height: 0 },
       scales: {
-        x: { time: true },
+        x: { time: xTime },
         y: {
           range: (_u, dmin, dmax) => {
             const lo = yMin ?? Math.min(0, dmin);
@@ -74,7 +98,14 @@ export function TimeChart(props: IChartProps): JSX.Element {
           grid: { stroke: gridColor, width: 1 },
           ticks: { stroke: gridColor, width: 1 },
           font,
-          size: 24
+          size: 24,
+          ...(xTime
+            ? {}
+            : {
+                incrs: INTEGER_INCRS,
+                values: (_u: uPlot, splits: number[]) =>
+                  splits.map(v => (xFormat ? xFormat(v) : String(v)))
+              })
         },
         {
           stroke: axisColor,
@@ -92,9 +123,10 @@ export function TimeChart(props: IChartProps): JSX.Element {
         ...lines.map(l => ({
           label: l.label,
           stroke: cssVar(el, l.colorVar, l.fallback),
-          width: 1.5,
+          width: l.width ?? 1.5,
+          ...(l.dash ? { dash: l.dash } : {}),
           points: { show: false },
-          spanGaps: false
+          spanGaps: l.spanGaps ?? false
         }))
       ]
     };
@@ -114,7 +146,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
     };
     // data is pushed by the effect below; recreating per tick would be wasteful.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [themeKey, lines.length, height, yMax, yMin]);
+  }, [themeKey, linesKey, height, yMax, yMin, xTime]);
 
   React.useEffect(() => {
     plot.current?.setData(data as uPlot.AlignedData);
@@ -124,9 +156,8 @@ export function TimeChart(props: IChartProps): JSX.Element {
   const lastT = n ? data[0][n - 1] : null;
   const summary = lines
     .map((l, i) => {
-      const col = data[i + 1] ?? [];
-      const v = col.length ? col[col.length - 1] : null;
-      return `${l.label} ${v === null || v === undefined ? 'n/a' : format(v)}`;
+      const v = legendValue(data[i + 1] ?? [], l.legendLastValid);
+      return `${l.label} ${v === null ? 'n/a' : format(v)}`;
     })
     .join(', ');
 
@@ -143,15 +174,18 @@ export function TimeChart(props: IChartProps): JSX.Element {
         <span>{title}</span>
         <span className="jp-GpuPanel-legend">
           {lines.map((l, i) => {
-            const col = data[i + 1] ?? [];
-            const v = col.length ? col[col.length - 1] : null;
+            const v = legendValue(data[i + 1] ?? [], l.legendLastValid);
             return (
               <span key={l.label} className="jp-GpuPanel-legendItem">
                 <span
-                  className="jp-GpuPanel-swatch"
-                  style={{ background: `var(${l.colorVar})` }}
+                  className={`jp-GpuPanel-swatch${l.dash ? ' jp-GpuPanel-swatch-dashed' : ''}`}
+                  style={
+                    l.dash
+                      ? { borderColor: `var(${l.colorVar})` }
+                      : { background: `var(${l.colorVar})` }
+                  }
                 />
-                {l.label} {v === null || v === undefined ? 'n/a' : format(v)}
+                {l.label} {v === null ? 'n/a' : format(v)}
               </span>
             );
           })}

@@ -21,13 +21,26 @@ import {
   formatTemp,
   kernelMemoryText,
   probeText,
-  leakText,
   memoryPercent,
   MemoryUnits,
   throttleText,
   unitBytes
 } from '../format';
+import { KernelAction } from '../api';
 import { ISeries, windowData } from '../history';
+import {
+  canTriage,
+  codeParts,
+  formatStep,
+  IKernelChart,
+  ITextPart,
+  KERNEL_LINE_LABELS,
+  KernelLineKey,
+  kernelChart,
+  leakLine,
+  probeHints,
+  triageView
+} from '../kernelview';
 import { CHART_WINDOWS, IPanelSettings, windowLabel } from '../settings';
 import { deriveView, gpuStateText, IBanner } from '../state';
 import { GpuStore } from '../store';
@@ -425,17 +438,151 @@ function GpuCard(props: {
   );
 }
 
+/** Colour and dash of each kernel chart line; --jp-* variables only. */
+const KERNEL_LINE_STYLE: { [k in KernelLineKey]: Omit<IChartLine, 'label'> } = {
+  allocated: { colorVar: '--jp-brand-color1', fallback: '#1976d2' },
+  reserved: { colorVar: '--jp-accent-color1', fallback: '#388e3c' },
+  used: { colorVar: '--jp-brand-color1', fallback: '#1976d2' },
+  forecast: {
+    colorVar: '--jp-warn-color1',
+    fallback: '#f57c00',
+    dash: [4, 3],
+    spanGaps: true,
+    legendLastValid: true
+  },
+  limit: {
+    colorVar: '--jp-error-color1',
+    fallback: '#d32f2f',
+    dash: [2, 2],
+    width: 1,
+    legendLastValid: true
+  }
+};
+
+function kernelChartLines(chart: IKernelChart): IChartLine[] {
+  return chart.lines.map(key => ({
+    label: KERNEL_LINE_LABELS[key],
+    ...KERNEL_LINE_STYLE[key],
+    // Measured lines share x with the forecast's points: join across them.
+    spanGaps: true,
+    legendLastValid: true
+  }));
+}
+
+const valueFmt = (v: number) => `${v >= 100 ? Math.round(v) : Math.round(v * 10) / 10}`;
+
+/** A kernel's memory per step (probe) or over time (NVML), with the OOM forecast. */
+function KernelChart(props: { k: IKernelInfo; units: MemoryUnits; themeKey: string }) {
+  const { k, units, themeKey } = props;
+  // Each kernels poll brings a new k: recomputed every few seconds, a few hundred points.
+  const chart = React.useMemo(() => kernelChart(k, units), [k, units]);
+  const lines = React.useMemo(() => (chart ? kernelChartLines(chart) : []), [chart]);
+  if (!chart) {
+    return null;
+  }
+  return (
+    <div
+      className="jp-GpuPanel-kernelChart"
+      data-axis={chart.axis}
+      data-forecast={chart.forecast ? (chart.forecastClipped ? 'clipped' : 'full') : 'none'}
+    >
+      <TimeChart
+        title={chart.title}
+        data={chart.data}
+        lines={lines}
+        yMin={0}
+        yMax={null}
+        format={valueFmt}
+        themeKey={themeKey}
+        height={80}
+        xTime={chart.axis === 'time'}
+        xFormat={formatStep}
+      />
+    </div>
+  );
+}
+
+function TextWithCode(props: { parts: ITextPart[] }) {
+  return (
+    <>
+      {props.parts.map((p, i) =>
+        p.code ? <code key={i}>{p.text}</code> : <React.Fragment key={i}>{p.text}</React.Fragment>
+      )}
+    </>
+  );
+}
+
+/** "Find the leaking line": the button and the latest triage result. */
+function Triage(props: {
+  k: IKernelInfo;
+  units: MemoryUnits;
+  busy: boolean;
+  onRun: () => void;
+}) {
+  const { k, units, busy, onRun } = props;
+  const view = triageView(k.probe?.triage, units);
+  const offer = canTriage(k);
+  if (!view && !offer) {
+    return null;
+  }
+  return (
+    <div className="jp-GpuPanel-triage" aria-label="Leak triage" role="group">
+      {view && (
+        <div
+          className={`jp-GpuPanel-small${
+            view.state === 'done' ? '' : ' jp-GpuPanel-muted'
+          } jp-GpuPanel-triageStatus`}
+          data-state={view.state}
+          role="status"
+        >
+          <TextWithCode parts={view.parts} />
+        </div>
+      )}
+      {view && view.stacks.length > 0 && (
+        <ol className="jp-GpuPanel-stacks jp-GpuPanel-small" aria-label="Growing allocations">
+          {view.stacks.map((st, i) => (
+            <li key={`${st.where}-${i}`}>
+              <div className="jp-GpuPanel-stackHead">
+                <code title={st.where}>{st.where}</code>
+                <span className="jp-GpuPanel-num">{st.perStep}</span>
+              </div>
+              {st.code && (
+                <code className="jp-GpuPanel-muted jp-GpuPanel-stackCode" title={st.code}>
+                  {st.code}
+                </code>
+              )}
+            </li>
+          ))}
+        </ol>
+      )}
+      {offer && (
+        <div className="jp-GpuPanel-buttons">
+          <button
+            className="jp-GpuPanel-button"
+            disabled={busy || !!view?.busy}
+            onClick={onRun}
+            title="Record where the memory is allocated for a few steps, and name the line whose allocations are kept"
+          >
+            Find the leaking line
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
+
 function KernelRow(props: {
   k: IKernelInfo;
   store: GpuStore;
   units: MemoryUnits;
   actions: IPanelActions;
+  themeKey: string;
 }) {
-  const { k, store, units, actions } = props;
+  const { k, store, units, actions, themeKey } = props;
   const [busy, setBusy] = React.useState<string | null>(null);
   const [probeRequested, setProbeRequested] = React.useState(false);
   const label = k.notebook ? baseName(k.notebook) : `${k.kernel_name ?? 'kernel'} ${k.kernel_id.slice(0, 8)}`;
-  const run = async (action: 'interrupt' | 'restart' | 'shutdown' | 'probe') => {
+  const run = async (action: KernelAction) => {
     if (action === 'restart' || action === 'shutdown') {
       const verb = action === 'restart' ? 'Restart' : 'Shut down';
       const ok = await actions.confirm(
@@ -486,8 +633,19 @@ function KernelRow(props: {
       <dl className="jp-GpuPanel-stats">
         <Stat label="GPU memory" value={kernelMemoryText(k, units)} />
         <Stat label="Memory probe" value={probeText(k.probe, probeRequested)} />
-        <Stat label="Leak check" value={leakText(leak, units)} />
+        <Stat label="Leak check" value={leakLine(leak, units)} />
       </dl>
+      {probeHints(k.probe).map(h => (
+        <div
+          key={h.key}
+          className={`jp-GpuPanel-hint jp-GpuPanel-small${h.warn ? ' jp-GpuPanel-hint-warn' : ''}`}
+          data-hint={h.key}
+        >
+          <TextWithCode parts={codeParts(h.text)} />
+        </div>
+      ))}
+      <KernelChart k={k} units={units} themeKey={themeKey} />
+      <Triage k={k} units={units} busy={!!busy} onRun={() => void run('triage')} />
       <div className="jp-GpuPanel-buttons">
         <button className="jp-GpuPanel-button" disabled={!!busy} onClick={() => void run('interrupt')}>
           Interrupt
@@ -513,7 +671,12 @@ function KernelRow(props: {
   );
 }
 
-function Kernels(props: { store: GpuStore; units: MemoryUnits; actions: IPanelActions }) {
+function Kernels(props: {
+  store: GpuStore;
+  units: MemoryUnits;
+  actions: IPanelActions;
+  themeKey: string;
+}) {
   const s = props.store.state;
   if (s.kernelsAvailable === false) {
     return null;
@@ -530,7 +693,14 @@ function Kernels(props: { store: GpuStore; units: MemoryUnits; actions: IPanelAc
       ) : (
         <ul className="jp-GpuPanel-kernels">
           {kernels.map(k => (
-            <KernelRow key={k.kernel_id} k={k} store={props.store} units={props.units} actions={props.actions} />
+            <KernelRow
+              key={k.kernel_id}
+              k={k}
+              store={props.store}
+              units={props.units}
+              actions={props.actions}
+              themeKey={props.themeKey}
+            />
           ))}
         </ul>
       )}
@@ -676,7 +846,12 @@ export function PanelView(props: IPanelProps): JSX.Element {
           />
         ))}
       {settings.metrics.kernels && (
-        <Kernels store={store} units={settings.memoryUnits} actions={actions} />
+        <Kernels
+          store={store}
+          units={settings.memoryUnits}
+          actions={actions}
+          themeKey={themeKey}
+        />
       )}
     </div>
   );
