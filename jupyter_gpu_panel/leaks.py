@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
@@ -731,6 +732,14 @@ def _step_of_events(events: Sequence[Mapping[str, Any]], steps: int) -> list[int
     return [min(steps - 1, i * steps // n) for i in range(len(events))]
 
 
+def _short_place(filename: str, line: Any) -> str:
+    """``train.py:42``; a notebook cell (ipykernel compiles each cell to a file named by its
+    hash, ``/tmp/ipykernel_<pid>/<hash>.py``) reads ``cell line 8``."""
+    if re.search(r"ipykernel_\d+[/\\]\d+\.py$", filename):
+        return f"cell line {line}"
+    return f"{filename.replace(chr(92), '/').rsplit('/', 1)[-1]}:{line}"
+
+
 def triage_snapshot(
     snapshot: Mapping[str, Any],
     steps: int,
@@ -776,7 +785,7 @@ def triage_snapshot(
             where = f"{fr.get('filename')}:{fr.get('line')} {fr.get('name', '')}".strip()
             key = where
             code = source_line(str(fr.get("filename")), int(fr.get("line") or 0)) if source_line else None
-            label = f"`{str(fr.get('filename')).rsplit('/', 1)[-1]}:{fr.get('line')}" + (f" {code.strip()}`" if code else "`")
+            label = f"`{_short_place(str(fr.get('filename')), fr.get('line'))}" + (f" {code.strip()}`" if code else "`")
         grp = groups.setdefault(key, {"where": where, "code": code, "label": label, "bytes": 0, "count": 0, "_steps": set()})
         grp["bytes"] += int(ev.get("size") or 0)
         grp["count"] += 1

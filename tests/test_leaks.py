@@ -454,3 +454,10 @@ def test_triage_on_a_real_allocation_history():
     assert out["message"] == "`record_snapshot.py:27 h = model[1](model[0](x))` keeps 32 MiB a step"
     # the forward's other activations, the gradients and the optimizer's temporaries were freed
     assert all(not s["every_step"] for s in out["stacks"][1:])
+
+
+def test_triage_names_a_notebook_cell_as_such():
+    frames = [_frame("/tmp/ipykernel_448/2819381951.py", 8, "<module>")]
+    events = [{"action": "alloc", "addr": a, "size": 32 * MiB, "frames": frames} for a in range(4)]
+    out = leaks.triage_snapshot({"device_traces": [events]}, steps=4, source_line=lambda f, n: "h = model[0](x)")
+    assert out["message"] == "`cell line 8 h = model[0](x)` keeps 32 MiB a step"
