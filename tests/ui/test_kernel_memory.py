@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Lab
-from .test_panel import _rest, open_lab, open_panel
+from .test_panel import _rest, notebook_session, open_lab, open_panel
 
 pytestmark = pytest.mark.ui
 
@@ -58,13 +58,7 @@ def write_triage(probe_dir: Path, pid: int) -> None:
 
 def test_kernel_memory_chart_forecast_and_triage(replay_lab: Lab, page, artifacts: Path):
     nb = "leaky.ipynb"
-    _rest(replay_lab, "PUT", f"api/contents/{nb}", {
-        "type": "notebook",
-        "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
-    })
-    session = _rest(replay_lab, "POST", "api/sessions", {
-        "path": nb, "type": "notebook", "name": nb, "kernel": {"name": "python3"},
-    })
+    session = notebook_session(replay_lab, nb)
     kernel_id = session["kernel"]["id"]
     # the probe's pid must be a live process started before its files: the lab server's own
     pid = replay_lab.proc.pid

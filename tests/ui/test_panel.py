@@ -286,15 +286,20 @@ def _rest(lab: Lab, method: str, path: str, body: dict | None = None) -> dict:
     return json.loads(raw) if raw else {}
 
 
-def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
-    nb = "leaky-demo.ipynb"
-    _rest(replay_lab, "PUT", f"api/contents/{nb}", {
+def notebook_session(lab: Lab, path: str) -> dict:
+    """An empty notebook and a session (a real python3 kernel) for it, as JupyterLab opens one."""
+    _rest(lab, "PUT", f"api/contents/{path}", {
         "type": "notebook",
         "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
     })
-    session = _rest(replay_lab, "POST", "api/sessions", {
-        "path": nb, "type": "notebook", "name": nb, "kernel": {"name": "python3"},
+    return _rest(lab, "POST", "api/sessions", {
+        "path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"},
     })
+
+
+def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
+    nb = "leaky-demo.ipynb"
+    session = notebook_session(replay_lab, nb)
     kernel_id = session["kernel"]["id"]
     templates = replay_lab.api("benchmarks")["templates"]
     assert templates, "the server lists no benchmark templates"
