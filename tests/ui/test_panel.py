@@ -8,6 +8,7 @@ asserted.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -100,12 +101,15 @@ def luminance(css_color: str) -> float:
 
 
 def save_panel_screenshot(page, name: str, artifacts: Path) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """Into tests/ui/artifacts; with GPU_PANEL_UPDATE_SCREENSHOTS=1 also into docs/screenshots
+    (the README's), so a plain test run leaves the checkout as it was."""
     data = page.locator("#jp-gpu-panel .jp-GpuPanel-root").screenshot()
-    (artifacts / name).write_bytes(data)
-    out = SCREENSHOTS / name
+    out = artifacts / name
     out.write_bytes(data)
     assert len(data) < SCREENSHOT_LIMIT, f"{name} is {len(data)} bytes"
+    if os.environ.get("GPU_PANEL_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / name).write_bytes(data)
     return out
 
 
