@@ -45,9 +45,8 @@ class KernelActionHandler(BaseHandler):
         elif action == "shutdown":
             await ensure_async(km.shutdown_kernel(kernel_id))
         elif action == "triage":
-            loop = asyncio.get_running_loop()
             try:
-                triage = await loop.run_in_executor(None, self.panel.tracker.request_triage, kernel_id)
+                triage = await self.panel.tracker.request_triage(kernel_id)
             except LookupError:
                 raise web.HTTPError(409, "this kernel runs no memory probe: load it first (Track memory)") from None
             except OSError as exc:

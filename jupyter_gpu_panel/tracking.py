@@ -71,12 +71,24 @@ class KernelTracker:
         self.period = period
         self.doc: dict[str, Any] = {"kernels": [], "pid_namespace": "host"}
         self._task: Optional[asyncio.Task[None]] = None
+        self._lock: Optional[asyncio.Lock] = None
         self.refreshed = False
 
-    def request_triage(self, kernel_id: str) -> dict[str, Any]:
-        """Ask the kernel's probe to record a few steps of allocation history (blocking file I/O).
+    def _serial(self) -> asyncio.Lock:
+        # refreshes (periodic, and on request) and triage requests all read the probes'
+        # files and advance their followers: one at a time. Created on first use, in the loop.
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def request_triage(self, kernel_id: str) -> dict[str, Any]:
+        """Ask the kernel's probe to record a few steps of allocation history.
 
         Raises ``LookupError`` when the kernel runs no probe."""
+        async with self._serial():
+            return await asyncio.get_running_loop().run_in_executor(None, self._request_triage, kernel_id)
+
+    def _request_triage(self, kernel_id: str) -> dict[str, Any]:
         self.probes.poll()
         followers = [f for f in self.probes.for_kernel(kernel_id, self.attribution.pids_of(kernel_id)) if f.alive]
         if not followers:
@@ -107,11 +119,12 @@ class KernelTracker:
             await asyncio.sleep(self.period)
 
     async def refresh(self) -> dict[str, Any]:
-        state = await self.attribution.refresh()
-        loop = asyncio.get_running_loop()
-        self.doc = await loop.run_in_executor(None, self._build, state)
-        self.refreshed = True
-        return self.doc
+        async with self._serial():
+            state = await self.attribution.refresh()
+            loop = asyncio.get_running_loop()
+            self.doc = await loop.run_in_executor(None, self._build, state)
+            self.refreshed = True
+            return self.doc
 
     def _build(self, state: Any) -> dict[str, Any]:
         self.probes.poll()

@@ -186,3 +186,22 @@ async def test_triage_action(jp_fetch, jp_serverapp, panel, fake):
     t = k["probe"]["triage"]
     assert t["state"] == "done"
     assert t["message"] == "`record_snapshot.py:27 h = model[1](model[0](x))` keeps 32 MiB a step"
+
+
+async def test_concurrent_refreshes_read_each_probe_line_once(jp_fetch, jp_serverapp, panel, fake):
+    """Refreshes on request, the periodic one and triage requests share the probes' followers:
+    run together, they must not read a line twice."""
+    kid = await start_session(jp_fetch, "c.ipynb")
+    pid = kernel_pid(jp_serverapp, kid)
+    write_probe(panel.probes.dir, pid, kid, "healthy_plateau")
+    # a long run (16,000 steps), so that reading it takes a while
+    rows = [json.loads(line) for line in (TRACES / "h100" / "healthy_plateau.iters.jsonl").read_text().splitlines()]
+    with (panel.probes.dir / f"probe-{pid}.iters.jsonl").open("w") as fh:
+        for n in range(16_000):
+            fh.write(json.dumps({**rows[n % len(rows)], "i": n}) + "\n")
+    calls = [kernels(jp_fetch) for _ in range(4)]
+    calls += [jp_fetch("api", "gpu-panel", "kernels", kid, "triage", method="POST", body="{}") for _ in range(2)]
+    await asyncio.gather(*calls)
+    [k] = [k for k in (await kernels(jp_fetch))["kernels"] if k["kernel_id"] == kid]
+    assert k["probe"]["steps"] == 16_000
+    assert k["probe"]["series"]["step"] == sorted(set(k["probe"]["series"]["step"]))
