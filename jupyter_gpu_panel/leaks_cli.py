@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(_human(out))
+        print(_human(out if extra is None else {**out, "current_step": extra.current_step}))
         if extra is not None and extra.reason:
             print(f"why: {extra.reason}")
     return 0
