@@ -183,7 +183,12 @@ class Probe:
                 if os.path.exists(self.triage_request_path):
                     self._start_triage()
         except Exception as exc:  # noqa: BLE001 - a training step must never fail because of us
-            self._triage_left = 0
+            if self._triage_left:
+                self._triage_left = 0
+                try:
+                    self._record_history(False)  # never leave the (costly) recording on
+                except Exception:  # noqa: BLE001
+                    pass
             print(f"jupyter-gpu-panel: triage failed: {exc}", file=sys.stderr)
 
     # -- triage: which allocation stack survives every step ---------------------------------
