@@ -60,6 +60,21 @@ class KernelActionHandler(BaseHandler):
         self.write_json({"kernel_id": kernel_id, "action": action, "ok": True})
 
 
+class ProbeTriageHandler(BaseHandler):
+    """``POST probes/{pid}/triage``: a script's probe (no kernel) records a few steps of allocations."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, pid: str) -> None:
+        try:
+            triage = await self.panel.tracker.request_script_triage(int(pid))
+        except LookupError:
+            raise web.HTTPError(404, f"no running memory probe with pid {pid}") from None
+        except OSError as exc:
+            raise web.HTTPError(409, f"cannot reach the probe: {exc.strerror or exc}") from None
+        self.write_json({"pid": int(pid), "action": "triage", "requested": True, "steps": triage["steps"]}, status=202)
+
+
 async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str, Any]:
     """Run ``%load_ext jupyter_gpu_panel`` in the kernel (silently, outside its history).
 
@@ -99,4 +114,5 @@ def routes() -> list[tuple[str, Any]]:
     return [
         (rf"/{API}/kernels", KernelsHandler),
         (rf"/{API}/kernels/(?P<kernel_id>[\w-]+)/(?P<action>\w+)", KernelActionHandler),
+        (rf"/{API}/probes/(?P<pid>\d+)/triage", ProbeTriageHandler),
     ]

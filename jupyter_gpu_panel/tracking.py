@@ -88,6 +88,18 @@ class KernelTracker:
         async with self._serial():
             return await asyncio.get_running_loop().run_in_executor(None, self._request_triage, kernel_id)
 
+    async def request_script_triage(self, pid: int) -> dict[str, Any]:
+        """The same for a probe in no kernel (a script). Raises ``LookupError`` when it is gone."""
+        async with self._serial():
+            return await asyncio.get_running_loop().run_in_executor(None, self._request_script_triage, pid)
+
+    def _request_script_triage(self, pid: int) -> dict[str, Any]:
+        self.probes.poll()
+        follower = self.probes.followers.get(pid)
+        if follower is None or not follower.alive:
+            raise LookupError(pid)
+        return follower.request_triage()
+
     def _request_triage(self, kernel_id: str) -> dict[str, Any]:
         self.probes.poll()
         followers = [f for f in self.probes.for_kernel(kernel_id, self.attribution.pids_of(kernel_id)) if f.alive]
@@ -131,6 +143,7 @@ class KernelTracker:
         capacity = {d.index: d.memory_total for d in self.sampler.devices}
         snap = self.sampler.snapshot()
         kernels = []
+        attached: set[int] = set()
         for kid, ref in state.kernels.items():
             pids = self.attribution.pids_of(kid)
             memory: dict[str, int] = {}
@@ -144,21 +157,11 @@ class KernelTracker:
                             series[(gpu.index, p.pid)] = rows
             history, leak = self._kernel_history(series, capacity)
             followers = self.probes.for_kernel(kid, pids + [state.kernel_pids.get(kid, -1)])
+            attached.update(f.pid for f in followers)
             probe = None
             if followers:
-                main = max(followers, key=lambda f: len(f.steps))
-                steps_leak = steps_report(main)
-                if steps_leak is not None:
-                    leak = steps_leak  # per-step readings beat NVML's coarse reserve
-                    if self.triage_on_alarm and steps_leak["actionable"] and main.triage is None and main.alive:
-                        # once per probe: the allocation history of a few steps names the line
-                        try:
-                            main.request_triage(auto=True)
-                        except OSError:
-                            log.warning("cannot ask probe %s for a triage", main.pid, exc_info=True)
-                probe = main.summary()
-                probe["cells"] = leaks_per_cell(main)
-                probe["fragmentation"] = fragmentation(main)
+                probe, steps_leak = self._probe_view(max(followers, key=lambda f: len(f.steps)))
+                leak = steps_leak or leak  # per-step readings beat NVML's coarse reserve
             kernels.append(
                 {
                     "kernel_id": kid,
@@ -174,7 +177,29 @@ class KernelTracker:
                     "leak": leak,
                 }
             )
-        return {"kernels": kernels, "pid_namespace": state.pid_namespace}
+        # probes in no kernel: scripts and torchrun ranks that called probe.start()
+        scripts = []
+        for f in sorted(self.probes.followers.values(), key=lambda f: f.pid):
+            if f.pid in attached or not f.alive:
+                continue
+            probe, leak = self._probe_view(f)
+            scripts.append({"pid": f.pid, "argv": list(f.meta.get("argv") or []), "rank": f.meta.get("rank"),
+                            "owner": self.attribution.owner_of(f.pid), "probe": probe, "leak": leak})
+        return {"kernels": kernels, "scripts": scripts, "pid_namespace": state.pid_namespace}
+
+    def _probe_view(self, main: ProbeFollower) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+        """A probe's summary and its per-step leak verdict; asks for a triage on the first alarm."""
+        leak = steps_report(main)
+        if leak is not None and self.triage_on_alarm and leak["actionable"] and main.triage is None and main.alive:
+            # once per probe: the allocation history of a few steps names the line
+            try:
+                main.request_triage(auto=True)
+            except OSError:
+                log.warning("cannot ask probe %s for a triage", main.pid, exc_info=True)
+        probe = main.summary()
+        probe["cells"] = leaks_per_cell(main)
+        probe["fragmentation"] = fragmentation(main)
+        return probe, leak
 
     def _kernel_history(
         self, series: dict[tuple[int, int], Any], capacity: dict[int, Optional[int]]

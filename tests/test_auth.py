@@ -41,7 +41,7 @@ def test_server_with_unauthenticated_access_forbidden_raises_no_auth_warning(tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "UNGUARDED" not in proc.stdout, proc.stdout
     n = int(proc.stdout.split("routes")[1].split()[0])
-    assert n >= 8  # status, devices, snapshot, history, openapi, stream, kernels, kernel actions, benchmarks
+    assert n >= 9  # status, devices, snapshot, history, openapi, stream, kernels, kernel actions, probe triage, benchmarks
 
 
 def _env(tmp_path):

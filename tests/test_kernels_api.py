@@ -205,3 +205,43 @@ async def test_concurrent_refreshes_read_each_probe_line_once(jp_fetch, jp_serve
     [k] = [k for k in (await kernels(jp_fetch))["kernels"] if k["kernel_id"] == kid]
     assert k["probe"]["steps"] == 16_000
     assert k["probe"]["series"]["step"] == sorted(set(k["probe"]["series"]["step"]))
+
+
+@pytest.fixture
+def script_process():
+    """A live process that is no kernel, as a training script started from a terminal."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+async def test_a_script_with_a_probe_is_listed_with_its_leak_and_can_be_triaged(jp_fetch, jp_serverapp, panel, fake, script_process):
+    kid = await start_session(jp_fetch, "k.ipynb")
+    probe_dir = panel.probes.dir
+    write_probe(probe_dir, script_process.pid, None, "leak_hidden")
+    meta = json.loads((probe_dir / f"probe-{script_process.pid}.json").read_text())
+    (probe_dir / f"probe-{script_process.pid}.json").write_text(json.dumps({**meta, "argv": ["train.py", "--epochs", "3"], "rank": "1"}))
+    doc = await kernels(jp_fetch)
+    [script] = doc["scripts"]
+    assert script["pid"] == script_process.pid and script["argv"] == ["train.py", "--epochs", "3"] and script["rank"] == "1"
+    assert script["probe"]["steps"] == 400
+    assert script["leak"]["actionable"] and script["leak"]["bytes_per_step"] == pytest.approx(32 * 2**20, rel=0.05)
+    assert script["probe"]["triage"]["state"] == "requested"  # asked on the alarm, as for a kernel
+    [k] = [k for k in doc["kernels"] if k["kernel_id"] == kid]
+    assert k["probe"] is None  # the script is no kernel's
+
+    (probe_dir / f"probe-{script_process.pid}.triage-request").unlink()
+    resp = await jp_fetch("api", "gpu-panel", "probes", str(script_process.pid), "triage", method="POST", body="{}")
+    assert resp.code == 202 and json.loads(resp.body)["steps"] == 4
+    assert (probe_dir / f"probe-{script_process.pid}.triage-request").exists()
+
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("api", "gpu-panel", "probes", "4000000", "triage", method="POST", body="{}")
+    assert err.value.code == 404 and "no running memory probe" in json.loads(err.value.response.body)["message"]
+
+    script_process.kill()
+    script_process.wait()
+    assert (await kernels(jp_fetch))["scripts"] == []  # a finished script leaves the list
