@@ -49,6 +49,26 @@ print("done", i, torch.cuda.memory_allocated())
 """
 
 
+SCRIPT = """\
+import time, torch
+import jupyter_gpu_panel.probe as probe
+probe.start()  # a script, not a kernel: torchrun ranks do the same
+model = torch.nn.Linear(2048, 2048).cuda()
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+x = torch.randn(4096, 2048, device="cuda")
+keep = []
+for i in range(600):
+    y = model(x)
+    loss = y.pow(2).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    keep.append(y.detach())  # the leak: 4096 x 2048 x 4 B = 32 MiB a step
+    torch.cuda.synchronize()
+    time.sleep(0.02)
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,6 +164,10 @@ async def main(out: Path) -> int:
         t_start = time.time()
         await execute(port, sessions["leaky"], TRAIN.format(steps=500, leak=True))
         await execute(port, sessions["healthy"], TRAIN.format(steps=500, leak=False))
+        script_path = root / "train_script.py"
+        script_path.write_text(SCRIPT)
+        script = subprocess.Popen([sys.executable, str(script_path)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        script_seen = None
         timeline = []
         first_alarm = None
         healthy_flagged = False
@@ -164,12 +188,21 @@ async def main(out: Path) -> int:
                     first_alarm = {"t": row["t"], "step": probe.get("steps"), "leak": leak}
                 if name == "healthy" and leak.get("actionable"):
                     healthy_flagged = True
+            for sc in doc.get("scripts", []):
+                if sc["pid"] == script.pid:
+                    script_seen = sc
+                    row["script"] = {"steps": (sc["probe"] or {}).get("steps"), "actionable": (sc["leak"] or {}).get("actionable"),
+                                     "triage": ((sc["probe"] or {}).get("triage") or {}).get("state")}
             timeline.append(row)
             print(json.dumps(row)[:400], flush=True)
             triage = (row.get("leaky") or {}).get("triage") or {}
-            if first_alarm and (row.get("leaky", {}).get("steps") or 0) >= 499 and triage.get("state") in ("done", "error"):
+            script_done = (row.get("script") or {}).get("triage") in ("done", "error")
+            if first_alarm and (row.get("leaky", {}).get("steps") or 0) >= 499 and triage.get("state") in ("done", "error") and script_done:
                 break
         result["kernels_final"] = doc
+        script.kill()  # before comparing memory with nvidia-smi: a running leak moves it
+        script.wait()
+        await asyncio.sleep(2.0)
         snap = await api(http, base, "api/gpu-panel/snapshot")
         result["snapshot_busy"] = snap
         result["vs_nvidia_smi"] = compare_with_nvidia_smi(snap)
@@ -186,10 +219,19 @@ async def main(out: Path) -> int:
         triage_ok = bool(triage) and triage.get("state") == "done" and "h = model[0](x)" in (triage.get("message") or "") \
             and "32 MiB a step" in (triage.get("message") or "")
         print("triage:", json.dumps(triage)[:600])
-        result["ok"] = bool(first_alarm) and not healthy_flagged and leaky_nb and result["vs_nvidia_smi"]["agree"] and triage_ok
+        # the script beside the kernels: listed under scripts, its leak found and its line named
+        result["script"] = script_seen
+        st = ((script_seen or {}).get("probe") or {}).get("triage") or {}
+        script_ok = bool(script_seen) and bool((script_seen.get("leak") or {}).get("actionable")) \
+            and st.get("state") == "done" and "y = model(x)" in (st.get("message") or "")
+        print("script:", json.dumps({"argv": (script_seen or {}).get("argv"), "owner": (script_seen or {}).get("owner"),
+                                     "leak": ((script_seen or {}).get("leak") or {}).get("message"), "triage": st.get("message")}))
+        result["ok"] = bool(first_alarm) and not healthy_flagged and leaky_nb and result["vs_nvidia_smi"]["agree"] and triage_ok and script_ok
         print("\nSUMMARY", json.dumps({k: result[k] for k in ("ok", "first_alarm", "healthy_flagged")})[:1500])
         print("owners:", json.dumps(owners))
     finally:
+        if "script" in locals():
+            script.kill()
         (out / "server_e2e.json").write_text(json.dumps(result, indent=1, default=str))
         server.terminate()
         try:
