@@ -11,6 +11,8 @@ import {
   IDeviceInfo,
   IHistoryResponse,
   IKernelInfo,
+  IKernelsReply,
+  IScriptInfo,
   ISnapshot,
   IStatus
 } from './types';
@@ -98,9 +100,21 @@ export class GpuApiClient {
     return this.request<IHistoryResponse>(`history${URLExt.objectToQueryString(q)}`);
   }
 
-  async kernels(): Promise<IKernelInfo[]> {
-    const r = await this.request<{ kernels: IKernelInfo[] }>('kernels');
-    return r.kernels ?? [];
+  /** Kernels and probed scripts, one request; `scripts` is [] on servers that send none. */
+  async kernels(): Promise<{ kernels: IKernelInfo[]; scripts: IScriptInfo[] }> {
+    const r = await this.request<IKernelsReply | null>('kernels');
+    return {
+      kernels: Array.isArray(r?.kernels) ? r!.kernels : [],
+      scripts: Array.isArray(r?.scripts) ? r!.scripts : []
+    };
+  }
+
+  /** Ask a script's probe (no kernel) to record its allocations: 202, or 404 when it is gone. */
+  probeTriage(pid: number): Promise<unknown> {
+    return this.request(`probes/${encodeURIComponent(String(pid))}/triage`, {
+      method: 'POST',
+      body: '{}'
+    });
   }
 
   kernelAction(kernelId: string, action: KernelAction): Promise<unknown> {

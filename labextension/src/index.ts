@@ -25,10 +25,10 @@ import { Signal } from '@lumino/signaling';
 import gpuSvg from '../style/icons/gpu.svg';
 import { GpuApiClient } from './api';
 import { baseName } from './format';
-import { leakLine } from './kernelview';
+import { leakLine, scriptName } from './kernelview';
 import { clampInterval, DEFAULT_SETTINGS, IPanelSettings, parseSettings } from './settings';
 import { GpuStore } from './store';
-import { IBenchmarkTemplate, IKernelInfo } from './types';
+import { IBenchmarkTemplate, IKernelInfo, IScriptInfo } from './types';
 import { GpuPanel, IPanelActions } from './widgets/panel';
 import { GpuStatusItem } from './widgets/statusbar';
 
@@ -91,7 +91,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
       );
     };
 
-    const store = new GpuStore({ client, onLeak });
+    // A script outside any kernel (a terminal's training run): named by its command.
+    const onScriptLeak = (sc: IScriptInfo) => {
+      Notification.warning(`GPU memory leak in ${scriptName(sc)}: ${leakLine(sc.leak, settings.memoryUnits)}`, {
+        autoClose: false,
+        actions: [{ label: 'Open GPU panel', callback: () => void app.commands.execute(CommandIDs.open) }]
+      });
+    };
+
+    const store = new GpuStore({ client, onLeak, onScriptLeak });
 
     const actions: IPanelActions = {
       openNotebook,

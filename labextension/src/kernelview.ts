@@ -1,15 +1,17 @@
 /**
- * Pure: what a kernel row shows beyond plain stats. The memory chart's
- * series and axis (per step from the probe, else over time from NVML), the
- * OOM forecast line, the leak line, the probe's hints and the triage result.
- * No DOM, no uPlot, so jest covers it directly.
+ * Pure: what a kernel row (or a probed script's row) shows beyond plain
+ * stats. The memory chart's series and axis (per step from the probe, else
+ * over time from NVML), the OOM forecast line, the leak line, the probe's
+ * hints and the triage result; a script's title. No DOM, no uPlot, so jest
+ * covers it directly.
  */
-import { formatBytes, leakText, MemoryUnits, unitBytes } from './format';
+import { baseName, formatBytes, leakText, MemoryUnits, unitBytes } from './format';
 import {
-  IKernelInfo,
   ILeakForecast,
   ILeakVerdict,
+  IMemorySubject,
   IProbeInfo,
+  IScriptInfo,
   ITriage
 } from './types';
 
@@ -62,7 +64,7 @@ interface IColumns {
 }
 
 /** The measured series to plot: probe steps when there are two or more, else NVML history. */
-export function measuredSeries(k: IKernelInfo): IColumns | null {
+export function measuredSeries(k: IMemorySubject): IColumns | null {
   const s = k.probe?.series;
   if (s && Array.isArray(s.step) && s.step.length >= 2) {
     const n = s.step.length;
@@ -163,10 +165,10 @@ function findX(x: number[], v: number): number {
 }
 
 /**
- * A kernel's memory chart, or null when there is nothing to plot (fewer than
- * two points on both the probe and the NVML series).
+ * A kernel's (or script's) memory chart, or null when there is nothing to
+ * plot (fewer than two points on both the probe and the NVML series).
  */
-export function kernelChart(k: IKernelInfo, units: MemoryUnits = 'GiB'): IKernelChart | null {
+export function kernelChart(k: IMemorySubject, units: MemoryUnits = 'GiB'): IKernelChart | null {
   const m = measuredSeries(k);
   if (!m) {
     return null;
@@ -277,8 +279,8 @@ export function probeHints(probe: IProbeInfo | null | undefined): IHint[] {
   return out;
 }
 
-/** Whether the "Find the leaking line" button applies: an actionable leak in a probed kernel. */
-export function canTriage(k: IKernelInfo): boolean {
+/** Whether the "Find the leaking line" button applies: an actionable leak in a probed kernel or script. */
+export function canTriage(k: IMemorySubject): boolean {
   return !!(k.probe && k.leak && k.leak.leak && k.leak.actionable);
 }
 
@@ -367,4 +369,71 @@ export function triageView(
     return { state: 'error', parts: [{ text, code: false }], stacks: [], auto, busy: false };
   }
   return null;
+}
+
+/** Longest script command shown before it is cut with "…" (the full one is the tooltip). */
+export const SCRIPT_TITLE_MAX = 48;
+
+/** One argument as a shell would need it: quoted when empty or holding spaces or quotes. */
+function shellWord(a: string): string {
+  return a === '' || /[\s'"]/.test(a) ? `'${a.replace(/'/g, `'\\''`)}'` : a;
+}
+
+/**
+ * A script's full command: the basename of argv[0], then the rest as given
+ * ("/home/me/train.py --epochs 3" -> "train.py --epochs 3"); "" without argv.
+ */
+export function scriptCommand(s: Pick<IScriptInfo, 'argv'>): string {
+  const argv = Array.isArray(s.argv) ? s.argv.filter(a => typeof a === 'string') : [];
+  if (!argv.length) {
+    return '';
+  }
+  return [baseName(argv[0]) || argv[0], ...argv.slice(1)].map(shellWord).join(' ');
+}
+
+/** A script row's title: its command cut to `max` characters, else "pid N". */
+export function scriptTitle(s: Pick<IScriptInfo, 'argv' | 'pid'>, max = SCRIPT_TITLE_MAX): string {
+  const cmd = scriptCommand(s);
+  if (!cmd) {
+    return `pid ${s.pid}`;
+  }
+  return cmd.length > max ? `${cmd.slice(0, Math.max(1, max - 1)).trimEnd()}…` : cmd;
+}
+
+function hasRank(s: Pick<IScriptInfo, 'rank'>): boolean {
+  return s.rank !== null && s.rank !== undefined && String(s.rank) !== '';
+}
+
+/** A script in a sentence (the leak notification): "train.py --epochs 3 (rank 1)". */
+export function scriptName(s: Pick<IScriptInfo, 'argv' | 'pid' | 'rank'>): string {
+  return `${scriptTitle(s)}${hasRank(s) ? ` (rank ${s.rank})` : ''}`;
+}
+
+/** Who started a script, in words, or null when unknown or unremarkable. */
+export function scriptOrigin(owner: IScriptInfo['owner']): string | null {
+  if (!owner) {
+    return null;
+  }
+  if (owner.kind === 'terminal') {
+    return 'from a terminal';
+  }
+  if (owner.kind === 'kernel') {
+    const nb = (owner as { notebook?: unknown }).notebook;
+    return typeof nb === 'string' && nb ? `from ${baseName(nb)}` : 'from a kernel';
+  }
+  return null;
+}
+
+/** The line beside a script's title: "rank 1 · pid 4242 · from a terminal". */
+export function scriptDetail(s: IScriptInfo): string {
+  const parts: string[] = [];
+  if (hasRank(s)) {
+    parts.push(`rank ${s.rank}`);
+  }
+  parts.push(`pid ${s.pid}`);
+  const origin = scriptOrigin(s.owner);
+  if (origin) {
+    parts.push(origin);
+  }
+  return parts.join(' · ');
 }

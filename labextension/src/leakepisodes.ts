@@ -1,19 +1,20 @@
 /**
- * When to warn about a leaking kernel: once per kernel per episode.
+ * When to warn about a leak: once per kernel (or probed script) per episode.
  *
- * An episode starts when a kernel's verdict becomes actionable with an OOM
- * forecast inside the user's horizon, and ends when it no longer is (the
- * leak stopped, the kernel restarted, or it went away). Polling the same
- * verdict again must not warn again. Pure: the store keeps the set.
+ * An episode starts when a verdict becomes actionable with an OOM forecast
+ * inside the user's horizon, and ends when it no longer is (the leak
+ * stopped, the kernel restarted, or it went away). Polling the same verdict
+ * again must not warn again. Kernels are keyed by their id, scripts by
+ * `script:<pid>`. Pure: the store keeps the set.
  */
-import { IKernelInfo } from './types';
+import { IKernelInfo, ILeakVerdict, IScriptInfo } from './types';
 
 /**
  * Whether a verdict warrants a notification. A verdict without a time
  * forecast (e.g. step-based only) still counts when actionable: the server
  * has already judged it worth acting on.
  */
-export function isAlarming(k: IKernelInfo, horizonSeconds: number): boolean {
+export function isAlarming(k: { leak: ILeakVerdict | null }, horizonSeconds: number): boolean {
   const leak = k.leak;
   if (!leak || !leak.leak || !leak.actionable) {
     return false;
@@ -25,20 +26,29 @@ export function isAlarming(k: IKernelInfo, horizonSeconds: number): boolean {
   return true;
 }
 
+/** A script's episode key; never a kernel id (those are UUIDs). */
+export function scriptKey(s: IScriptInfo): string {
+  return `script:${s.pid}`;
+}
+
 export interface IEpisodeUpdate {
   /** Kernels to notify about now. */
   notify: IKernelInfo[];
-  /** Kernel ids in an open episode after this poll. */
+  /** Scripts to notify about now. */
+  notifyScripts: IScriptInfo[];
+  /** Keys (kernel ids, `script:<pid>`) in an open episode after this poll. */
   open: Set<string>;
 }
 
 export function updateEpisodes(
   open: ReadonlySet<string>,
   kernels: IKernelInfo[],
-  horizonSeconds: number
+  horizonSeconds: number,
+  scripts: IScriptInfo[] = []
 ): IEpisodeUpdate {
   const next = new Set<string>();
   const notify: IKernelInfo[] = [];
+  const notifyScripts: IScriptInfo[] = [];
   for (const k of kernels) {
     if (isAlarming(k, horizonSeconds)) {
       next.add(k.kernel_id);
@@ -47,5 +57,14 @@ export function updateEpisodes(
       }
     }
   }
-  return { notify, open: next };
+  for (const s of scripts) {
+    const key = scriptKey(s);
+    if (isAlarming(s, horizonSeconds) && !next.has(key)) {
+      next.add(key);
+      if (!open.has(key)) {
+        notifyScripts.push(s);
+      }
+    }
+  }
+  return { notify, notifyScripts, open: next };
 }

@@ -30,6 +30,7 @@ import {
   IBenchmarkTemplate,
   IDeviceInfo,
   IKernelInfo,
+  IScriptInfo,
   ISnapshot,
   IStatus,
   StreamMessage
@@ -55,6 +56,8 @@ export interface IStoreState {
   effectiveInterval: number | null;
   /** null: not loaded yet; the kernels route may be missing (404). */
   kernels: IKernelInfo[] | null;
+  /** Processes outside any kernel that run the memory probe; from the same poll. */
+  scripts: IScriptInfo[];
   kernelsAvailable: boolean | null;
   kernelsError: string | null;
   benchmarks: IBenchmarkTemplate[];
@@ -64,6 +67,8 @@ export interface IStoreOptions {
   client: GpuApiClient;
   /** Called once per kernel per leak episode. */
   onLeak?: (k: IKernelInfo) => void;
+  /** Called once per probed script per leak episode. */
+  onScriptLeak?: (s: IScriptInfo) => void;
   kernelsPollMs?: number;
 }
 
@@ -78,6 +83,7 @@ export class GpuStore {
   constructor(options: IStoreOptions) {
     this.client = options.client;
     this._onLeak = options.onLeak ?? null;
+    this._onScriptLeak = options.onScriptLeak ?? null;
     this._kernelsPollMs = options.kernelsPollMs ?? 5000;
   }
 
@@ -150,6 +156,12 @@ export class GpuStore {
 
   async kernelAction(id: string, action: KernelAction): Promise<void> {
     await this.client.kernelAction(id, action);
+    await this._pollKernels(false);
+  }
+
+  /** "Find the leaking line" for a script's probe (no kernel): the server asks it to record. */
+  async scriptTriage(pid: number): Promise<void> {
+    await this.client.probeTriage(pid);
     await this._pollKernels(false);
   }
 
@@ -391,18 +403,22 @@ export class GpuStore {
     let next = this._kernelsPollMs;
     if (typeof document === 'undefined' || !document.hidden || this._leakNotify) {
       try {
-        const kernels = await this.client.kernels();
+        const { kernels, scripts } = await this.client.kernels();
         this._state = {
           ...this._state,
           kernels,
+          scripts,
           kernelsAvailable: true,
           kernelsError: null
         };
         if (this._leakNotify) {
-          const u = updateEpisodes(this._leakEpisodes, kernels, this._leakHorizon);
+          const u = updateEpisodes(this._leakEpisodes, kernels, this._leakHorizon, scripts);
           this._leakEpisodes = u.open;
           for (const k of u.notify) {
             this._onLeak?.(k);
+          }
+          for (const sc of u.notifyScripts) {
+            this._onScriptLeak?.(sc);
           }
         }
       } catch (err) {
@@ -441,6 +457,7 @@ export class GpuStore {
     seriesVersion: 0,
     effectiveInterval: null,
     kernels: null,
+    scripts: [],
     kernelsAvailable: null,
     kernelsError: null,
     benchmarks: []
@@ -457,6 +474,7 @@ export class GpuStore {
   private _wantedInterval: number | null = null;
   private _tickPending = false;
   private _onLeak: ((k: IKernelInfo) => void) | null;
+  private _onScriptLeak: ((s: IScriptInfo) => void) | null;
   private _kernelsPollMs: number;
   private _leakHorizon = 1800;
   private _leakNotify = true;

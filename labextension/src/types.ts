@@ -241,6 +241,38 @@ export interface IKernelInfo {
   leak: ILeakVerdict | null;
 }
 
+/**
+ * What a kernel row and a script row both chart: the probe's steps, the
+ * leak verdict, and (kernels only) NVML memory over time.
+ */
+export interface IMemorySubject {
+  probe: IProbeInfo | null;
+  leak: ILeakVerdict | null;
+  history?: IKernelHistory | null;
+}
+
+/**
+ * A process outside any kernel (a training script, a torchrun rank started
+ * from a terminal) that runs the memory probe.
+ */
+export interface IScriptInfo {
+  pid: number;
+  /** The script's command line, its first items: ["train.py", "--epochs", "3"]. */
+  argv: string[];
+  /** torchrun's RANK, when set. */
+  rank: string | null;
+  /** Who started it, as in the process table. */
+  owner: ProcessOwner | null;
+  probe: IProbeInfo | null;
+  leak: ILeakVerdict | null;
+}
+
+/** GET api/gpu-panel/kernels. `scripts` is missing on older servers. */
+export interface IKernelsReply {
+  kernels: IKernelInfo[];
+  scripts?: IScriptInfo[];
+}
+
 export interface IBenchmarkTemplate {
   name: string;
   title: string;

@@ -1,6 +1,7 @@
 /**
  * The API client's kernel actions against a fake ServerConnection: the
- * triage route and body, and the server's 409 message surfacing as the error.
+ * triage routes (kernels and scripts) and body, the server's 409/404 message
+ * surfacing as the error, and the kernels reply with or without scripts.
  */
 const calls: Array<{ url: string; init: { method?: string; body?: string } }> = [];
 let reply: { status: number; body: string } = { status: 202, body: '{"requested": true, "steps": 4}' };
@@ -42,5 +43,50 @@ describe('GpuApiClient.kernelAction', () => {
     expect(err).toBeInstanceOf(ApiError);
     expect(err.status).toBe(409);
     expect(err.message).toBe('this kernel has no memory probe: track its memory first');
+  });
+});
+
+describe('GpuApiClient kernels and scripts', () => {
+  beforeEach(() => {
+    calls.length = 0;
+  });
+
+  it('reads kernels and scripts from one request', async () => {
+    reply = {
+      status: 200,
+      body: JSON.stringify({
+        kernels: [{ kernel_id: 'k' }],
+        scripts: [{ pid: 7, argv: ['train.py'], rank: null, owner: null, probe: {}, leak: null }]
+      })
+    };
+    const r = await new GpuApiClient().kernels();
+    expect(calls).toHaveLength(1);
+    expect(calls[0].url).toBe('http://h/base/api/gpu-panel/kernels');
+    expect(r.kernels.map(k => k.kernel_id)).toEqual(['k']);
+    expect(r.scripts.map(s => s.pid)).toEqual([7]);
+  });
+
+  it('treats a missing scripts list (older servers) as none', async () => {
+    reply = { status: 200, body: '{"kernels": []}' };
+    expect(await new GpuApiClient().kernels()).toEqual({ kernels: [], scripts: [] });
+    reply = { status: 200, body: '{"kernels": [], "scripts": null}' };
+    expect(await new GpuApiClient().kernels()).toEqual({ kernels: [], scripts: [] });
+  });
+
+  it('posts {} to probes/{pid}/triage, and raises the 404 message', async () => {
+    reply = { status: 202, body: '{"pid": 4242, "action": "triage", "requested": true, "steps": 4}' };
+    const c = new GpuApiClient();
+    await expect(c.probeTriage(4242)).resolves.toEqual({
+      pid: 4242,
+      action: 'triage',
+      requested: true,
+      steps: 4
+    });
+    expect(calls[0].url).toBe('http://h/base/api/gpu-panel/probes/4242/triage');
+    expect(calls[0].init).toEqual({ method: 'POST', body: '{}' });
+    reply = { status: 404, body: '{"message": "no memory probe with pid 4242"}' };
+    const err = (await c.probeTriage(4242).catch(e => e)) as ApiError;
+    expect(err.status).toBe(404);
+    expect(err.message).toBe('no memory probe with pid 4242');
   });
 });

@@ -11,9 +11,15 @@ import {
   measuredSeries,
   mergeX,
   probeHints,
+  SCRIPT_TITLE_MAX,
+  scriptCommand,
+  scriptDetail,
+  scriptName,
+  scriptOrigin,
+  scriptTitle,
   triageView
 } from '../src/kernelview';
-import { IKernelInfo, ILeakVerdict, IProbeInfo, ITriage } from '../src/types';
+import { IKernelInfo, ILeakVerdict, IProbeInfo, IScriptInfo, ITriage } from '../src/types';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -352,5 +358,65 @@ describe('legendValue', () => {
     expect(legendValue([1, 2, null], true)).toBe(2);
     expect(legendValue([], true)).toBeNull();
     expect(legendValue([3])).toBe(3);
+  });
+});
+
+function script(partial: Partial<IScriptInfo> = {}): IScriptInfo {
+  return {
+    pid: 4242,
+    argv: ['/home/me/runs/train.py', '--epochs', '3'],
+    rank: null,
+    owner: { kind: 'terminal', via_pid: 4000 },
+    probe: probe({ kernel_id: undefined }),
+    leak: verdict(),
+    ...partial
+  };
+}
+
+describe('scripts', () => {
+  it('titles a script by its command: the basename of argv[0], then the rest', () => {
+    expect(scriptCommand(script())).toBe('train.py --epochs 3');
+    expect(scriptTitle(script())).toBe('train.py --epochs 3');
+    // arguments a shell would need quoted are quoted
+    expect(scriptCommand(script({ argv: ['t.py', '--name', 'my run', ''] }))).toBe("t.py --name 'my run' ''");
+    expect(scriptCommand(script({ argv: ['t.py', "it's"] }))).toBe("t.py 'it'\\''s'");
+    expect(scriptCommand(script({ argv: ['-c'] }))).toBe('-c');
+  });
+
+  it('cuts a long command with an ellipsis, and falls back to the pid', () => {
+    const long = script({ argv: ['train.py', '--config', 'configs/' + 'x'.repeat(80) + '.yaml'] });
+    const t = scriptTitle(long);
+    expect(t.length).toBe(SCRIPT_TITLE_MAX);
+    expect(t.endsWith('…')).toBe(true);
+    expect(t.startsWith('train.py --config configs/')).toBe(true);
+    expect(scriptTitle(script({ argv: [] }))).toBe('pid 4242');
+    expect(scriptTitle(script({ argv: undefined as unknown as string[] }))).toBe('pid 4242');
+  });
+
+  it('names the rank, the pid and who started it', () => {
+    expect(scriptDetail(script())).toBe('pid 4242 · from a terminal');
+    expect(scriptDetail(script({ rank: '1', owner: { kind: 'process' } }))).toBe('rank 1 · pid 4242');
+    expect(scriptDetail(script({ rank: '0', owner: null }))).toBe('rank 0 · pid 4242');
+    expect(scriptName(script({ rank: '3' }))).toBe('train.py --epochs 3 (rank 3)');
+    expect(scriptName(script())).toBe('train.py --epochs 3');
+    expect(
+      scriptOrigin({ kind: 'kernel', kernel_id: 'k', kernel_name: 'python3', notebook: 'dir/a.ipynb' })
+    ).toBe('from a.ipynb');
+    expect(scriptOrigin({ kind: 'kernel', kernel_id: 'k', kernel_name: null, notebook: null })).toBe(
+      'from a kernel'
+    );
+    expect(scriptOrigin({ kind: 'process' })).toBeNull();
+  });
+
+  it('charts and triages a script like a kernel', () => {
+    const s = script({ leak: verdict({ forecast: { axis: 'step', x0: 100, y0: 3 * GiB, x1: 200, y1: 6 * GiB } }) });
+    const c = kernelChart(s)!;
+    expect(c.axis).toBe('step');
+    expect(c.title).toBe('Memory by step (GiB)');
+    expect(c.lines).toEqual(['allocated', 'reserved', 'forecast']);
+    expect(c.forecast).toBe(true);
+    expect(canTriage(s)).toBe(true);
+    expect(canTriage(script({ probe: null }))).toBe(false);
+    expect(kernelChart(script({ probe: probe({ series: null }) }))).toBeNull(); // no NVML history for scripts
   });
 });

@@ -1,5 +1,5 @@
-import { isAlarming, updateEpisodes } from '../src/leakepisodes';
-import { IKernelInfo, ILeakVerdict } from '../src/types';
+import { isAlarming, scriptKey, updateEpisodes } from '../src/leakepisodes';
+import { IKernelInfo, ILeakVerdict, IScriptInfo } from '../src/types';
 
 function kernel(id: string, leak: Partial<ILeakVerdict> | null): IKernelInfo {
   return {
@@ -54,5 +54,42 @@ describe('leak notifications', () => {
     const u1 = updateEpisodes(new Set(), [kernel('a', {})], 1800);
     const u2 = updateEpisodes(u1.open, [], 1800);
     expect(u2.open.has('a')).toBe(false);
+  });
+});
+
+function script(pid: number, leak: Partial<ILeakVerdict> | null): IScriptInfo {
+  return {
+    pid,
+    argv: ['train.py'],
+    rank: null,
+    owner: { kind: 'terminal' },
+    probe: { steps: 10, alive: true },
+    leak: kernel('x', leak).leak
+  };
+}
+
+describe('script leak notifications', () => {
+  it('keys scripts by script:<pid> and notifies once per episode', () => {
+    expect(scriptKey(script(7, {}))).toBe('script:7');
+    let u = updateEpisodes(new Set(), [kernel('a', {})], 1800, [script(7, {}), script(8, null)]);
+    expect(u.notify.map(k => k.kernel_id)).toEqual(['a']);
+    expect(u.notifyScripts.map(s => s.pid)).toEqual([7]);
+    expect([...u.open].sort()).toEqual(['a', 'script:7']);
+    u = updateEpisodes(u.open, [kernel('a', {})], 1800, [script(7, {})]);
+    expect(u.notify).toEqual([]);
+    expect(u.notifyScripts).toEqual([]); // same episode
+    u = updateEpisodes(u.open, [], 1800, [script(7, { seconds_to_oom: 7200 })]);
+    expect(u.open.size).toBe(0); // OOM beyond the horizon: over
+    u = updateEpisodes(u.open, [], 1800, [script(7, {})]);
+    expect(u.notifyScripts.map(s => s.pid)).toEqual([7]); // new episode
+    u = updateEpisodes(u.open, [], 1800, []);
+    expect(u.open.has('script:7')).toBe(false); // the script ended
+  });
+
+  it('keeps kernels and scripts apart, and the old call shape works', () => {
+    const u = updateEpisodes(new Set(['script:7']), [kernel('7', {})], 1800);
+    expect(u.notify.map(k => k.kernel_id)).toEqual(['7']); // a kernel id is not a script key
+    expect(u.notifyScripts).toEqual([]);
+    expect(u.open.has('script:7')).toBe(false);
   });
 });

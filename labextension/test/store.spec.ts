@@ -17,7 +17,7 @@ class FakeApiError extends Error {
 jest.mock('../src/api', () => ({ ApiError: FakeApiError, GpuApiClient: class {} }));
 
 import { GpuStore } from '../src/store';
-import { IKernelInfo, ISnapshot, IStatus } from '../src/types';
+import { IKernelInfo, IScriptInfo, ISnapshot, IStatus } from '../src/types';
 
 class FakeSocket {
   static all: FakeSocket[] = [];
@@ -100,11 +100,12 @@ function makeClient(over: Partial<Record<string, jest.Mock>> = {}) {
     })),
     devices: jest.fn(async () => [{ index: 0, name: 'NVIDIA H100 80GB HBM3' }]),
     status: jest.fn(async () => STATUS),
-    kernels: jest.fn(async () => []),
+    kernels: jest.fn(async () => ({ kernels: [], scripts: [] })),
     benchmarks: jest.fn(async () => {
       throw new FakeApiError(404, 'nope');
     }),
     kernelAction: jest.fn(async () => ({})),
+    probeTriage: jest.fn(async () => ({ requested: true, steps: 4 })),
     ...over
   };
 }
@@ -226,7 +227,7 @@ describe('GpuStore', () => {
   it('hides kernels when the route is missing, and notifies a leak once per episode', async () => {
     const onLeak = jest.fn();
     let kernels: IKernelInfo[] = [leakyKernel(true)];
-    const client = makeClient({ kernels: jest.fn(async () => kernels) });
+    const client = makeClient({ kernels: jest.fn(async () => ({ kernels, scripts: [] })) });
     const store = new GpuStore({ client: client as any, onLeak, kernelsPollMs: 1000 });
     store.setLeakHorizon(1800, true);
     store.start();
@@ -277,7 +278,7 @@ describe('GpuStore', () => {
       }
     };
     let kernels: IKernelInfo[] = [];
-    const client = makeClient({ kernels: jest.fn(async () => kernels) });
+    const client = makeClient({ kernels: jest.fn(async () => ({ kernels, scripts: [] })) });
     const store = new GpuStore({ client: client as any });
     kernels = [requested];
     await store.kernelAction('k1', 'triage');
@@ -292,6 +293,88 @@ describe('GpuStore', () => {
     });
     const s2 = new GpuStore({ client: c409 as any });
     await expect(s2.kernelAction('k1', 'triage')).rejects.toThrow('this kernel has no memory probe');
+    store.dispose();
+    s2.dispose();
+  });
+  it('keeps the scripts of each kernels poll, and notifies a script leak once per episode', async () => {
+    const onLeak = jest.fn();
+    const onScriptLeak = jest.fn();
+    const leaky = (actionable: boolean): IScriptInfo => ({
+      pid: 4242,
+      argv: ['train.py', '--epochs', '3'],
+      rank: '1',
+      owner: { kind: 'terminal' },
+      probe: { steps: 120, alive: true },
+      leak: leakyKernel(actionable).leak
+    });
+    let scripts: IScriptInfo[] = [leaky(true)];
+    const client = makeClient({ kernels: jest.fn(async () => ({ kernels: [], scripts })) });
+    const store = new GpuStore({ client: client as any, onLeak, onScriptLeak, kernelsPollMs: 1000 });
+    expect(store.state.scripts).toEqual([]);
+    store.setLeakHorizon(1800, true);
+    store.start();
+    await flush();
+    expect(client.kernels).toHaveBeenCalledTimes(1); // one request for kernels and scripts
+    expect(store.state.scripts.map(s => s.pid)).toEqual([4242]);
+    expect(onScriptLeak).toHaveBeenCalledTimes(1);
+    expect(onScriptLeak.mock.calls[0][0].argv[0]).toBe('train.py');
+    expect(onLeak).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(1000);
+    await flush();
+    expect(onScriptLeak).toHaveBeenCalledTimes(1); // same episode
+    scripts = [leaky(false)];
+    jest.advanceTimersByTime(1000);
+    await flush();
+    scripts = [leaky(true)];
+    jest.advanceTimersByTime(1000);
+    await flush();
+    expect(onScriptLeak).toHaveBeenCalledTimes(2); // new episode
+    scripts = [];
+    jest.advanceTimersByTime(1000);
+    await flush();
+    expect(store.state.scripts).toEqual([]); // the script ended
+    store.dispose();
+  });
+
+  it("asks a script's probe for a triage by pid, then shows what the server reports", async () => {
+    const requested: IScriptInfo = {
+      pid: 4242,
+      argv: ['train.py'],
+      rank: null,
+      owner: null,
+      probe: {
+        steps: 10,
+        alive: true,
+        triage: {
+          state: 'requested',
+          requested_at: 1,
+          t: null,
+          steps: 4,
+          message: null,
+          stacks: [],
+          error: null,
+          auto: false
+        }
+      },
+      leak: leakyKernel(true).leak
+    };
+    let scripts: IScriptInfo[] = [];
+    const client = makeClient({ kernels: jest.fn(async () => ({ kernels: [], scripts })) });
+    const store = new GpuStore({ client: client as any });
+    scripts = [requested];
+    await store.scriptTriage(4242);
+    expect(client.probeTriage).toHaveBeenCalledWith(4242);
+    expect(client.kernelAction).not.toHaveBeenCalled();
+    expect(store.state.scripts[0].probe?.triage?.state).toBe('requested');
+
+    // The probe is gone: the server's 404 message reaches the caller (the row notifies it).
+    const c404 = makeClient({
+      probeTriage: jest.fn(async () => {
+        throw new FakeApiError(404, 'no memory probe with pid 4242');
+      })
+    });
+    const s2 = new GpuStore({ client: c404 as any });
+    await expect(s2.scriptTriage(4242)).rejects.toThrow('no memory probe with pid 4242');
     store.dispose();
     s2.dispose();
   });

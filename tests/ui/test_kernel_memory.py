@@ -34,13 +34,17 @@ LEAK_MESSAGE = re.compile(r"Leaking 32 MiB a step, full in ~\d+ s, around step [
 TRIAGE_MESSAGE = "`record_snapshot.py:27 h = model[1](model[0](x))` keeps 32 MiB a step"
 
 
-def write_probe(probe_dir: Path, pid: int, kernel_id: str) -> None:
-    """What ``%load_ext jupyter_gpu_panel`` writes in the kernel, for a run ``STEPS`` steps in."""
+def write_probe(probe_dir: Path, pid: int, kernel_id: str | None, cells: bool = True, **meta) -> None:
+    """What ``%load_ext jupyter_gpu_panel`` writes in the kernel, for a run ``STEPS`` steps in.
+
+    A script's ``probe.start()`` writes the same with no kernel id, its ``argv`` in ``meta`` and no cells."""
     probe_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     (probe_dir / f"probe-{pid}.json").write_text(json.dumps(
-        {"pid": pid, "kernel_id": kernel_id, "device": 0, "limit": LIMIT, "started": time.time()}))
+        {"pid": pid, "kernel_id": kernel_id, "device": 0, "limit": LIMIT, "started": time.time(), **meta}))
     lines = TRACE.read_text().splitlines()[:STEPS]
     (probe_dir / f"probe-{pid}.iters.jsonl").write_text("\n".join(lines) + "\n")
+    if not cells:
+        return
     # the same cell run four times, each run keeping 32 MiB more (its outputs in `Out`)
     cells = [{"t": time.time(), "cell": "c3", "execution_count": n, "allocated": 1024 * MiB + n * 32 * MiB}
              for n in range(1, 5)]

@@ -39,6 +39,9 @@ import {
   kernelChart,
   leakLine,
   probeHints,
+  scriptCommand,
+  scriptDetail,
+  scriptTitle,
   triageView
 } from '../kernelview';
 import { CHART_WINDOWS, IPanelSettings, windowLabel } from '../settings';
@@ -48,7 +51,10 @@ import {
   IDeviceInfo,
   IGpuReading,
   IKernelInfo,
+  IMemorySubject,
+  IProbeInfo,
   IProcessReading,
+  IScriptInfo,
   IStatus
 } from '../types';
 import { IChartLine, TimeChart } from './chart';
@@ -471,8 +477,8 @@ function kernelChartLines(chart: IKernelChart): IChartLine[] {
 
 const valueFmt = (v: number) => `${v >= 100 ? Math.round(v) : Math.round(v * 10) / 10}`;
 
-/** A kernel's memory per step (probe) or over time (NVML), with the OOM forecast. */
-function KernelChart(props: { k: IKernelInfo; units: MemoryUnits; themeKey: string }) {
+/** A kernel's or script's memory per step (probe) or over time (NVML), with the OOM forecast. */
+function MemoryChart(props: { k: IMemorySubject; units: MemoryUnits; themeKey: string }) {
   const { k, units, themeKey } = props;
   // Each kernels poll brings a new k: recomputed every few seconds, a few hundred points.
   const chart = React.useMemo(() => kernelChart(k, units), [k, units]);
@@ -514,7 +520,7 @@ function TextWithCode(props: { parts: ITextPart[] }) {
 
 /** "Find the leaking line": the button and the latest triage result. */
 function Triage(props: {
-  k: IKernelInfo;
+  k: IMemorySubject;
   units: MemoryUnits;
   busy: boolean;
   onRun: () => void;
@@ -571,6 +577,101 @@ function Triage(props: {
   );
 }
 
+function ProbeHints(props: { probe: IProbeInfo | null }) {
+  return (
+    <>
+      {probeHints(props.probe).map(h => (
+        <div
+          key={h.key}
+          className={`jp-GpuPanel-hint jp-GpuPanel-small${h.warn ? ' jp-GpuPanel-hint-warn' : ''}`}
+          data-hint={h.key}
+        >
+          <TextWithCode parts={codeParts(h.text)} />
+        </div>
+      ))}
+    </>
+  );
+}
+
+/**
+ * What kernel and script rows share: the probe and leak stats (after any
+ * stats of the row's own, passed as children), the probe's hints, the memory
+ * chart with the forecast, and the triage block.
+ */
+function MemoryDetails(props: {
+  subject: IMemorySubject;
+  units: MemoryUnits;
+  themeKey: string;
+  probeRequested?: boolean;
+  busy: boolean;
+  onTriage: () => void;
+  children?: React.ReactNode;
+}) {
+  const { subject, units, themeKey } = props;
+  return (
+    <>
+      <dl className="jp-GpuPanel-stats">
+        {props.children}
+        <Stat label="Memory probe" value={probeText(subject.probe, !!props.probeRequested)} />
+        <Stat label="Leak check" value={leakLine(subject.leak, units)} />
+      </dl>
+      <ProbeHints probe={subject.probe} />
+      <MemoryChart k={subject} units={units} themeKey={themeKey} />
+      <Triage k={subject} units={units} busy={props.busy} onRun={props.onTriage} />
+    </>
+  );
+}
+
+function isAlarm(subject: IMemorySubject): boolean {
+  const leak = subject.leak;
+  return !!(leak && leak.leak && leak.actionable);
+}
+
+/** A process outside any kernel running the memory probe (a training script, a torchrun rank). */
+function ScriptRow(props: {
+  s: IScriptInfo;
+  store: GpuStore;
+  units: MemoryUnits;
+  actions: IPanelActions;
+  themeKey: string;
+}) {
+  const { s, store, units, actions, themeKey } = props;
+  const [busy, setBusy] = React.useState(false);
+  const title = scriptTitle(s);
+  const command = scriptCommand(s);
+  const triage = async () => {
+    setBusy(true);
+    try {
+      await store.scriptTriage(s.pid);
+    } catch (err) {
+      actions.notifyError(`triage failed for ${title}: ${(err as Error).message}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <li
+      className={`jp-GpuPanel-kernel jp-GpuPanel-script${isAlarm(s) ? ' jp-GpuPanel-kernel-alarm' : ''}`}
+      data-script-pid={s.pid}
+      aria-label={`Script ${title}`}
+    >
+      <div className="jp-GpuPanel-kernelHead">
+        <code className="jp-GpuPanel-scriptTitle" title={command || undefined}>
+          {title}
+        </code>
+        <span className="jp-GpuPanel-muted jp-GpuPanel-small">{scriptDetail(s)}</span>
+      </div>
+      <MemoryDetails
+        subject={s}
+        units={units}
+        themeKey={themeKey}
+        busy={busy}
+        onTriage={() => void triage()}
+      />
+    </li>
+  );
+}
+
 function KernelRow(props: {
   k: IKernelInfo;
   store: GpuStore;
@@ -606,11 +707,9 @@ function KernelRow(props: {
       setBusy(null);
     }
   };
-  const leak = k.leak;
-  const alarming = !!(leak && leak.leak && leak.actionable);
   return (
     <li
-      className={`jp-GpuPanel-kernel${alarming ? ' jp-GpuPanel-kernel-alarm' : ''}`}
+      className={`jp-GpuPanel-kernel${isAlarm(k) ? ' jp-GpuPanel-kernel-alarm' : ''}`}
       data-kernel-id={k.kernel_id}
       aria-label={`Kernel ${label}`}
     >
@@ -630,22 +729,16 @@ function KernelRow(props: {
           {k.kernel_name ?? ''} · {k.execution_state ?? 'unknown'}
         </span>
       </div>
-      <dl className="jp-GpuPanel-stats">
+      <MemoryDetails
+        subject={k}
+        units={units}
+        themeKey={themeKey}
+        probeRequested={probeRequested}
+        busy={!!busy}
+        onTriage={() => void run('triage')}
+      >
         <Stat label="GPU memory" value={kernelMemoryText(k, units)} />
-        <Stat label="Memory probe" value={probeText(k.probe, probeRequested)} />
-        <Stat label="Leak check" value={leakLine(leak, units)} />
-      </dl>
-      {probeHints(k.probe).map(h => (
-        <div
-          key={h.key}
-          className={`jp-GpuPanel-hint jp-GpuPanel-small${h.warn ? ' jp-GpuPanel-hint-warn' : ''}`}
-          data-hint={h.key}
-        >
-          <TextWithCode parts={codeParts(h.text)} />
-        </div>
-      ))}
-      <KernelChart k={k} units={units} themeKey={themeKey} />
-      <Triage k={k} units={units} busy={!!busy} onRun={() => void run('triage')} />
+      </MemoryDetails>
       <div className="jp-GpuPanel-buttons">
         <button className="jp-GpuPanel-button" disabled={!!busy} onClick={() => void run('interrupt')}>
           Interrupt
@@ -703,6 +796,23 @@ function Kernels(props: {
             />
           ))}
         </ul>
+      )}
+      {s.scripts.length > 0 && (
+        <>
+          <h4 className="jp-GpuPanel-subTitle">Scripts</h4>
+          <ul className="jp-GpuPanel-kernels jp-GpuPanel-scripts" aria-label="Scripts">
+            {s.scripts.map(sc => (
+              <ScriptRow
+                key={sc.pid}
+                s={sc}
+                store={props.store}
+                units={props.units}
+                actions={props.actions}
+                themeKey={props.themeKey}
+              />
+            ))}
+          </ul>
+        </>
       )}
     </section>
   );
