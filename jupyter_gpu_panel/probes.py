@@ -142,6 +142,9 @@ class Probes:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.followers: dict[int, ProbeFollower] = {}
+        # probes whose process has ended, by (pid, meta mtime): their files stay (they are the
+        # user's), but are neither followed nor read again
+        self._ended: set[tuple[int, float]] = set()
 
     @classmethod
     def in_runtime_dir(cls, runtime_dir: str) -> "Probes":
@@ -155,16 +158,29 @@ class Probes:
                     pid = int(meta.stem.split("-", 1)[1])
                 except ValueError:
                     continue
+                try:
+                    mtime = meta.stat().st_mtime
+                except OSError:
+                    continue
+                if (pid, mtime) in self._ended:
+                    continue
                 follower = self.followers.get(pid)
                 # a rewritten meta file is a new probe (a restarted kernel may reuse the pid)
-                if follower is None or meta.stat().st_mtime != follower.meta_mtime:
+                if follower is None or mtime != follower.meta_mtime:
                     try:
                         self.followers[pid] = ProbeFollower(meta)
                     except (OSError, ValueError, KeyError):
                         log.debug("unreadable probe file %s", meta, exc_info=True)
                         continue
-        for follower in list(self.followers.values()):
+        for pid, follower in list(self.followers.items()):
+            if not follower.meta_path.exists():
+                del self.followers[pid]  # its files were removed
+                continue
             follower.poll()
+            if not follower.alive:
+                # a restarted kernel keeps its id: its old, ended probe must not stand in for the new one
+                self._ended.add((pid, follower.meta_mtime))
+                del self.followers[pid]
 
     def for_kernel(self, kernel_id: str, pids: list[int]) -> list[ProbeFollower]:
         return [f for f in self.followers.values() if f.meta.get("kernel_id") == kernel_id or f.pid in pids]

@@ -78,13 +78,8 @@ async def test_container_pids_are_detected_and_said(jp_fetch, jp_serverapp, pane
 async def test_probe_file_of_a_leaking_run_flags_that_kernel_only(jp_fetch, jp_serverapp, panel, fake):
     leaky = await start_session(jp_fetch, "leaky.ipynb")
     healthy = await start_session(jp_fetch, "healthy.ipynb")
-    probe_dir = panel.probes.dir
-    probe_dir.mkdir(parents=True, exist_ok=True)
-    for n, (kid, scenario) in enumerate(((leaky, "leak_hidden"), (healthy, "healthy_plateau"))):
-        pid = 900_000 + n
-        (probe_dir / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": kid, "device": 0,
-                                                                 "limit": 85520809984, "started": 0}))
-        shutil.copy(TRACES / "h100" / f"{scenario}.iters.jsonl", probe_dir / f"probe-{pid}.iters.jsonl")
+    for kid, scenario in ((leaky, "leak_hidden"), (healthy, "healthy_plateau")):
+        write_probe(panel.probes.dir, kernel_pid(jp_serverapp, kid), kid, scenario)
     doc = await kernels(jp_fetch)
     by_id = {k["kernel_id"]: k for k in doc["kernels"]}
     leak = by_id[leaky]["leak"]

@@ -98,26 +98,42 @@ def test_files_rotate_so_size_stays_bounded(tmp_path, monkeypatch):
     assert p.path.with_suffix(".jsonl.1").exists()
 
 
-def test_follower_reads_only_new_complete_lines_and_survives_rotation(tmp_path):
-    d = tmp_path / "gpu-panel"
-    d.mkdir()
-    (d / "probe-77.json").write_text(json.dumps({"pid": 77, "kernel_id": "abc", "limit": 100, "started": 0}))
-    iters = d / "probe-77.iters.jsonl"
-    iters.write_text('{"i": 0, "allocated": 1}\n{"i": 1, "allo')
-    probes = Probes(d)
+def test_follower_reads_only_new_complete_lines_survives_rotation_and_ends_with_its_process(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the probed process
+    pid = proc.pid
+    try:
+        d = tmp_path / "gpu-panel"
+        d.mkdir()
+        (d / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": "abc", "limit": 100, "started": time.time()}))
+        iters = d / f"probe-{pid}.iters.jsonl"
+        iters.write_text('{"i": 0, "allocated": 1}\n{"i": 1, "allo')
+        probes = Probes(d)
+        probes.poll()
+        f = probes.followers[pid]
+        assert [s["i"] for s in f.steps] == [0]
+        with iters.open("a") as fh:
+            fh.write('cated": 2}\n{"i": 2, "allocated": 3}\n')
+        assert f.poll() == 2
+        assert [s["allocated"] for s in f.steps] == [1, 2, 3]
+        iters.write_text('{"i": 3, "allocated": 4}\n')  # rotated: a new, shorter file
+        f.poll()
+        assert [s["i"] for s in f.steps][-1] == 3
+        assert probes.for_kernel("abc", []) == [f]
+        assert probes.for_kernel("other", [pid]) == [f]
+        assert f.alive
+    finally:
+        proc.kill()
+        proc.wait()
+    # the process ended: its probe is no longer followed (a restarted kernel keeps its id),
+    # and its files, which stay, are not read again
     probes.poll()
-    f = probes.followers[77]
-    assert [s["i"] for s in f.steps] == [0]
-    with iters.open("a") as fh:
-        fh.write('cated": 2}\n{"i": 2, "allocated": 3}\n')
-    assert f.poll() == 2
-    assert [s["allocated"] for s in f.steps] == [1, 2, 3]
-    iters.write_text('{"i": 3, "allocated": 4}\n')  # rotated: a new, shorter file
-    f.poll()
-    assert [s["i"] for s in f.steps][-1] == 3
-    assert probes.for_kernel("abc", []) == [f]
-    assert probes.for_kernel("other", [77]) == [f]
-    assert f.alive is False  # pid 77's process is not the probe's
+    assert pid not in probes.followers and probes.for_kernel("abc", []) == []
+    probes.poll()
+    assert pid not in probes.followers
 
 
 # -- triage: the server asks, the hook records a few steps, the server names the line -------
@@ -200,11 +216,13 @@ def test_triage_without_cuda_reports_why_and_training_goes_on(tmp_path, monkeypa
 
 
 def test_probe_summary_has_a_thinned_series_ending_at_the_last_step(tmp_path):
-    d = tmp_path
-    (d / "probe-78.json").write_text(json.dumps({"pid": 78, "kernel_id": "k", "limit": 100, "started": 0}))
-    (d / "probe-78.iters.jsonl").write_text("".join(json.dumps({"i": i, "allocated": 10 * i, "reserved": 20 * i}) + "\n" for i in range(1501)))
+    import time
+
+    d, pid = tmp_path, os.getpid()
+    (d / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": "k", "limit": 100, "started": time.time()}))
+    (d / f"probe-{pid}.iters.jsonl").write_text("".join(json.dumps({"i": i, "allocated": 10 * i, "reserved": 20 * i}) + "\n" for i in range(1501)))
     probes = Probes(d)
     probes.poll()
-    s = probes.followers[78].series(max_points=600)
+    s = probes.followers[pid].series(max_points=600)
     assert len(s["step"]) <= 601 and s["step"][0] == 0 and s["step"][-1] == 1500
     assert s["allocated"][-1] == 15000 and s["reserved"][-1] == 30000
