@@ -61,6 +61,35 @@ def write_triage(probe_dir: Path, pid: int) -> None:
     tmp.replace(probe_dir / f"probe-{pid}.triage.json")
 
 
+def alarm_triage_flow(page, row, row_selector: str, probe_dir: Path, pid: int, toast_text: str):
+    """What follows an alarm in a probed row: the server asks the probe to record (the button
+    waits), a notification says so once, and when the probe writes its history back the row
+    names the line. Returns the triage group, its status and its button."""
+    triage = row.get_by_role("group", name="Leak triage")
+    status = triage.get_by_role("status")
+    status.filter(has_text="Recording allocations for the next 4 steps…").wait_for(timeout=15000)
+    assert (probe_dir / f"probe-{pid}.triage-request").exists()
+    button = triage.get_by_role("button", name="Find the leaking line")
+    assert button.is_disabled()
+
+    # The leak raised a notification with the server's wording; hide it, it covers the sidebar.
+    toast = page.locator(".Toastify__toast", has_text=toast_text)
+    toast.wait_for(timeout=10000)
+    assert LEAK_MESSAGE.search(toast.inner_text())
+    toast.get_by_title("Hide notification").click()
+    toast.wait_for(state="detached", timeout=10000)
+
+    # The probe recorded and wrote back: the row names the line.
+    (probe_dir / f"probe-{pid}.triage-request").unlink()
+    write_triage(probe_dir, pid)
+    page.wait_for_function(
+        "sel => document.querySelector(`#jp-gpu-panel ${sel} [role=status][data-state=done]`)",
+        arg=row_selector, timeout=20000,
+    )
+    assert status.locator("code").inner_text() == "record_snapshot.py:27 h = model[1](model[0](x))"
+    return triage, status, button
+
+
 def test_kernel_memory_chart_forecast_and_triage(replay_lab: Lab, page, artifacts: Path):
     nb = "leaky.ipynb"
     session = notebook_session(replay_lab, nb)
@@ -95,29 +124,8 @@ def test_kernel_memory_chart_forecast_and_triage(replay_lab: Lab, page, artifact
         assert row.locator('[data-hint="cells"]').inner_text().count("%reset") == 1
         assert row.locator('[data-hint="fragmentation"]').count() == 0  # this run is not fragmented
 
-        # The alarm asked the probe for its allocation history: recording, the button waits.
-        triage = row.get_by_role("group", name="Leak triage")
-        status = triage.get_by_role("status")
-        status.filter(has_text="Recording allocations for the next 4 steps…").wait_for(timeout=15000)
-        assert (probe_dir / f"probe-{pid}.triage-request").exists()
-        button = triage.get_by_role("button", name="Find the leaking line")
-        assert button.is_disabled()
-
-        # The leak raised a notification with the server's wording; hide it, it covers the sidebar.
-        toast = page.locator(".Toastify__toast", has_text=f"GPU memory leak in {nb}")
-        toast.wait_for(timeout=10000)
-        assert LEAK_MESSAGE.search(toast.inner_text())
-        toast.get_by_title("Hide notification").click()
-        toast.wait_for(state="detached", timeout=10000)
-
-        # The probe recorded and wrote back: the panel names the line.
-        (probe_dir / f"probe-{pid}.triage-request").unlink()
-        write_triage(probe_dir, pid)
-        page.wait_for_function(
-            """id => document.querySelector(`#jp-gpu-panel [data-kernel-id="${id}"] [role=status][data-state=done]`)""",
-            arg=kernel_id, timeout=20000,
-        )
-        assert status.locator("code").inner_text() == "record_snapshot.py:27 h = model[1](model[0](x))"
+        triage, status, button = alarm_triage_flow(
+            page, row, f'[data-kernel-id="{kernel_id}"]', probe_dir, pid, f"GPU memory leak in {nb}")
         assert "keeps 32 MiB a step" in status.inner_text()
         first = triage.get_by_role("list", name="Growing allocations").locator("li").nth(0).inner_text()
         assert "record_snapshot.py:27" in first and "32 MiB a step" in first

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Lab
-from .test_kernel_memory import LEAK_MESSAGE, write_probe, write_triage
+from .test_kernel_memory import LEAK_MESSAGE, alarm_triage_flow, write_probe
 from .test_panel import open_lab, open_panel
 
 pytestmark = pytest.mark.ui
@@ -67,29 +67,8 @@ def test_script_row_chart_leak_and_triage(replay_lab: Lab, page, artifacts: Path
         assert "jp-GpuPanel-kernel-alarm" in row.get_attribute("class")
         assert row.locator('[data-hint="cells"]').count() == 0
 
-        # The alarm asked the script's probe for its allocation history: recording, the button waits.
-        triage = row.get_by_role("group", name="Leak triage")
-        status = triage.get_by_role("status")
-        status.filter(has_text="Recording allocations for the next 4 steps…").wait_for(timeout=15000)
-        assert (probe_dir / f"probe-{pid}.triage-request").exists()
-        button = triage.get_by_role("button", name="Find the leaking line")
-        assert button.is_disabled()
-
-        # The leak raised a notification named by the script's command; hide it, it covers the sidebar.
-        toast = page.locator(".Toastify__toast", has_text=f"GPU memory leak in {COMMAND}")
-        toast.wait_for(timeout=10000)
-        assert LEAK_MESSAGE.search(toast.inner_text())
-        toast.get_by_title("Hide notification").click()
-        toast.wait_for(state="detached", timeout=10000)
-
-        # The probe recorded and wrote back: the row names the line.
-        (probe_dir / f"probe-{pid}.triage-request").unlink()
-        write_triage(probe_dir, pid)
-        page.wait_for_function(
-            """pid => document.querySelector(`#jp-gpu-panel [data-script-pid="${pid}"] [role=status][data-state=done]`)""",
-            arg=pid, timeout=20000,
-        )
-        assert status.locator("code").inner_text() == "record_snapshot.py:27 h = model[1](model[0](x))"
+        triage, status, button = alarm_triage_flow(
+            page, row, f'[data-script-pid="{pid}"]', probe_dir, pid, f"GPU memory leak in {COMMAND}")
         first = triage.get_by_role("list", name="Growing allocations").locator("li").nth(0).inner_text()
         assert "record_snapshot.py:27" in first and "32 MiB a step" in first
         row.screenshot(path=str(artifacts / "script-leak.png"))
