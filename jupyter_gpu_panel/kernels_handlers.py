@@ -45,13 +45,8 @@ class KernelActionHandler(BaseHandler):
         elif action == "shutdown":
             await ensure_async(km.shutdown_kernel(kernel_id))
         elif action == "triage":
-            try:
-                triage = await self.panel.tracker.request_triage(kernel_id)
-            except LookupError:
-                raise web.HTTPError(409, "this kernel runs no memory probe: load it first (Track memory)") from None
-            except OSError as exc:
-                raise web.HTTPError(409, f"cannot reach the kernel's probe: {exc.strerror or exc}") from None
-            self.write_json({"kernel_id": kernel_id, "action": action, "requested": True, "steps": triage["steps"]}, status=202)
+            steps = await ask_triage(self, (409, "this kernel runs no memory probe: load it first (Track memory)"), kernel_id=kernel_id)
+            self.write_json({"kernel_id": kernel_id, "action": action, "requested": True, "steps": steps}, status=202)
             return
         else:
             result = await load_probe(km, kernel_id)
@@ -66,13 +61,20 @@ class ProbeTriageHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def post(self, pid: str) -> None:
-        try:
-            triage = await self.panel.tracker.request_script_triage(int(pid))
-        except LookupError:
-            raise web.HTTPError(404, f"no running memory probe with pid {pid}") from None
-        except OSError as exc:
-            raise web.HTTPError(409, f"cannot reach the probe: {exc.strerror or exc}") from None
-        self.write_json({"pid": int(pid), "action": "triage", "requested": True, "steps": triage["steps"]}, status=202)
+        steps = await ask_triage(self, (404, f"no running memory probe with pid {pid}"), pid=int(pid))
+        self.write_json({"pid": int(pid), "action": "triage", "requested": True, "steps": steps}, status=202)
+
+
+async def ask_triage(handler: BaseHandler, missing: tuple[int, str], **target: Any) -> int:
+    """Have the tracker ask a probe for a triage; the steps it will record. ``missing``: the
+    status and message when there is no such probe."""
+    try:
+        triage = await handler.panel.tracker.request_triage(**target)
+    except LookupError:
+        raise web.HTTPError(*missing) from None
+    except OSError as exc:
+        raise web.HTTPError(409, f"cannot reach the probe: {exc.strerror or exc}") from None
+    return int(triage["steps"])
 
 
 async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str, Any]:

@@ -38,6 +38,7 @@ Actionable means: a leak that would exhaust the available memory within 24 h.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 import re
@@ -719,15 +720,8 @@ def _step_of_events(events: Sequence[Mapping[str, Any]], steps: int) -> list[int
     them, into ``steps`` equal runs of events (a training loop does the same work each step)."""
     marks = [i for i, ev in enumerate(events) if ev.get("action") == "alloc" and _is_marker(ev)]
     if marks:
-        out, k = [], -1
-        pos = iter(marks)
-        nxt = next(pos, None)
-        for i in range(len(events)):
-            while nxt is not None and i >= nxt:
-                k += 1
-                nxt = next(pos, None)
-            out.append(max(k, 0))
-        return out
+        # events from one marker up to the next are one step (those before the first: step 0)
+        return [max(0, bisect.bisect_right(marks, i) - 1) for i in range(len(events))]
     n = max(1, len(events))
     return [min(steps - 1, i * steps // n) for i in range(len(events))]
 

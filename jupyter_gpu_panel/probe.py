@@ -35,9 +35,19 @@ DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 0.5
 #: How often the step hook looks for a triage request (a stat call, so not every step).
 TRIAGE_POLL_SECONDS = 1.0
+#: Steps of allocation history recorded for a triage, unless the request says otherwise.
+TRIAGE_STEPS = 4
 TRIAGE_MAX_STEPS = 32
 TRIAGE_MAX_ENTRIES = 200_000
 TRIAGE_MAX_FRAMES = 32  # enough to get out of torch's own frames to the user's line
+
+
+def probe_file(directory: Path, pid: int, kind: str) -> Path:
+    """The probe's files, shared by the writer (here) and the server's follower (``probes``):
+    ``meta`` (who wrote them), ``iters``, ``cells``, ``triage-request``, ``triage``."""
+    names = {"meta": "json", "iters": "iters.jsonl", "cells": "cells.jsonl",
+             "triage-request": "triage-request", "triage": "triage.json"}
+    return directory / f"probe-{pid}.{names[kind]}"
 
 
 def probe_dir() -> Path:
@@ -69,11 +79,11 @@ class Probe:
         self.dir = Path(directory) if directory else probe_dir()
         self.pid = os.getpid()
         self.max_bytes = max_bytes
-        self.path = self.dir / f"probe-{self.pid}.iters.jsonl"
-        self.cells_path = self.dir / f"probe-{self.pid}.cells.jsonl"
-        self.meta_path = self.dir / f"probe-{self.pid}.json"
-        self.triage_request_path = self.dir / f"probe-{self.pid}.triage-request"
-        self.triage_path = self.dir / f"probe-{self.pid}.triage.json"
+        self.path = probe_file(self.dir, self.pid, "iters")
+        self.cells_path = probe_file(self.dir, self.pid, "cells")
+        self.meta_path = probe_file(self.dir, self.pid, "meta")
+        self.triage_request_path = probe_file(self.dir, self.pid, "triage-request")
+        self.triage_path = probe_file(self.dir, self.pid, "triage")
         self._triage_left = 0  # steps still to record; 0 when not recording
         self._triage_steps = 0
         self._next_triage_check = 0.0
@@ -194,7 +204,7 @@ class Probe:
     # -- triage: which allocation stack survives every step ---------------------------------
 
     def _start_triage(self) -> None:
-        steps = 4
+        steps = TRIAGE_STEPS
         try:
             req = json.loads(self.triage_request_path.read_text(encoding="utf-8") or "{}")
             steps = max(1, min(TRIAGE_MAX_STEPS, int(req.get("steps", steps))))
@@ -258,7 +268,7 @@ class Probe:
                     if key not in code:
                         code[key] = linecache.getline(str(f["filename"]), int(f["line"] or 0)).strip() or None
             events.append({"action": ev.get("action"), "addr": ev.get("addr"), "size": ev.get("size"), "frames": frames})
-        self._write_triage({"steps": self._triage_steps, "device_traces": [events], "code": code})
+        self._write_triage({"device_traces": [events], "code": code})
 
     def _write_triage(self, doc: dict[str, Any]) -> None:
         doc = {"t": time.time(), "pid": self.pid, "device": self.device, "steps": self._triage_steps, **doc}

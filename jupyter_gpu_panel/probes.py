@@ -14,19 +14,17 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import psutil
 
 from .jsonl import parse_lines
-from .probe import PROBE_DIR_NAME
+from .probe import PROBE_DIR_NAME, TRIAGE_STEPS, probe_file
 
 log = logging.getLogger(__name__)
 
 #: Steps kept per probe for the detector (a bounded window of the newest steps).
 MAX_STEPS = 20_000
-#: Steps of allocation history the probe records for a triage.
-TRIAGE_STEPS = 4
 
 
 class ProbeFollower:
@@ -35,14 +33,14 @@ class ProbeFollower:
         self.meta_mtime = meta_path.stat().st_mtime
         self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
         self.pid: int = int(self.meta["pid"])
-        self.iters_path = meta_path.with_name(f"probe-{self.pid}.iters.jsonl")
-        self.cells_path = meta_path.with_name(f"probe-{self.pid}.cells.jsonl")
+        self.iters_path = probe_file(meta_path.parent, self.pid, "iters")
+        self.cells_path = probe_file(meta_path.parent, self.pid, "cells")
         self.steps: deque[dict[str, Any]] = deque(maxlen=MAX_STEPS)
         self.cells: deque[dict[str, Any]] = deque(maxlen=2_000)
         self._offsets = {"iters": 0, "cells": 0}
         self._partial = {"iters": b"", "cells": b""}
-        self.triage_request_path = meta_path.with_name(f"probe-{self.pid}.triage-request")
-        self.triage_path = meta_path.with_name(f"probe-{self.pid}.triage.json")
+        self.triage_request_path = probe_file(meta_path.parent, self.pid, "triage-request")
+        self.triage_path = probe_file(meta_path.parent, self.pid, "triage")
         self.triage: dict[str, Any] | None = None
         self._triage_mtime: float | None = None
 
@@ -67,8 +65,6 @@ class ProbeFollower:
         try:
             mtime = self.triage_path.stat().st_mtime
         except FileNotFoundError:
-            if self.triage and self.triage["state"] == "requested" and not self.alive:
-                self.triage.update(state="error", error="The process ended before the allocation history was recorded.")
             return
         if mtime == self._triage_mtime:
             return
@@ -152,6 +148,7 @@ class Probes:
 
     def poll(self) -> None:
         """Discover new probes and read new lines (blocking file I/O: run it in a thread)."""
+        listed: set[int] = set()
         if self.dir.is_dir():
             for meta in self.dir.glob("probe-*.json"):
                 try:
@@ -162,6 +159,7 @@ class Probes:
                     mtime = meta.stat().st_mtime
                 except OSError:
                     continue
+                listed.add(pid)
                 if (pid, mtime) in self._ended:
                     continue
                 follower = self.followers.get(pid)
@@ -173,7 +171,7 @@ class Probes:
                         log.debug("unreadable probe file %s", meta, exc_info=True)
                         continue
         for pid, follower in list(self.followers.items()):
-            if not follower.meta_path.exists():
+            if pid not in listed:
                 del self.followers[pid]  # its files were removed
                 continue
             follower.poll()
@@ -185,11 +183,15 @@ class Probes:
     def for_kernel(self, kernel_id: str, pids: list[int]) -> list[ProbeFollower]:
         return [f for f in self.followers.values() if f.meta.get("kernel_id") == kernel_id or f.pid in pids]
 
+    def main_for_kernel(self, kernel_id: str, pids: list[int]) -> Optional[ProbeFollower]:
+        """The kernel's probe that has seen the most steps (a kernel's torchrun ranks each have one)."""
+        return max(self.for_kernel(kernel_id, pids), key=lambda f: len(f.steps), default=None)
+
     def reserved_by_kernel(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for f in self.followers.values():
             kid = f.meta.get("kernel_id")
-            if kid and f.steps and f.alive:
+            if kid and f.steps:  # poll keeps only probes whose process runs
                 out[kid] = out.get(kid, 0) + int(f.steps[-1].get("reserved") or 0)
         return out
 
@@ -204,6 +206,5 @@ def triage_result(doc: dict[str, Any]) -> dict[str, Any]:
     code = doc.get("code") or {}
     found = leaks.triage_snapshot(doc, out["steps"], source_line=lambda f, n: code.get(f"{f}:{n}"))
     stacks = [{k: s[k] for k in ("where", "code", "bytes", "bytes_per_step", "count", "every_step")} for s in found["stacks"][:5]]
-    if not found["message"]:
-        return {**out, "state": "done", "stacks": stacks, "message": f"Nothing allocated during {out['steps']} steps survived them."}
-    return {**out, "state": "done", "stacks": stacks, "message": found["message"]}
+    message = found["message"] or f"Nothing allocated during {out['steps']} steps survived them."
+    return {**out, "state": "done", "stacks": stacks, "message": message}

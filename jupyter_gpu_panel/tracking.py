@@ -81,32 +81,21 @@ class KernelTracker:
             self._lock = asyncio.Lock()
         return self._lock
 
-    async def request_triage(self, kernel_id: str) -> dict[str, Any]:
-        """Ask the kernel's probe to record a few steps of allocation history.
-
-        Raises ``LookupError`` when the kernel runs no probe."""
+    async def request_triage(self, *, kernel_id: Optional[str] = None, pid: Optional[int] = None) -> dict[str, Any]:
+        """Ask a probe (the kernel's, or the script's with that pid) to record a few steps of
+        allocation history. Raises ``LookupError`` when there is no such running probe."""
         async with self._serial():
-            return await asyncio.get_running_loop().run_in_executor(None, self._request_triage, kernel_id)
+            return await asyncio.get_running_loop().run_in_executor(None, self._request_triage, kernel_id, pid)
 
-    async def request_script_triage(self, pid: int) -> dict[str, Any]:
-        """The same for a probe in no kernel (a script). Raises ``LookupError`` when it is gone."""
-        async with self._serial():
-            return await asyncio.get_running_loop().run_in_executor(None, self._request_script_triage, pid)
-
-    def _request_script_triage(self, pid: int) -> dict[str, Any]:
-        self.probes.poll()
-        follower = self.probes.followers.get(pid)
-        if follower is None or not follower.alive:
-            raise LookupError(pid)
-        return follower.request_triage()
-
-    def _request_triage(self, kernel_id: str) -> dict[str, Any]:
-        self.probes.poll()
-        followers = [f for f in self.probes.for_kernel(kernel_id, self.attribution.pids_of(kernel_id)) if f.alive]
-        if not followers:
-            raise LookupError(kernel_id)
-        main = max(followers, key=lambda f: len(f.steps))
-        return main.request_triage()
+    def _request_triage(self, kernel_id: Optional[str], pid: Optional[int]) -> dict[str, Any]:
+        self.probes.poll()  # drops ended probes
+        if kernel_id is not None:
+            probe = self.probes.main_for_kernel(kernel_id, self.attribution.pids_of(kernel_id))
+        else:
+            probe = self.probes.followers.get(pid) if pid is not None else None
+        if probe is None:
+            raise LookupError(kernel_id if kernel_id is not None else pid)
+        return probe.request_triage()
 
     def owner_of(self, pid: int) -> Optional[dict[str, Any]]:
         return self.attribution.owner_of(pid)
@@ -156,11 +145,12 @@ class KernelTracker:
                         if rows is not None and len(rows):
                             series[(gpu.index, p.pid)] = rows
             history, leak = self._kernel_history(series, capacity)
-            followers = self.probes.for_kernel(kid, pids + [state.kernel_pids.get(kid, -1)])
-            attached.update(f.pid for f in followers)
+            all_pids = pids + [state.kernel_pids.get(kid, -1)]
+            attached.update(f.pid for f in self.probes.for_kernel(kid, all_pids))
+            main = self.probes.main_for_kernel(kid, all_pids)
             probe = None
-            if followers:
-                probe, steps_leak = self._probe_view(max(followers, key=lambda f: len(f.steps)))
+            if main is not None:
+                probe, steps_leak = self._probe_view(main)
                 leak = steps_leak or leak  # per-step readings beat NVML's coarse reserve
             kernels.append(
                 {
@@ -177,10 +167,11 @@ class KernelTracker:
                     "leak": leak,
                 }
             )
-        # probes in no kernel: scripts and torchrun ranks that called probe.start()
+        # probes in no kernel: scripts and torchrun ranks that called probe.start() (poll has
+        # already dropped those whose process ended)
         scripts = []
         for f in sorted(self.probes.followers.values(), key=lambda f: f.pid):
-            if f.pid in attached or not f.alive:
+            if f.pid in attached:
                 continue
             probe, leak = self._probe_view(f)
             scripts.append({"pid": f.pid, "argv": list(f.meta.get("argv") or []), "rank": f.meta.get("rank"),
@@ -190,7 +181,7 @@ class KernelTracker:
     def _probe_view(self, main: ProbeFollower) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
         """A probe's summary and its per-step leak verdict; asks for a triage on the first alarm."""
         leak = steps_report(main)
-        if leak is not None and self.triage_on_alarm and leak["actionable"] and main.triage is None and main.alive:
+        if leak is not None and self.triage_on_alarm and leak["actionable"] and main.triage is None:
             # once per probe: the allocation history of a few steps names the line
             try:
                 main.request_triage(auto=True)

@@ -75,29 +75,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void app.commands.execute('docmanager:open', { path });
     };
 
-    const onLeak = (k: IKernelInfo) => {
-      const name = k.notebook ? baseName(k.notebook) : k.kernel_name ?? k.kernel_id;
+    // The server's message names the rate, the time and the step of the OOM;
+    // a toast shows ~140 characters, so it goes alone.
+    const warnLeak = (name: string, leak: IKernelInfo['leak'], notebook: string | null) => {
       const actions: Notification.IAction[] = [];
-      if (k.notebook) {
-        const nb = k.notebook;
-        actions.push({ label: 'Open notebook', callback: () => openNotebook(nb) });
+      if (notebook) {
+        actions.push({ label: 'Open notebook', callback: () => openNotebook(notebook) });
       }
       actions.push({ label: 'Open GPU panel', callback: () => void app.commands.execute(CommandIDs.open) });
-      Notification.warning(
-        // The server's message names the rate, the time and the step of the OOM;
-        // a toast shows ~140 characters, so it goes alone.
-        `GPU memory leak in ${name}: ${leakLine(k.leak, settings.memoryUnits)}`,
-        { autoClose: false, actions }
-      );
-    };
-
-    // A script outside any kernel (a terminal's training run): named by its command.
-    const onScriptLeak = (sc: IScriptInfo) => {
-      Notification.warning(`GPU memory leak in ${scriptName(sc)}: ${leakLine(sc.leak, settings.memoryUnits)}`, {
+      Notification.warning(`GPU memory leak in ${name}: ${leakLine(leak, settings.memoryUnits)}`, {
         autoClose: false,
-        actions: [{ label: 'Open GPU panel', callback: () => void app.commands.execute(CommandIDs.open) }]
+        actions
       });
     };
+    const onLeak = (k: IKernelInfo) =>
+      warnLeak(k.notebook ? baseName(k.notebook) : k.kernel_name ?? k.kernel_id, k.leak, k.notebook);
+    // A script outside any kernel (a terminal's training run): named by its command.
+    const onScriptLeak = (sc: IScriptInfo) => warnLeak(scriptName(sc), sc.leak, null);
 
     const store = new GpuStore({ client, onLeak, onScriptLeak });
 

@@ -47,24 +47,17 @@ export function updateEpisodes(
   scripts: IScriptInfo[] = []
 ): IEpisodeUpdate {
   const next = new Set<string>();
-  const notify: IKernelInfo[] = [];
-  const notifyScripts: IScriptInfo[] = [];
-  for (const k of kernels) {
-    if (isAlarming(k, horizonSeconds)) {
-      next.add(k.kernel_id);
-      if (!open.has(k.kernel_id)) {
-        notify.push(k);
+  // Adds the alarming items' keys to `next`; returns those whose episode starts now.
+  const starting = <T extends { leak: ILeakVerdict | null }>(items: T[], key: (item: T) => string): T[] =>
+    items.filter(item => {
+      const k = key(item);
+      if (!isAlarming(item, horizonSeconds) || next.has(k)) {
+        return false;
       }
-    }
-  }
-  for (const s of scripts) {
-    const key = scriptKey(s);
-    if (isAlarming(s, horizonSeconds) && !next.has(key)) {
-      next.add(key);
-      if (!open.has(key)) {
-        notifyScripts.push(s);
-      }
-    }
-  }
+      next.add(k);
+      return !open.has(k);
+    });
+  const notify = starting(kernels, k => k.kernel_id);
+  const notifyScripts = starting(scripts, scriptKey);
   return { notify, notifyScripts, open: next };
 }
