@@ -6,13 +6,16 @@ One ``GPUPanel`` per server owns the one sampler, however many clients connect.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import functools
+import getpass
+from typing import Any, Optional
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Unicode, validate
 
-from .sampler import MIN_INTERVAL, Sampler
-from .sources import SOURCES, make_source
+from .metrics.sampler import MIN_INTERVAL, Sampler
+from .metrics.snapshot import Audience
+from .metrics.sources import SOURCES, make_source
 
 
 class GPUPanel(ExtensionApp):
@@ -66,7 +69,14 @@ class GPUPanel(ExtensionApp):
 
     show_all_users = Bool(
         True,
-        help="Include other users' GPU processes in the API (their pid, user and memory).",
+        help="Include other users' GPU processes (their pid, user and memory) in snapshot, stream and "
+        "history. A process whose user cannot be read counts as another user's.",
+    ).tag(config=True)
+
+    show_other_users_commands = Bool(
+        False,
+        help="Also show other users' process names and command lines. Off by default: on a shared machine "
+        "a command line can carry secrets (passwords, API keys, another server's token).",
     ).tag(config=True)
 
     kernel_refresh = Float(
@@ -89,6 +99,15 @@ class GPUPanel(ExtensionApp):
     def _positive_history(self, proposal: dict) -> float:
         return max(10.0, float(proposal["value"]))
 
+    def audience(self) -> Audience:
+        """What this server's clients may see of GPU processes (one user per Jupyter server)."""
+        return Audience(
+            user=server_user(),
+            other_users=self.show_all_users,
+            other_commands=self.show_other_users_commands,
+            local=self.sampler.source.local_pids,
+        )
+
     # -- ExtensionApp hooks ------------------------------------------------------------------
     def initialize_settings(self) -> None:
         source = make_source(
@@ -101,9 +120,9 @@ class GPUPanel(ExtensionApp):
             history_seconds=self.history_seconds,
             read_timeout=self.read_timeout,
         )
-        from .probes import Probes
-        from .stream import StreamHub
-        from .tracking import KernelTracker
+        from .kernels.tracker import KernelTracker
+        from .memory.follower import Probes
+        from .metrics.stream import StreamHub
 
         self.hub = StreamHub(self.sampler)
         self.probes = Probes.in_runtime_dir(self.serverapp.runtime_dir)
@@ -118,7 +137,7 @@ class GPUPanel(ExtensionApp):
         self.sampler.start()
 
     def initialize_handlers(self) -> None:
-        from .handlers import routes
+        from .api import routes
 
         self.handlers.extend(routes())
 
@@ -129,3 +148,12 @@ class GPUPanel(ExtensionApp):
         self.tracker.stop()
         self.hub.close()
         await asyncio.get_running_loop().run_in_executor(None, self.sampler.stop)
+
+
+@functools.lru_cache(maxsize=1)
+def server_user() -> Optional[str]:
+    """The system user this server runs as (the one whose processes are "own")."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None

@@ -8,8 +8,8 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from conftest import TRACES
-from jupyter_gpu_panel.readings import HISTORY_FIELDS
-from jupyter_gpu_panel.sources.replay import demo_trace_path, load_trace
+from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS
+from jupyter_gpu_panel.metrics.sources.replay import demo_trace_path, load_trace
 
 BUNDLED_FROM = TRACES / "h100" / "two_procs_one_leaks.nvml.jsonl"
 

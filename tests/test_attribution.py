@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from jupyter_gpu_panel.kernels import KernelRef, attribute, match_by_memory, parent_pid
+from jupyter_gpu_panel.kernels.attribution import KernelRef, attribute, match_by_memory, parent_pid
 
 KERNEL = KernelRef("k-1", "python3", "work/train.ipynb", "busy", "ada")
 

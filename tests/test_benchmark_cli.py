@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from jupyter_gpu_panel.benchmarks.cli import results_name
+from jupyter_gpu_panel.benchmarks.paths import results_name
 from jupyter_gpu_panel.cli import main
 
 

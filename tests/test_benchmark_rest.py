@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from jupyter_gpu_panel.benchmarks.handlers import candidate_names, normalize_api_path
+from jupyter_gpu_panel.benchmarks.paths import candidate_names, normalize_api_path
 
 API = ("api", "gpu-panel", "benchmarks")
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import TRACES
-from jupyter_gpu_panel.sources.replay import load_trace
+from jupyter_gpu_panel.metrics.sources.replay import load_trace
 
 CLI = [sys.executable, "-m", "jupyter_gpu_panel"]
 
@@ -37,7 +37,10 @@ def test_snapshot_without_a_gpu_says_why_and_exits_2():
         assert "GPU" in proc.stdout
     else:
         assert proc.returncode == 2
-        assert "nvml-missing" in proc.stdout or "driver-not-loaded" in proc.stdout
+        said = proc.stdout + proc.stderr
+        state = "nvml-missing" if "nvml-missing" in said else "driver-not-loaded"
+        assert said.count(state) == 1, said  # said once, not twice
+        assert proc.stderr.startswith("jupyter-gpu-panel snapshot: error: ")
         assert "Traceback" not in proc.stderr
 
 

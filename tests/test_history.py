@@ -2,8 +2,8 @@ import math
 
 import numpy as np
 
-from jupyter_gpu_panel.history import History, Ring, downsample
-from jupyter_gpu_panel.readings import HISTORY_FIELDS, GPUReading, ProcessReading
+from jupyter_gpu_panel.metrics.history import History, Ring, downsample
+from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS, GPUReading, ProcessReading
 
 
 def reading(t, used, util=50, procs=()):

@@ -127,7 +127,7 @@ def write_probe(probe_dir, pid, kid, scenario):
     """A probe's files as the kernel writes them; ``started`` now, so the pid counts as alive."""
     import time
 
-    probe_dir.mkdir(parents=True, exist_ok=True)
+    probe_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     (probe_dir / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": kid, "device": 0,
                                                              "limit": 85520809984, "started": time.time()}))
     shutil.copy(TRACES / "h100" / f"{scenario}.iters.jsonl", probe_dir / f"probe-{pid}.iters.jsonl")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jupyter_gpu_panel import leaks
+from jupyter_gpu_panel.memory import cells as cell_leaks
+from jupyter_gpu_panel.memory import detector, fragmentation, growth, protocol, triage
+from jupyter_gpu_panel.memory.verdict import verdict_from_records
 
 MiB = 2**20
 GiB = 2**30
@@ -25,7 +27,7 @@ def run(alloc, *, peak=None, capacity=CARD, step_s=STEP_S, reserved=None, retrie
     n = len(alloc)
     steps = np.arange(n, dtype=float)
     t = 1.79e9 + step_s * steps
-    return leaks.analyze_steps(steps, alloc, capacity=capacity, t=t, peak=peak, reserved=reserved, alloc_retries=retries)
+    return detector.analyze_steps(steps, alloc, capacity=capacity, t=t, peak=peak, reserved=reserved, alloc_retries=retries)
 
 
 def first_actionable(alloc, start=3, **kw):
@@ -113,7 +115,7 @@ def test_reserve_growing_in_steps_then_settling_never_alarms():
     for seed in range(5):
         t, used = nvml_settling(seed)
         for n in range(5, len(t) + 1):
-            rep = leaks.analyze_time(t[:n], used[:n], capacity=CARD)
+            rep = detector.analyze_time(t[:n], used[:n], capacity=CARD)
             assert not rep.actionable, f"seed {seed}: alarm at sample {n - 1}: {rep.reason}"
 
 
@@ -124,7 +126,7 @@ def test_empty_cache_drops_never_alarm():
     phase = np.arange(n) % 40
     used = 4.5 * GiB + np.minimum(phase, 4) * 256 * MiB
     for n_ in range(5, n + 1):
-        assert not leaks.analyze_time(t[:n_], used[:n_], capacity=CARD).actionable
+        assert not detector.analyze_time(t[:n_], used[:n_], capacity=CARD).actionable
     a = warmup_plateau()  # allocated is untouched by empty_cache: the steps view is flat
     assert not run(a).leak
 
@@ -134,7 +136,7 @@ def test_nvml_creep_of_small_segments_is_not_a_leak():
     n = 600
     t = 1.79e9 + 0.1 * np.arange(n)
     used = 2670.0 * MiB + 2 * MiB * (np.arange(n) // 15)
-    rep = leaks.analyze_time(t, used, capacity=CARD)
+    rep = detector.analyze_time(t, used, capacity=CARD)
     assert not rep.actionable and not rep.leak
     assert "MiB" in rep.reason
 
@@ -224,7 +226,7 @@ def test_tiny_leak_reported_not_alarmed():
     rep = run(a)
     assert rep.leak and not rep.actionable
     assert rep.rate == 512
-    assert rep.seconds_to_oom > leaks.ACTIONABLE_SECONDS
+    assert rep.seconds_to_oom > growth.ACTIONABLE_SECONDS
     # the same slope on a nearly full card is actionable: the verdict is about headroom
     assert run(a, capacity=a[-1] + 512 * 1000).actionable
 
@@ -249,11 +251,11 @@ def test_two_processes_blame_the_leaking_one():
         }
         for k in range(n)
     ]
-    out = {p["pid"]: p for p in leaks.analyze_nvml(rows)}
+    out = {p["pid"]: p for p in detector.analyze_nvml(rows)}
     assert out[400]["leak"] and out[400]["actionable"]
     assert not out[512]["leak"] and not out[512]["actionable"]
     assert out[400]["bytes_per_second"] == pytest.approx(256 * MiB / 0.3, rel=0.15)
-    only = leaks.analyze_nvml(rows, pid=512)
+    only = detector.analyze_nvml(rows, pid=512)
     assert [p["pid"] for p in only] == [512]
 
 
@@ -261,18 +263,18 @@ def test_two_processes_blame_the_leaking_one():
 
 
 def test_required_evidence_grows_with_headroom():
-    assert leaks.required_evidence(5) == leaks.EVIDENCE_MIN
-    assert leaks.required_evidence(25) < leaks.required_evidence(2200) < leaks.required_evidence(1e7)
-    assert leaks.required_evidence(2200) <= 25  # a 32 MiB/step leak on an 80 GB card: < 30 steps
-    assert leaks.required_evidence(1e12) == leaks.EVIDENCE_MAX
+    assert growth.required_evidence(5) == growth.EVIDENCE_MIN
+    assert growth.required_evidence(25) < growth.required_evidence(2200) < growth.required_evidence(1e7)
+    assert growth.required_evidence(2200) <= 25  # a 32 MiB/step leak on an 80 GB card: < 30 steps
+    assert growth.required_evidence(1e12) == growth.EVIDENCE_MAX
 
 
 def test_step_transient_uses_new_peaks_only():
     alloc = np.array([1.0, 2.0, 3.0, 3.0, 3.0]) * GiB
     peak = np.array([4.0, 5.0, 6.0, 6.0, 6.0]) * GiB  # the working set is 3 GiB
-    assert leaks.step_transient(alloc, peak) == pytest.approx(3 * GiB)
+    assert detector.step_transient(alloc, peak) == pytest.approx(3 * GiB)
     # a drop in allocated with an old peak is not a bigger working set
-    assert leaks.step_transient(np.array([3.0, 1.0]) * GiB, np.array([6.0, 6.0]) * GiB) == pytest.approx(3 * GiB)
+    assert detector.step_transient(np.array([3.0, 1.0]) * GiB, np.array([6.0, 6.0]) * GiB) == pytest.approx(3 * GiB)
 
 
 def test_too_few_readings():
@@ -286,7 +288,7 @@ def test_unsorted_and_missing_readings_are_tolerated():
     order = np.random.default_rng(0).permutation(100)
     alloc = a[order].astype(object)
     alloc[5] = None
-    rep = leaks.analyze_steps(steps[order], alloc, capacity=CARD, t=1.79e9 + STEP_S * steps[order])
+    rep = detector.analyze_steps(steps[order], alloc, capacity=CARD, t=1.79e9 + STEP_S * steps[order])
     assert rep.leak and rep.rate == pytest.approx(32 * MiB)
 
 
@@ -308,13 +310,13 @@ def test_fragmentation_flagged_and_forecast_uses_the_reserve():
     a = np.full(n, 6.0 * GiB)
     reserved = np.full(n, 11.5 * GiB)  # 96% of the cap reserved, half of it free in pieces
     retries = np.arange(n) // 10
-    frag = leaks.fragmentation_check(a, reserved, cap, retries=retries)
+    frag = fragmentation.fragmentation_check(a, reserved, cap, retries=retries)
     assert frag["fragmented"] and frag["retries_rising"]
     assert "expandable_segments" in frag["message"]
     assert "ragmentation" in frag["message"]
-    healthy = leaks.fragmentation_check(a, np.full(n, 7 * GiB), cap, retries=retries)
+    healthy = fragmentation.fragmentation_check(a, np.full(n, 7 * GiB), cap, retries=retries)
     assert not healthy["fragmented"]
-    calm = leaks.fragmentation_check(a, reserved, cap, retries=np.zeros(n))
+    calm = fragmentation.fragmentation_check(a, reserved, cap, retries=np.zeros(n))
     assert not calm["fragmented"]
 
     leak = steady(n=n, rate=8 * MiB, base=4 * GiB)
@@ -325,10 +327,11 @@ def test_fragmentation_flagged_and_forecast_uses_the_reserve():
     assert fragged.to_oom < plain.to_oom  # the reserve, not allocated, meets the cap first
 
 
-def test_analyze_fragmentation_on_probe_records():
-    recs = [{"allocated": 6 * GiB, "reserved": 11.6 * GiB, "alloc_retries": k, "limit": 12 * GiB} for k in range(5)]
-    assert leaks.analyze_fragmentation(recs, None)["fragmented"]
-    assert not leaks.analyze_fragmentation(recs[:1], None)["fragmented"]
+def test_fragmentation_in_the_verdict_on_probe_records():
+    recs = [{"i": k, "allocated": 6 * GiB, "reserved": int(11.6 * GiB), "alloc_retries": k, "limit": 12 * GiB} for k in range(5)]
+    assert verdict_from_records(recs)["fragmentation"]["fragmented"]
+    calm = [dict(r, alloc_retries=0) for r in recs]  # no retries: not near an OOM from fragmentation
+    assert not verdict_from_records(calm)["fragmentation"]["fragmented"]
 
 
 # --------------------------------------------------------------------------- per cell
@@ -341,7 +344,7 @@ def test_cell_rerun_keeping_memory_is_reported():
         cells.append({"cell": "setup", "allocated": alloc})
         alloc += 256 * MiB  # Out[n] keeps the returned tensor of every run
         cells.append({"cell": "eval", "allocated": alloc})
-    out = leaks.analyze_cells(cells)
+    out = cell_leaks.analyze_cells(cells)
     assert [c["cell"] for c in out["leaking_cells"]] == ["eval"]
     assert out["leaking_cells"][0]["bytes_per_run"] == 256 * MiB
     assert "%reset" in out["message"] and "Out" in out["message"]
@@ -349,12 +352,12 @@ def test_cell_rerun_keeping_memory_is_reported():
 
 def test_cell_reruns_that_free_memory_are_fine():
     cells = [{"cell": "train", "allocated": BASE + (k % 2) * GiB} for k in range(6)]
-    assert leaks.analyze_cells(cells)["leaking_cells"] == []
+    assert cell_leaks.analyze_cells(cells)["leaking_cells"] == []
 
 
 def test_failed_cell_blames_the_traceback():
     cells = [{"cell": "boom", "allocated": BASE + k * 64 * MiB, "error": True} for k in range(3)]
-    out = leaks.analyze_cells(cells)
+    out = cell_leaks.analyze_cells(cells)
     assert out["leaking_cells"][0]["errors"] == 3
     assert "traceback" in out["message"]
 
@@ -381,7 +384,7 @@ def test_triage_names_the_stack_whose_tensors_survive():
         events.append({"action": "alloc", "addr": addr, "size": 32 * MiB, "frames": [torch_frame, _frame("train.py", 42, "step")]})
         addr += 0x10
     snap = {"segments": [], "device_traces": [events]}
-    out = leaks.triage_snapshot(snap, steps=4, source_line=lambda f, n: "h = model(x)" if n == 42 else None)
+    out = triage.triage_snapshot(snap, steps=4, source_line=lambda f, n: "h = model(x)" if n == 42 else None)
     top = out["stacks"][0]
     assert top["where"] == "train.py:42 step"
     assert top["bytes_per_step"] == 32 * MiB and top["count"] == 4
@@ -394,7 +397,7 @@ def test_triage_tells_a_leak_from_what_the_last_step_still_holds(markers):
     """As on the H100: the last step's parameter gradients (allocated by autograd, no Python
     frame; 4 parameters) survive too, as many as the steps recorded; only the leak survives
     from every step. The probe marks step boundaries with a tiny allocation."""
-    marker = {"action": "alloc", "size": 512, "frames": [_frame("/x/jupyter_gpu_panel/probe.py", 1, leaks.STEP_MARKER)]}
+    marker = {"action": "alloc", "size": 512, "frames": [_frame("/x/jupyter_gpu_panel/probe.py", 1, protocol.STEP_MARKER)]}
     events, addr = [], 0x1000
 
     def ev(action, a, size, frames=()):
@@ -420,7 +423,7 @@ def test_triage_tells_a_leak_from_what_the_last_step_still_holds(markers):
             grads.append(addr)
             addr += 0x10
         mark()
-    out = leaks.triage_snapshot({"device_traces": [events]}, steps=4, source_line=lambda f, n: "h = model[0](x)")
+    out = triage.triage_snapshot({"device_traces": [events]}, steps=4, source_line=lambda f, n: "h = model[0](x)")
     top, second = out["stacks"][:2]
     assert top["where"] == "cell.py:8 <module>" and top["every_step"] and top["steps_kept"] == 4
     assert second["where"] == "<inside torch>" and second["count"] == 4 and not second["every_step"]
@@ -429,7 +432,7 @@ def test_triage_tells_a_leak_from_what_the_last_step_still_holds(markers):
 
 def test_triage_with_nothing_surviving():
     snap = {"device_traces": [[{"action": "alloc", "addr": 1, "size": 10}, {"action": "free_completed", "addr": 1}]]}
-    out = leaks.triage_snapshot(snap, steps=2)
+    out = triage.triage_snapshot(snap, steps=2)
     assert out["stacks"] == [] and out["message"] is None
 
 
@@ -446,7 +449,7 @@ def test_triage_on_a_real_allocation_history():
     def source_line(filename: str, line: int):
         return linecache.getline(str(local), line) if filename.endswith("record_snapshot.py") else None
 
-    out = leaks.triage_snapshot(snap, steps=snap["steps"], source_line=source_line)
+    out = triage.triage_snapshot(snap, steps=snap["steps"], source_line=source_line)
     top = out["stacks"][0]
     assert top["where"].endswith("record_snapshot.py:27 step")  # h = model[1](model[0](x))
     assert top["every_step"] and top["count"] == 4
@@ -459,5 +462,5 @@ def test_triage_on_a_real_allocation_history():
 def test_triage_names_a_notebook_cell_as_such():
     frames = [_frame("/tmp/ipykernel_448/2819381951.py", 8, "<module>")]
     events = [{"action": "alloc", "addr": a, "size": 32 * MiB, "frames": frames} for a in range(4)]
-    out = leaks.triage_snapshot({"device_traces": [events]}, steps=4, source_line=lambda f, n: "h = model[0](x)")
+    out = triage.triage_snapshot({"device_traces": [events]}, steps=4, source_line=lambda f, n: "h = model[0](x)")
     assert out["message"] == "`cell line 8 h = model[0](x)` keeps 32 MiB a step"

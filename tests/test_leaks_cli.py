@@ -71,7 +71,10 @@ def test_nvml_trace_and_pid(capsys):
     assert by_pid[400]["actionable"] and not by_pid[512]["actionable"]
     only = leaks_json(capsys, path, "--pid", "512")
     assert [p["pid"] for p in only["processes"]] == [512]
-    assert leaks_json(capsys, path, "--pid", "999")["processes"] == []
+    # a pid the trace does not hold is an error that lists the pids it does hold
+    assert main(["leaks", path, "--pid", "999", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "no process 999" in err and "400, 512" in err
 
 
 def test_prefix_of_a_trace(capsys, tmp_path):

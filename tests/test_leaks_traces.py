@@ -23,8 +23,9 @@ from typing import Any, Optional
 
 import pytest
 
-from jupyter_gpu_panel.leak_traces import nvml_from_records, read_records, sibling_mem_total, steps_from_records
-from jupyter_gpu_panel.leaks_cli import nvml_verdict, steps_verdict
+from jupyter_gpu_panel.cli.leaks import STEP_FIELDS, nvml_verdict
+from jupyter_gpu_panel.memory.traces import nvml_from_records, read_records, sibling_mem_total
+from jupyter_gpu_panel.memory.verdict import verdict_from_records
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "traces"
@@ -63,7 +64,8 @@ def capacity_of(d: Path, m: dict[str, Any]) -> Optional[float]:
 
 
 def verdict(recs: list[dict[str, Any]], cap: Optional[float], path: Path) -> dict[str, Any]:
-    return steps_verdict(steps_from_records(recs), cap, str(path))[0]
+    full = verdict_from_records(recs, cap, sibling_mem_total(path))
+    return {"source": "steps", **{k: full[k] for k in STEP_FIELDS}}
 
 
 @pytest.mark.parametrize("d,m", ALL)

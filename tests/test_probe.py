@@ -13,8 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")  # torch is a test dependency: see pyproject [test]
 
-from jupyter_gpu_panel import probe as probe_mod  # noqa: E402
-from jupyter_gpu_panel.probes import Probes  # noqa: E402
+from jupyter_gpu_panel.memory import probe as probe_mod  # noqa: E402
+from jupyter_gpu_panel.memory.follower import Probes  # noqa: E402
 
 
 class CPUProbe(probe_mod.Probe):
@@ -107,7 +107,7 @@ def test_follower_reads_only_new_complete_lines_survives_rotation_and_ends_with_
     pid = proc.pid
     try:
         d = tmp_path / "gpu-panel"
-        d.mkdir()
+        d.mkdir(mode=0o700)
         (d / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": "abc", "limit": 100, "started": time.time()}))
         iters = d / f"probe-{pid}.iters.jsonl"
         iters.write_text('{"i": 0, "allocated": 1}\n{"i": 1, "allo')

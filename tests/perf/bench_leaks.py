@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from jupyter_gpu_panel import leaks  # noqa: E402
+from jupyter_gpu_panel.memory import detector, triage  # noqa: E402
 
 MiB = 2**20
 CARD = 85_520_809_984
@@ -72,11 +72,11 @@ def main() -> int:
             reserved = x + 2e9
             retries = np.zeros(n)
             s_med, s_p95 = timed(
-                lambda: leaks.analyze_steps(steps, x, capacity=CARD, t=t, peak=peak, reserved=reserved, alloc_retries=retries),
+                lambda: detector.analyze_steps(steps, x, capacity=CARD, t=t, peak=peak, reserved=reserved, alloc_retries=retries),
                 args.repeats,
             )
-            t_med, t_p95 = timed(lambda: leaks.analyze_time(t, x, capacity=CARD), args.repeats)
-            rep = leaks.analyze_steps(steps, x, capacity=CARD, t=t, peak=peak)
+            t_med, t_p95 = timed(lambda: detector.analyze_time(t, x, capacity=CARD), args.repeats)
+            rep = detector.analyze_steps(steps, x, capacity=CARD, t=t, peak=peak)
             verdict = "actionable" if rep.actionable else ("leak" if rep.leak else "healthy")
             print(f"{name:<18} {n:>7} {s_med:>13.2f} {s_p95:>7.2f} {t_med:>12.2f} {t_p95:>7.2f}  {verdict}")
             if n == 10_000:

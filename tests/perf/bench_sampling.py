@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from jupyter_gpu_panel.history import History  # noqa: E402
-from jupyter_gpu_panel.readings import HISTORY_FIELDS  # noqa: E402
-from jupyter_gpu_panel.sampler import Sampler  # noqa: E402
-from jupyter_gpu_panel.sources import make_source  # noqa: E402
+from jupyter_gpu_panel.metrics.history import History  # noqa: E402
+from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS  # noqa: E402
+from jupyter_gpu_panel.metrics.sampler import Sampler  # noqa: E402
+from jupyter_gpu_panel.metrics.sources import make_source  # noqa: E402
 
 SMI_QUERY = (
     "index,name,utilization.gpu,utilization.memory,memory.used,memory.total,temperature.gpu,"

@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from test_leaks_traces import DIRS, capacity_of, first_alarm, nvml_checks, verdict  # noqa: E402
 
-from jupyter_gpu_panel.leak_traces import read_records  # noqa: E402
+from jupyter_gpu_panel.memory.traces import read_records  # noqa: E402
 
 
 def nvml_cell(d: Path, m: dict[str, Any]) -> tuple[str, bool]:

@@ -4,7 +4,7 @@
 
 Runs three healthy warm-up steps, then records ``torch.cuda.memory._record_memory_history``
 for four steps of a loop that keeps its hidden states (line marked LEAK below), and saves
-the snapshot's ``device_traces`` (python frames only) for ``leaks.triage_snapshot``.
+the snapshot's ``device_traces`` (python frames only) for ``triage.triage_snapshot``.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def main(out: str) -> None:
         json.dump({"torch": torch.__version__, "steps": 4, "device_traces": traces}, fh)
 
     sys.path.insert(0, ".")
-    from jupyter_gpu_panel import leaks
+    from jupyter_gpu_panel.memory import detector, triage
 
-    print(json.dumps(leaks.triage_snapshot({"device_traces": traces}, 4)["stacks"][:3], indent=1))
-    print(leaks.triage_snapshot({"device_traces": traces}, 4)["message"])
+    print(json.dumps(triage.triage_snapshot({"device_traces": traces}, 4)["stacks"][:3], indent=1))
+    print(triage.triage_snapshot({"device_traces": traces}, 4)["message"])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import psutil
+from jupyter_core.utils import ensure_async
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Attribution:
         km = self.serverapp.kernel_manager
         sessions: dict[str, str] = {}
         try:
-            for s in await _maybe_await(self.serverapp.session_manager.list_sessions()):
+            for s in await ensure_async(self.serverapp.session_manager.list_sessions()):
                 kernel = s.get("kernel") or {}
                 if kernel.get("id"):
                     sessions[kernel["id"]] = s.get("path")
@@ -196,12 +197,6 @@ class Attribution:
 
     def pids_of(self, kernel_id: str) -> list[int]:
         return sorted(pid for pid, o in self.state.owners.items() if o.get("kernel_id") == kernel_id)
-
-
-async def _maybe_await(value: Any) -> Any:
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
 
 
 def _username() -> Optional[str]:

@@ -13,17 +13,17 @@ from typing import Optional, Sequence
 
 #: module that owns each subcommand; imported lazily so ``--help`` stays fast.
 SUBCOMMANDS: dict[str, str] = {
-    "snapshot": "jupyter_gpu_panel.monitor_cli",
-    "watch": "jupyter_gpu_panel.monitor_cli",
-    "record": "jupyter_gpu_panel.monitor_cli",
-    "leaks": "jupyter_gpu_panel.leaks_cli",
-    "benchmark": "jupyter_gpu_panel.benchmarks.cli",
+    "snapshot": "jupyter_gpu_panel.cli.monitor",
+    "watch": "jupyter_gpu_panel.cli.monitor",
+    "record": "jupyter_gpu_panel.cli.monitor",
+    "leaks": "jupyter_gpu_panel.cli.leaks",
+    "benchmark": "jupyter_gpu_panel.cli.benchmark",
 }
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The full parser, or (``only``) one with just that subcommand's module loaded."""
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="jupyter-gpu-panel",

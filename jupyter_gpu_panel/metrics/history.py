@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
-import warnings
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -49,21 +48,26 @@ class Ring:
 def downsample(rows: np.ndarray, max_points: int, mean_columns: Sequence[int] = ()) -> np.ndarray:
     """At most ``max_points`` rows, one per bucket of consecutive rows: column 0 (time) keeps the
     bucket's last value, ``mean_columns`` its mean, every other column its maximum, so a memory
-    peak is never averaged away."""
+    peak is never averaged away. NaN (a missing reading) is ignored; an all-NaN bucket stays NaN.
+
+    Vectorised (``reduceat`` over the bucket starts): a full hour of 0.1 s ticks is ~1 ms.
+    """
     n = len(rows)
     if max_points <= 0 or n <= max_points:
         return rows
-    edges = np.linspace(0, n, max_points + 1).astype(int)
-    out = np.empty((max_points, rows.shape[1]), dtype=np.float64)
+    starts = np.linspace(0, n, max_points + 1).astype(np.intp)[:-1]
+    missing = np.isnan(rows)
+    # fmax ignores NaN unless both sides are NaN: the bucket maximum of what was read
+    out = np.fmax.reduceat(rows, starts, axis=0)
+    ends = np.append(starts[1:], n)
+    out[:, 0] = rows[ends - 1, 0]
     means = list(mean_columns)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN buckets stay NaN
-        for k in range(max_points):
-            chunk = rows[edges[k] : edges[k + 1]]
-            out[k] = np.nanmax(chunk, axis=0)
-            out[k, 0] = chunk[-1, 0]
-            if means:
-                out[k, means] = np.nanmean(chunk[:, means], axis=0)
+    if means:
+        values = rows[:, means]
+        sums = np.add.reduceat(np.where(missing[:, means], 0.0, values), starts, axis=0)
+        counts = np.add.reduceat(~missing[:, means], starts, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, means] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return out
 
 
@@ -71,15 +75,19 @@ def downsample(rows: np.ndarray, max_points: int, mean_columns: Sequence[int] = 
 GPU_MEAN_COLUMNS = tuple(1 + i for i, name in enumerate(HISTORY_FIELDS) if not name.startswith("mem_"))
 
 
-def _clean(values: Iterable[float]) -> list[Optional[float]]:
-    out: list[Optional[float]] = []
-    for v in values:
-        if math.isnan(v):
-            out.append(None)
-        elif float(v).is_integer():
-            out.append(int(v))
-        else:
-            out.append(round(float(v), 3))
+def column_json(values: np.ndarray) -> list[Optional[float]]:
+    """A column as JSON numbers: whole numbers as ints, others to 3 decimals, NaN as None.
+
+    Vectorised but for the NaN pass, which runs only on columns that hold a NaN.
+    """
+    finite = np.isfinite(values)
+    whole = bool(np.all(values[finite] == np.round(values[finite])))
+    if finite.all():
+        return values.astype(np.int64).tolist() if whole else np.round(values, 3).tolist()
+    filled = np.where(finite, values, 0.0)
+    out = filled.astype(np.int64).tolist() if whole else np.round(filled, 3).tolist()
+    for i in np.flatnonzero(~finite).tolist():
+        out[i] = None
     return out
 
 
@@ -124,12 +132,22 @@ class History:
         fields: Optional[Sequence[str]] = None,
         max_points: int = 0,
         gpus: Optional[Sequence[int]] = None,
+        pid_visible: Optional[Callable[[int], bool]] = None,
     ) -> dict[str, Any]:
+        """Columnar history since ``since``, at most ``max_points`` rows per series.
+
+        Its cost grows with the data: call it off the event loop. ``pid_visible`` filters the
+        process series (another user's processes on a private server).
+        """
         fields = list(fields or HISTORY_FIELDS)
         cols = [1 + HISTORY_FIELDS.index(name) for name in fields]
         with self._lock:
             gpu_rows = {i: ring.ordered() for i, ring in self._gpus.items() if gpus is None or i in gpus}
-            proc_rows = {k: ring.ordered() for k, ring in self._procs.items() if gpus is None or k[0] in gpus}
+            proc_rows = {
+                k: ring.ordered()
+                for k, ring in self._procs.items()
+                if (gpus is None or k[0] in gpus) and (pid_visible is None or pid_visible(k[1]))
+            }
         out_gpus = []
         for index in sorted(gpu_rows):
             rows = gpu_rows[index]
@@ -140,7 +158,7 @@ class History:
                 {
                     "index": index,
                     "t": rows[:, 0].tolist(),
-                    "values": {name: _clean(rows[:, col]) for name, col in zip(fields, cols)},
+                    "values": {name: column_json(rows[:, col]) for name, col in zip(fields, cols)},
                 }
             )
         out_procs = []
@@ -151,7 +169,7 @@ class History:
                 continue
             rows = downsample(rows, max_points)
             out_procs.append(
-                {"gpu": gpu, "pid": pid, "t": rows[:, 0].tolist(), "used": _clean(rows[:, 1])}
+                {"gpu": gpu, "pid": pid, "t": rows[:, 0].tolist(), "used": column_json(rows[:, 1])}
             )
         return {"fields": fields, "gpus": out_gpus, "processes": out_procs}
 

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from .readings import GPUReading
-from .sampler import MIN_INTERVAL, Sampler, Snapshot
-from .sources import SOURCES, make_source
-from .sources.replay import sidecar_path
-from .views import snapshot_json
+from ..metrics.sampler import MIN_INTERVAL, Sampler, Snapshot
+from ..metrics.sources import SOURCES, make_source
+from ..metrics.trace_format import sidecar_path, trace_record
+from .errors import fail, os_error_text, unwritable
+from ..metrics.snapshot import snapshot_json
 
 GiB = 1024**3
 
@@ -44,12 +44,16 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def open_sampler(args: argparse.Namespace, interval: float = 1.0) -> Sampler:
+    """The sampler on the chosen source, opened; its status says whether it can read."""
     source = make_source(args.source, replay_file=args.replay_file, visible_only=args.visible_only)
     sampler = Sampler(source, interval=interval, slow_interval=interval, history_seconds=60)
-    status = sampler.open()
-    if not status.ok:
-        print(f"jupyter-gpu-panel: {status.state}: {status.message}", file=sys.stderr)
+    sampler.open()
     return sampler
+
+
+def _source_failed(command: str, sampler: Sampler) -> int:
+    sampler.stop()
+    return fail(command, f"{sampler.status.state}: {sampler.status.message}")
 
 
 def _first_snapshot(sampler: Sampler) -> Snapshot:
@@ -60,6 +64,8 @@ def _first_snapshot(sampler: Sampler) -> Snapshot:
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     sampler = open_sampler(args)
+    if not sampler.status.ok and not args.json:
+        return _source_failed("snapshot", sampler)
     try:
         snap = _first_snapshot(sampler) if sampler.status.ok else Snapshot(t=time.time())
         if args.json:
@@ -79,8 +85,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     sampler = open_sampler(args, interval=args.interval)
     if not sampler.status.ok:
-        sampler.stop()
-        return 2
+        return _source_failed("watch", sampler)
     try:
         n = 0
         snap = _first_snapshot(sampler)
@@ -97,33 +102,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
         sampler.stop()
 
 
-def trace_record(reading: GPUReading, multi_gpu: bool) -> dict[str, Any]:
-    """One line of the ``*.nvml.jsonl`` format (the project's recorded traces use it)."""
-    rec: dict[str, Any] = {
-        "t": round(reading.t, 6),
-        "mem_used": reading.mem_used,
-        "mem_total": reading.mem_total,
-        "util_gpu": reading.util_gpu,
-        "util_mem": reading.util_mem,
-        "power_mw": reading.power_mw,
-        "temp_c": reading.temp_c,
-        "clock_sm": reading.clock_sm,
-        "procs": [{"pid": p.pid, "used": p.used} for p in reading.processes],
-    }
-    if multi_gpu:
-        rec["gpu"] = reading.index
-    return rec
-
-
 def cmd_record(args: argparse.Namespace) -> int:
-    if args.seconds <= 0:
-        print("jupyter-gpu-panel: --seconds must be positive", file=sys.stderr)
-        return 2
+    if not args.seconds > 0:
+        return fail("record", "--seconds must be positive")
     out = Path(args.out)
+    problem = unwritable(out)
+    if problem:
+        return fail("record", problem)
     sampler = open_sampler(args, interval=args.interval)
     if not sampler.status.ok:
-        sampler.stop()
-        return 2
+        return _source_failed("record", sampler)
     multi = len(sampler.devices) > 1
     written = 0
     try:
@@ -135,10 +123,14 @@ def cmd_record(args: argparse.Namespace) -> int:
             "nvml_version": st.nvml_version,
             "devices": [d.to_json() for d in sampler.devices],
         }
-        sidecar_path(out).write_text(json.dumps(side, indent=1), encoding="utf-8")
+        try:
+            sidecar_path(out).write_text(json.dumps(side, indent=1), encoding="utf-8")
+            fh = out.open("w", encoding="utf-8")
+        except OSError as err:
+            return fail("record", os_error_text(err))
         end = time.monotonic() + args.seconds
         next_tick = time.monotonic()
-        with out.open("w", encoding="utf-8") as fh:
+        with fh:
             while time.monotonic() < end:
                 snap = sampler.tick()
                 for reading in snap.gpus:

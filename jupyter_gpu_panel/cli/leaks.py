@@ -21,12 +21,11 @@ import math
 import sys
 from typing import Any, Optional, Sequence
 
-from . import leaks
-from .leak_traces import NvmlTrace, StepTrace, TraceError, read_trace, sibling_mem_total
-from .wording import leak_message
-
-#: Used only when neither the command line nor the trace says how much memory there is.
-FALLBACK_CAPACITY = 80 * 2**30
+from ..memory.detector import analyze_nvml
+from ..memory.traces import NvmlTrace, TraceError, read_trace, sibling_mem_total
+from ..memory.verdict import verdict_from_trace
+from ..memory.wording import leak_message
+from .errors import fail, note
 
 STEP_FIELDS = ("leak", "actionable", "onset_step", "bytes_per_step", "bytes_per_second", "steps_to_oom", "seconds_to_oom")
 PROC_FIELDS = ("pid", "leak", "actionable", "bytes_per_second", "seconds_to_oom")
@@ -39,30 +38,13 @@ def _finite(v: Any) -> Any:
     return v
 
 
-def steps_verdict(trace: StepTrace, capacity: Optional[float], path: Optional[str] = None) -> tuple[dict[str, Any], leaks.StepsReport, Optional[str]]:
-    note = None
-    if capacity is None:
-        capacity = trace.limit or trace.mem_total or (sibling_mem_total(path) if path else None)
-    if capacity is None:
-        capacity = FALLBACK_CAPACITY
-        note = f"no capacity in the trace: assuming {FALLBACK_CAPACITY / 2**30:.0f} GiB (use --capacity)"
-    report = leaks.analyze_steps(
-        trace.steps,
-        trace.allocated,
-        reserved=trace.reserved,
-        capacity=capacity,
-        t=trace.t,
-        peak=trace.peak,
-        alloc_retries=trace.alloc_retries,
-    )
-    full = report.to_json()
-    out = {"source": "steps", **{k: _finite(full[k]) for k in STEP_FIELDS}}
-    return out, report, note
-
-
 def nvml_verdict(trace: NvmlTrace, capacity: Optional[float], pid: Optional[int]) -> dict[str, Any]:
-    procs = leaks.analyze_nvml(trace.rows, capacity=capacity, pid=pid)
+    procs = analyze_nvml(trace.rows, capacity=capacity, pid=pid)
     return {"source": "nvml", "processes": [{k: _finite(p[k]) for k in PROC_FIELDS} for p in procs]}
+
+
+def trace_pids(trace: NvmlTrace) -> list[int]:
+    return sorted({p["pid"] for r in trace.rows for p in r.get("procs") or [] if isinstance(p, dict) and isinstance(p.get("pid"), int)})
 
 
 def _human(rep: dict[str, Any]) -> str:
@@ -73,25 +55,35 @@ def _human(rep: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.capacity is not None and not (math.isfinite(args.capacity) and args.capacity > 0):
+        return fail("leaks", f"--capacity must be a positive number of bytes, got {args.capacity:g}")
     try:
         trace = read_trace(args.trace)
     except (OSError, TraceError) as exc:
-        print(f"jupyter-gpu-panel leaks: {exc}", file=sys.stderr)
-        return 2
+        return fail("leaks", str(exc))
     if isinstance(trace, NvmlTrace):
+        if args.pid is not None and args.pid not in trace_pids(trace):
+            pids = ", ".join(map(str, trace_pids(trace))) or "none"
+            return fail("leaks", f"no process {args.pid} in the trace (its pids: {pids})")
         out = nvml_verdict(trace, args.capacity, args.pid)
-        extra = None
+        report = None
     else:
-        out, report, note = steps_verdict(trace, args.capacity, args.trace)
-        if note:
-            print(f"jupyter-gpu-panel leaks: {note}", file=sys.stderr)
-        extra = report
+        if args.pid is not None:
+            return fail("leaks", "--pid applies to NVML traces; a steps trace is one process")
+        report = verdict_from_trace(trace, args.capacity, sibling_mem_total(args.trace))
+        if report is None:
+            return fail("leaks", f"the trace holds {len(trace)} valid step(s); a verdict needs 3")
+        if report["capacity_note"]:
+            note("leaks", report["capacity_note"])
+        if trace.skipped:
+            note("leaks", f"skipped {trace.skipped} invalid record(s)")
+        out = {"source": "steps", **{k: _finite(report[k]) for k in STEP_FIELDS}}
     if args.json:
         print(json.dumps(out))
     else:
-        print(_human(out if extra is None else {**out, "current_step": extra.current_step}))
-        if extra is not None and extra.reason:
-            print(f"why: {extra.reason}")
+        print(_human(out if report is None else {**out, "current_step": report["current_step"]}))
+        if report is not None and report["reason"]:
+            print(f"why: {report['reason']}")
     return 0
 
 

@@ -52,6 +52,11 @@ class ProcessDescriber:
         if len(self._cache) > self._max:
             self._cache = {pid: v for pid, v in self._cache.items() if pid in live}
 
+    def user_of(self, pid: int) -> Optional[str]:
+        """The user of a process seen on a GPU (None when unknown or never seen)."""
+        cached = self._cache.get(pid)
+        return None if cached is None else cached[1][2]
+
     @staticmethod
     def _same_process(pid: int, created: Optional[float]) -> bool:
         if created is None:

@@ -8,45 +8,24 @@
 
 The format is told by the content, not the name, so a renamed or probe-written file works.
 A trace may be cut anywhere (a live run read half-way): a partial last line is skipped.
-This module does the file I/O; the judging is in ``leaks`` (pure).
+This module does the file I/O; records are validated in ``records``, judged in ``verdict``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import numpy as np
-
-from .jsonl import read_jsonl
+from ..jsonl import read_jsonl
+from .records import StepTrace, steps_from_records
 
 STEPS = "steps"
 NVML = "nvml"
 
-#: Fields a probe may use for the memory the process can use (device total x fraction).
-LIMIT_FIELDS = ("limit", "mem_limit", "memory_limit", "capacity")
-
 
 class TraceError(ValueError):
     """The file is neither trace format."""
-
-
-@dataclass
-class StepTrace:
-    steps: np.ndarray
-    t: np.ndarray
-    allocated: np.ndarray
-    reserved: np.ndarray
-    peak: Optional[np.ndarray]
-    alloc_retries: Optional[np.ndarray]
-    limit: Optional[float] = None  # recorded by the probe
-    mem_total: Optional[float] = None  # recorded in the trace itself
-    oom_step: Optional[int] = None
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.steps)
 
 
 @dataclass
@@ -70,44 +49,6 @@ def kind_of(records: list[dict[str, Any]]) -> str:
         if "allocated" in rec:
             return STEPS
     raise TraceError("not a trace: no line holds 'allocated' (steps) or 'procs'/'mem_used' (NVML)")
-
-
-def _col(records: list[dict[str, Any]], *names: str) -> Optional[np.ndarray]:
-    for name in names:
-        if any(name in r for r in records):
-            return np.asarray([r.get(name) if r.get(name) is not None else np.nan for r in records], dtype=float)
-    return None
-
-
-def steps_from_records(records: list[dict[str, Any]]) -> StepTrace:
-    oom_step = None
-    good = []
-    for r in records:
-        if r.get("oom"):
-            oom_step = r.get("i")
-            continue
-        if r.get("allocated") is None:
-            continue
-        good.append(r)
-    n = len(good)
-    idx = _col(good, "i")
-    if idx is None or np.isnan(idx).any():
-        idx = np.arange(n, dtype=float)
-    t = _col(good, "t")
-    limit = next((float(r[k]) for r in reversed(good) for k in LIMIT_FIELDS if r.get(k)), None)
-    mem_total = next((float(r["mem_total"]) for r in reversed(good) if r.get("mem_total")), None)
-    return StepTrace(
-        steps=idx,
-        t=t if t is not None else np.full(n, np.nan),
-        allocated=np.asarray([float(r["allocated"]) for r in good]),
-        reserved=_col(good, "reserved") if n else np.zeros(0),
-        peak=_col(good, "peak_allocated", "max_allocated"),
-        alloc_retries=_col(good, "alloc_retries"),
-        limit=limit,
-        mem_total=mem_total,
-        oom_step=None if oom_step is None else int(oom_step),
-        records=good,
-    )
 
 
 def nvml_from_records(records: list[dict[str, Any]]) -> NvmlTrace:

@@ -13,7 +13,7 @@ import logging
 from typing import Any, Optional, Protocol
 
 from .sampler import Sampler, Snapshot
-from .views import OwnerLookup, snapshot_json
+from .snapshot import Audience, OwnerLookup, snapshot_json
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class StreamClient(Protocol):
     interval: float
     fields: Optional[tuple[str, ...]]
     last_sent: float
-    user_scope: Optional[str]  # only this user's processes; None: everyone's
+    audience: Audience  # which processes, and which of their fields, it may see
 
     def send(self, message: str) -> None: ...
 
@@ -62,10 +62,10 @@ class StreamHub:
         for client in list(self.clients):
             if snap.t - client.last_sent < client.interval - tolerance:
                 continue
-            key = (client.fields, client.user_scope)
+            key = (client.fields, client.audience)
             message = encoded.get(key)
             if message is None:
-                doc = snapshot_json(self.sampler.status, snap, client.fields, self.owner_of, client.user_scope)
+                doc = snapshot_json(self.sampler.status, snap, client.fields, self.owner_of, client.audience)
                 message = encoded[key] = json.dumps({"type": "snapshot", "snapshot": doc})
             client.last_sent = snap.t
             try:

@@ -33,10 +33,6 @@ class Snapshot:
     t: float
     gpus: list[GPUReading] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"t": self.t, "gpus": [g.to_json() for g in self.gpus]}
-
-
 @dataclass
 class SamplerHealth:
     running: bool = False
@@ -243,6 +239,10 @@ class Sampler:
     def snapshot(self) -> Optional[Snapshot]:
         with self._lock:
             return self.latest
+
+    def user_of(self, pid: int) -> Optional[str]:
+        """The user of a GPU process, as psutil read it (None for recorded or hidden ones)."""
+        return None if self._describer is None else self._describer.user_of(pid)
 
     def status_json(self) -> dict[str, Any]:
         st = self.status

@@ -17,13 +17,9 @@ from typing import Any, Optional
 
 import nbformat
 
-from .templates import TEMPLATES, build_notebook, list_templates
-
-
-def results_name(notebook_name: str) -> str:
-    """The results file that sits beside a notebook: foo.ipynb -> foo.results.json."""
-    stem = notebook_name[: -len(".ipynb")] if notebook_name.endswith(".ipynb") else notebook_name
-    return f"{stem}.results.json"
+from ..benchmarks.paths import results_name
+from ..benchmarks.templates import TEMPLATES, build_notebook, list_templates
+from .errors import fail, os_error_text, unwritable
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
@@ -59,36 +55,37 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{t['name']:18} {t['title']}\n{'':18} {t['description']}")
         return 0
     if not args.template or not args.out:
-        print("error: give --list, or --template NAME --out PATH", file=sys.stderr)
-        return 2
+        return fail("benchmark", "give --list, or --template NAME --out PATH")
     if args.template not in TEMPLATES:
-        print(f"error: unknown template {args.template!r}; choose from {', '.join(TEMPLATES)}", file=sys.stderr)
-        return 2
+        return fail("benchmark", f"unknown template {args.template!r}; choose from {', '.join(TEMPLATES)}")
     out = Path(args.out)
     if out.is_dir() or args.out.endswith(("/", "\\")):
         out = out / TEMPLATES[args.template].filename
     if out.suffix != ".ipynb":
         out = out.with_name(out.name + ".ipynb")
     if out.exists() and not args.force:
-        print(f"error: {out} exists (use --force to replace it)", file=sys.stderr)
-        return 1
+        return fail("benchmark", f"{out} exists (use --force to replace it)", status=1)
+    problem = unwritable(out)
+    if problem:
+        return fail("benchmark", problem)
     overrides = dict(args.param or [])
     try:
         nb = build_notebook(args.template, results_json=results_name(out.name), overrides=overrides or None)
     except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out)
+        return fail("benchmark", str(exc.args[0]))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, out)
+    except OSError as err:
+        return fail("benchmark", os_error_text(err))
     print(f"wrote {out}")
     if args.execute:
         t = time.perf_counter()
         try:
             execute_notebook(out, kernel_name=args.kernel, timeout=args.timeout or None)
         except Exception as exc:  # a failing cell: outputs are saved, say where it broke
-            print(f"execution failed after {time.perf_counter() - t:.0f} s: {type(exc).__name__}: "
-                  f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}", file=sys.stderr)
-            return 1
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+            return fail("benchmark", f"execution failed after {time.perf_counter() - t:.0f} s: {type(exc).__name__}: {last}", status=1)
         print(f"executed in {time.perf_counter() - t:.0f} s; results in {out.parent / results_name(out.name)}")
     return 0
 
@@ -111,7 +108,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Stand-alone entry (``python -m jupyter_gpu_panel.benchmarks.cli``), same options."""
+    """Stand-alone entry (``python -m jupyter_gpu_panel.cli.benchmark``), same options."""
     parser = argparse.ArgumentParser(prog="jupyter-gpu-panel")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["benchmark", *(sys.argv[1:] if argv is None else argv)])

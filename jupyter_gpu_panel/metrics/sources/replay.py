@@ -1,9 +1,7 @@
 """Replays a recorded ``*.nvml.jsonl`` trace in real time, looping.
 
-The format is the one ``jupyter-gpu-panel record`` writes (and the one in the
-project's recorded H100 traces): one JSON object per sample with ``t``, ``mem_used``,
-``mem_total``, ``util_gpu``, ``util_mem``, ``power_mw``, ``temp_c``, ``clock_sm`` and
-``procs``; an optional ``gpu`` field tells GPUs apart in multi-GPU recordings.
+The format is ``trace_format``'s (the one ``jupyter-gpu-panel record`` writes and the
+project's recorded H100 traces use).
 Static facts (name, uuid, limits) come from a ``<trace>.device.json`` sidecar when
 one exists; otherwise they are unknown (``null``), never invented.
 """
@@ -17,36 +15,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..jsonl import read_jsonl
 from ..readings import STATE_ERROR, STATE_OK, DeviceInfo, GPUReading, ProcessReading
+from ..trace_format import READING_FIELDS, load_trace, sidecar_path
 from .base import SourceStatus
 
 #: The real H100 recording shipped in the package for the demo and binder.
 DEMO_TRACE = "h100_two_procs.nvml.jsonl"
 
-#: trace field -> GPUReading field, where the names differ or the value is copied as is.
-_FIELDS = ("mem_used", "mem_total", "util_gpu", "util_mem", "power_mw", "temp_c", "clock_sm", "clock_mem")
-
-
 def demo_trace_path() -> Path:
     return Path(str(resources.files("jupyter_gpu_panel") / "data" / DEMO_TRACE))
-
-
-def sidecar_path(trace: Path) -> Path:
-    name = trace.name
-    stem = name[: -len(".nvml.jsonl")] if name.endswith(".nvml.jsonl") else trace.stem
-    return trace.with_name(stem + ".device.json")
-
-
-def load_trace(path: Union[str, Path]) -> dict[int, list[dict[str, Any]]]:
-    """Samples per GPU index, in time order. A torn last line (a live recording) is skipped."""
-    per_gpu: dict[int, list[dict[str, Any]]] = {}
-    for rec in read_jsonl(path):
-        if "t" in rec:
-            per_gpu.setdefault(int(rec.get("gpu", 0)), []).append(rec)
-    for samples in per_gpu.values():
-        samples.sort(key=lambda r: r["t"])
-    return per_gpu
 
 
 class ReplaySource:
@@ -140,7 +117,7 @@ class ReplaySource:
         rec = self.sample_at(index, now)
         static = self._static_for(index)
         reading = GPUReading(index=index, t=now)
-        for name in _FIELDS:
+        for name in READING_FIELDS:
             setattr(reading, name, rec.get(name))
         if reading.mem_total is not None and reading.mem_used is not None:
             reading.mem_free = reading.mem_total - reading.mem_used

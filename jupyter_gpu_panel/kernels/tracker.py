@@ -1,66 +1,29 @@
 """Per-kernel GPU view: attribution + probe readings + leak verdicts, refreshed periodically.
 
-The ``kernels`` endpoint serves the last refresh; the refresh runs on the event loop
-every ``period`` seconds and pushes its file and psutil work into a thread.
+The ``kernels`` endpoint serves the last refresh; the refresh runs on the event loop every
+``period`` seconds. psutil work runs in the default executor; everything that touches the
+probe files (polling, building the view, triage requests) runs on the tracker's one
+probe-reading thread, which is what keeps two readers from taking the same lines: no lock is
+held across I/O, and a refresh that waits on that thread too long answers with the last view.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 import numpy as np
 
-from .kernels import Attribution
-from .probes import ProbeFollower, Probes
-from .wording import leak_message
+from ..memory.follower import ProbeFollower, Probes
+from ..memory.verdict import nvml_verdict, verdict_from_records
+from .attribution import Attribution
 
 log = logging.getLogger(__name__)
 
-
-
-def steps_report(follower: ProbeFollower) -> Optional[dict[str, Any]]:
-    """Leak verdict on a probe's per-step readings."""
-    steps = list(follower.steps)
-    if len(steps) < 3:
-        return None
-    idx = np.array([s["i"] for s in steps], dtype=float)
-    alloc = np.array([s.get("allocated") or 0 for s in steps], dtype=float)
-    reserved = np.array([s.get("reserved") or 0 for s in steps], dtype=float)
-    t = np.array([s.get("t") or 0 for s in steps], dtype=float)
-    limit = follower.meta.get("limit") or steps[-1].get("limit")
-    from . import leaks  # scipy: imported on first use, not at server start
-
-    report = leaks.analyze_steps(idx, alloc, reserved=reserved, capacity=limit, t=t).to_json()
-    report["source"] = "steps"
-    report["current_step"] = int(idx[-1])
-    report["message"] = leak_message(report)
-    report["forecast"] = forecast_line(report, "step", float(idx[-1]), report.get("steps_to_oom"))
-    return report
-
-
-def forecast_line(report: dict[str, Any], axis: str, now: float, to_oom: Optional[float]) -> Optional[dict[str, Any]]:
-    """The chart's dashed line: from the memory counted against the limit now to the limit at
-    the forecast OOM, on the chart's x axis (steps, or Unix seconds)."""
-    level, capacity = report.get("level"), report.get("capacity")
-    if not report.get("actionable") or to_oom is None or level is None or not capacity:
-        return None
-    return {"axis": axis, "x0": now, "y0": float(level), "x1": now + float(to_oom), "y1": float(capacity)}
-
-
-def nvml_report(t: np.ndarray, used: np.ndarray, capacity: Optional[float]) -> Optional[dict[str, Any]]:
-    """Leak verdict on NVML's per-process memory over time (no probe needed)."""
-    if len(t) < 10 or not capacity:
-        return None
-    from . import leaks
-
-    report = leaks.analyze_time(t, used, capacity=capacity).to_json()
-    report["source"] = "nvml"
-    report["message"] = leak_message(report)
-    report["forecast"] = forecast_line(report, "time", float(t[-1]), report.get("seconds_to_oom"))
-    return report
-
+#: Seconds a refresh waits for the probe files before answering with the last view.
+PROBE_IO_TIMEOUT = 5.0
 
 class KernelTracker:
     def __init__(self, serverapp: Any, sampler: Any, probes: Probes, period: float = 2.0, triage_on_alarm: bool = True) -> None:
@@ -71,21 +34,20 @@ class KernelTracker:
         self.period = period
         self.doc: dict[str, Any] = {"kernels": [], "pid_namespace": "host"}
         self._task: Optional[asyncio.Task[None]] = None
-        self._lock: Optional[asyncio.Lock] = None
+        self._probe_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu-panel-probes")
         self.refreshed = False
 
-    def _serial(self) -> asyncio.Lock:
-        # refreshes (periodic, and on request) and triage requests all read the probes'
-        # files and advance their followers: one at a time. Created on first use, in the loop.
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
+    async def _on_probe_thread(self, fn: Any, *args: Any) -> Any:
+        future = asyncio.wrap_future(self._probe_io.submit(fn, *args))
+        return await asyncio.wait_for(asyncio.shield(future), timeout=PROBE_IO_TIMEOUT)
 
     async def request_triage(self, *, kernel_id: Optional[str] = None, pid: Optional[int] = None) -> dict[str, Any]:
         """Ask a probe (the kernel's, or the script's with that pid) to record a few steps of
         allocation history. Raises ``LookupError`` when there is no such running probe."""
-        async with self._serial():
-            return await asyncio.get_running_loop().run_in_executor(None, self._request_triage, kernel_id, pid)
+        try:
+            return await self._on_probe_thread(self._request_triage, kernel_id, pid)
+        except asyncio.TimeoutError:
+            raise OSError(0, "the probe files did not answer in time") from None
 
     def _request_triage(self, kernel_id: Optional[str], pid: Optional[int]) -> dict[str, Any]:
         self.probes.poll()  # drops ended probes
@@ -108,6 +70,7 @@ class KernelTracker:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        self._probe_io.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
         while True:
@@ -120,12 +83,13 @@ class KernelTracker:
             await asyncio.sleep(self.period)
 
     async def refresh(self) -> dict[str, Any]:
-        async with self._serial():
-            state = await self.attribution.refresh()
-            loop = asyncio.get_running_loop()
-            self.doc = await loop.run_in_executor(None, self._build, state)
-            self.refreshed = True
-            return self.doc
+        state = await self.attribution.refresh()
+        try:
+            self.doc = await self._on_probe_thread(self._build, state)
+        except asyncio.TimeoutError:
+            log.warning("kernel view: the probe files took over %.0f s; serving the last view", PROBE_IO_TIMEOUT)
+        self.refreshed = True
+        return self.doc
 
     def _build(self, state: Any) -> dict[str, Any]:
         self.probes.poll()
@@ -174,13 +138,14 @@ class KernelTracker:
             if f.pid in attached:
                 continue
             probe, leak = self._probe_view(f)
-            scripts.append({"pid": f.pid, "argv": list(f.meta.get("argv") or []), "rank": f.meta.get("rank"),
+            scripts.append({"pid": f.pid, "argv": list(f.meta["argv"]), "rank": f.meta["rank"],
                             "owner": self.attribution.owner_of(f.pid), "probe": probe, "leak": leak})
-        return {"kernels": kernels, "scripts": scripts, "pid_namespace": state.pid_namespace}
+        return {"kernels": kernels, "scripts": scripts, "pid_namespace": state.pid_namespace,
+                "probe_warnings": list(self.probes.warnings)}
 
     def _probe_view(self, main: ProbeFollower) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
         """A probe's summary and its per-step leak verdict; asks for a triage on the first alarm."""
-        leak = steps_report(main)
+        leak = verdict_from_records(main.steps, default_capacity=main.meta["limit"])
         if leak is not None and self.triage_on_alarm and leak["actionable"] and main.triage is None:
             # once per probe: the allocation history of a few steps names the line
             try:
@@ -189,7 +154,7 @@ class KernelTracker:
                 log.warning("cannot ask probe %s for a triage", main.pid, exc_info=True)
         probe = main.summary()
         probe["cells"] = leaks_per_cell(main)
-        probe["fragmentation"] = fragmentation(main)
+        probe["fragmentation"] = leak["fragmentation"] if leak is not None else None
         return probe, leak
 
     def _kernel_history(
@@ -205,27 +170,14 @@ class KernelTracker:
             pos = np.searchsorted(times, rows[:, 0])
             total[pos] += np.nan_to_num(rows[:, 1])
         gpu = next(iter(series))[0]
-        leak = nvml_report(times, total, capacity.get(gpu))
+        leak = nvml_verdict(times, total, capacity.get(gpu))
         step = max(1, len(times) // 600)  # the panel's chart needs no more than ~600 points
         return {"t": times[::step].tolist(), "used": total[::step].astype(int).tolist()}, leak
 
 
 def leaks_per_cell(follower: ProbeFollower) -> Optional[dict[str, Any]]:
-    cells = list(follower.cells)
-    if len(cells) < 3:
+    if len(follower.cells) < 3:
         return None
-    from . import leaks
+    from ..memory.cells import analyze_cells
 
-    fn = getattr(leaks, "analyze_cells", None)
-    return fn(cells) if fn is not None else None
-
-
-def fragmentation(follower: ProbeFollower) -> Optional[dict[str, Any]]:
-    steps = list(follower.steps)
-    if not steps:
-        return None
-    from . import leaks
-
-    fn = getattr(leaks, "analyze_fragmentation", None)
-    limit = follower.meta.get("limit")
-    return fn(steps, limit) if fn is not None else None
+    return analyze_cells(list(follower.cells))

@@ -30,24 +30,22 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-PROBE_DIR_NAME = "gpu-panel"
+from .protocol import (
+    ALREADY_LOADED,
+    MAX_META_BYTES,
+    PROBE_DIR_NAME,
+    TRIAGE_MAX_STEPS,
+    TRIAGE_STEPS,
+    loaded_reply,
+    probe_file,
+)
+
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 0.5
 #: How often the step hook looks for a triage request (a stat call, so not every step).
 TRIAGE_POLL_SECONDS = 1.0
-#: Steps of allocation history recorded for a triage, unless the request says otherwise.
-TRIAGE_STEPS = 4
-TRIAGE_MAX_STEPS = 32
 TRIAGE_MAX_ENTRIES = 200_000
 TRIAGE_MAX_FRAMES = 32  # enough to get out of torch's own frames to the user's line
-
-
-def probe_file(directory: Path, pid: int, kind: str) -> Path:
-    """The probe's files, shared by the writer (here) and the server's follower (``probes``):
-    ``meta`` (who wrote them), ``iters``, ``cells``, ``triage-request``, ``triage``."""
-    names = {"meta": "json", "iters": "iters.jsonl", "cells": "cells.jsonl",
-             "triage-request": "triage-request", "triage": "triage.json"}
-    return directory / f"probe-{pid}.{names[kind]}"
 
 
 def probe_dir() -> Path:
@@ -126,7 +124,9 @@ class Probe:
 
     @staticmethod
     def _open_private(path: Path, mode: str) -> Any:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC), 0o600)
+        # O_NOFOLLOW: a symlink planted in the directory is never written through
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+        fd = os.open(path, flags, 0o600)
         return os.fdopen(fd, mode, buffering=1 << 16)
 
     def _write_private(self, path: Path, text: str) -> None:
@@ -206,7 +206,8 @@ class Probe:
     def _start_triage(self) -> None:
         steps = TRIAGE_STEPS
         try:
-            req = json.loads(self.triage_request_path.read_text(encoding="utf-8") or "{}")
+            with open(self.triage_request_path, "rb") as fh:
+                req = json.loads(fh.read(MAX_META_BYTES) or b"{}")
             steps = max(1, min(TRIAGE_MAX_STEPS, int(req.get("steps", steps))))
         except (OSError, ValueError, TypeError, AttributeError):
             pass
@@ -224,7 +225,7 @@ class Probe:
 
     def _triage_step_marker(self) -> None:
         """A tiny allocation at the step boundary, so the history can be cut into steps
-        (``leaks.STEP_MARKER`` names this function). Without it the triage still works, less exactly."""
+        (``protocol.STEP_MARKER`` names this function). Without it the triage still works, less exactly."""
         try:
             self.torch.empty(1, device=f"cuda:{self.device}")
         except Exception:  # noqa: BLE001
@@ -346,12 +347,22 @@ def _post_run_cell(result: Any) -> None:
     _probe.record_cell(cell_id, getattr(result, "execution_count", None))
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_in_kernel(ipython: Any) -> None:
+    """Start the probe in this kernel and say so (``protocol.LOAD_CODE`` runs this): started,
+    already running, or why it cannot run. Safe to call again."""
+    if _probe is not None:
+        print(f"{ALREADY_LOADED} (cuda:{_probe.device}).")
+        return
     probe = start()
     if probe is None:
         return
-    ipython.events.register("post_run_cell", _post_run_cell)
-    print(f"jupyter-gpu-panel: tracking GPU memory after every optimizer step (cuda:{probe.device}).")
+    if _post_run_cell not in ipython.events.callbacks.get("post_run_cell", []):
+        ipython.events.register("post_run_cell", _post_run_cell)
+    print(loaded_reply(probe.device))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    load_in_kernel(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

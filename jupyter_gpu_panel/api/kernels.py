@@ -1,4 +1,4 @@
-"""``GET kernels`` and the actions on a kernel from the panel."""
+"""``GET kernels`` and the actions on a kernel or a probed script from the panel."""
 
 from __future__ import annotations
 
@@ -9,19 +9,24 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from .handlers import API, BaseHandler
+from ..memory import protocol
+from .base import BaseHandler
 
 ACTIONS = ("interrupt", "restart", "shutdown", "probe", "triage")
-PROBE_CODE = "%load_ext jupyter_gpu_panel"
+#: Largest pid a kernel may have (Linux's pid_max is at most 2**22).
+MAX_PID = 2**22
 
 
 class KernelsHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        raw = self.get_argument("refresh", "0")
+        if raw not in ("0", "1"):
+            raise web.HTTPError(400, f"refresh must be 0 or 1, got {raw[:20]!r}")
         tracker = self.panel.tracker
         tracker.start()  # idempotent; servers that never ran the start hook get it here
-        if self.get_argument("refresh", "0") == "1" or not tracker.refreshed:
+        if raw == "1" or not tracker.refreshed:
             await tracker.refresh()
         self.write_json(tracker.doc)
 
@@ -31,27 +36,23 @@ class KernelActionHandler(BaseHandler):
     @authorized
     async def post(self, kernel_id: str, action: str) -> None:
         if action not in ACTIONS:
-            raise web.HTTPError(400, f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
+            raise web.HTTPError(400, f"unknown action {action[:40]!r}; choose from {', '.join(ACTIONS)}")
         km = self.kernel_manager
         if kernel_id not in km:
             raise web.HTTPError(404, f"no kernel {kernel_id}")
         # acting on a kernel is what the kernels API allows: ask the same authorizer
         if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, "execute", "kernels")):
             raise web.HTTPError(403, "not allowed to act on kernels")
-        if action == "interrupt":
-            await ensure_async(km.interrupt_kernel(kernel_id))
-        elif action == "restart":
-            await ensure_async(km.restart_kernel(kernel_id))
-        elif action == "shutdown":
-            await ensure_async(km.shutdown_kernel(kernel_id))
-        elif action == "triage":
+        if action == "triage":
             steps = await ask_triage(self, (409, "this kernel runs no memory probe: load it first (Track memory)"), kernel_id=kernel_id)
             self.write_json({"kernel_id": kernel_id, "action": action, "requested": True, "steps": steps}, status=202)
             return
-        else:
+        if action == "probe":
             result = await load_probe(km, kernel_id)
             self.write_json({"kernel_id": kernel_id, "action": action, **result})
             return
+        act = {"interrupt": km.interrupt_kernel, "restart": km.restart_kernel, "shutdown": km.shutdown_kernel}[action]
+        await ensure_async(act(kernel_id))
         self.write_json({"kernel_id": kernel_id, "action": action, "ok": True})
 
 
@@ -61,8 +62,9 @@ class ProbeTriageHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def post(self, pid: str) -> None:
-        steps = await ask_triage(self, (404, f"no running memory probe with pid {pid}"), pid=int(pid))
-        self.write_json({"pid": int(pid), "action": "triage", "requested": True, "steps": steps}, status=202)
+        number = self.int_arg(pid, "pid", 1, MAX_PID)
+        steps = await ask_triage(self, (404, f"no running memory probe with pid {number}"), pid=number)
+        self.write_json({"pid": number, "action": "triage", "requested": True, "steps": steps}, status=202)
 
 
 async def ask_triage(handler: BaseHandler, missing: tuple[int, str], **target: Any) -> int:
@@ -78,7 +80,7 @@ async def ask_triage(handler: BaseHandler, missing: tuple[int, str], **target: A
 
 
 async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str, Any]:
-    """Run ``%load_ext jupyter_gpu_panel`` in the kernel (silently, outside its history).
+    """Start the probe in the kernel (silently, outside its history); the kernel's answer.
 
     A kernel busy in a training cell runs it when that cell ends: requests are queued.
     """
@@ -87,12 +89,14 @@ async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str
     client = kernel.client()
     client.start_channels()
     try:
-        msg_id = client.execute(PROBE_CODE, silent=False, store_history=False)
+        msg_id = client.execute(protocol.LOAD_CODE, silent=False, store_history=False)
         if busy:
             return {"ok": True, "queued": True, "message": "The kernel is busy: the probe starts when the running cell ends."}
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         text = []
-        while asyncio.get_running_loop().time() < deadline:
+        done = False
+        while loop.time() < deadline:
             try:
                 msg = await ensure_async(client.get_iopub_msg(timeout=1))
             except Exception:  # noqa: BLE001 - queue.Empty: keep waiting until the deadline
@@ -105,16 +109,11 @@ async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str
             elif kind == "error":
                 text.append(f"{msg['content'].get('ename')}: {msg['content'].get('evalue')}")
             elif kind == "status" and msg["content"].get("execution_state") == "idle":
+                done = True
                 break
         message = "".join(text).strip()
-        return {"ok": "tracking GPU memory" in message, "queued": False, "message": message}
+        if not done and not message:
+            message = f"The kernel did not answer within {timeout:.0f} s."
+        return {"ok": protocol.load_succeeded(message), "queued": False, "message": message}
     finally:
         client.stop_channels()
-
-
-def routes() -> list[tuple[str, Any]]:
-    return [
-        (rf"/{API}/kernels", KernelsHandler),
-        (rf"/{API}/kernels/(?P<kernel_id>[\w-]+)/(?P<action>\w+)", KernelActionHandler),
-        (rf"/{API}/probes/(?P<pid>\d+)/triage", ProbeTriageHandler),
-    ]

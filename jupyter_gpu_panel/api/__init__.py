@@ -1,0 +1,28 @@
+"""The REST and websocket API: thin handlers, and ``openapi.json``, the single contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import API
+
+
+def routes() -> list[tuple[str, Any]]:
+    """Patterns relative to the server's base_url (ExtensionApp joins them)."""
+    from .benchmarks import BenchmarksHandler
+    from .kernels import KernelActionHandler, KernelsHandler, ProbeTriageHandler
+    from .metrics import DevicesHandler, HistoryHandler, OpenAPIHandler, SnapshotHandler, StatusHandler
+    from .stream import StreamHandler
+
+    return [
+        (rf"/{API}/status", StatusHandler),
+        (rf"/{API}/devices", DevicesHandler),
+        (rf"/{API}/snapshot", SnapshotHandler),
+        (rf"/{API}/history", HistoryHandler),
+        (rf"/{API}/openapi.json", OpenAPIHandler),
+        (rf"/{API}/stream", StreamHandler),
+        (rf"/{API}/kernels", KernelsHandler),
+        (rf"/{API}/kernels/(?P<kernel_id>[\w-]{{1,128}})/(?P<action>\w{{1,32}})", KernelActionHandler),
+        (rf"/{API}/probes/(?P<pid>\d{{1,20}})/triage", ProbeTriageHandler),
+        (rf"/{API}/benchmarks", BenchmarksHandler),
+    ]

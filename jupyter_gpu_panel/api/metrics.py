@@ -1,0 +1,116 @@
+"""``GET status|devices|snapshot|history|openapi.json``: the sampler's state over HTTP.
+
+Thin: parse and check the arguments, ask the sampler, answer. Nothing here calls NVML; what
+grows with the data (a history query and its JSON) runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from importlib import resources
+from typing import Optional
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from .. import __version__
+from ..metrics.readings import HISTORY_FIELDS
+from ..metrics.snapshot import parse_fields, snapshot_json
+from .base import BaseHandler, chunked_json
+
+MAX_HISTORY_POINTS = 100_000
+#: GPU indices a query may name (NVML numbers devices from 0; no node holds more than this).
+MAX_GPU_INDEX = 1023
+
+
+class StatusHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.write_json({"version": __version__, **self.panel.sampler.status_json()})
+
+
+class DevicesHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.write_json({"devices": [d.to_json() for d in self.panel.sampler.devices]})
+
+
+class SnapshotHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        try:
+            fields = parse_fields(self.list_arg("fields"))
+        except ValueError as err:
+            raise web.HTTPError(400, str(err)) from None
+        panel = self.panel
+        sampler = panel.sampler
+        self.write_json(
+            snapshot_json(sampler.status, sampler.snapshot(), fields, panel.tracker.owner_of, panel.audience())
+        )
+
+
+class HistoryHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        since = self._since()
+        fields = self.list_arg("fields")
+        if fields is not None:
+            unknown = [f for f in fields if f not in HISTORY_FIELDS]
+            if unknown:
+                shown = ", ".join(repr(f[:40]) for f in unknown[:5])
+                raise web.HTTPError(400, f"unknown history field(s) {shown}; choose from {', '.join(HISTORY_FIELDS)}")
+        max_points = self.int_arg(self.get_argument("max_points", "0"), "max_points", 0, MAX_HISTORY_POINTS)
+        raw_gpu = self.get_argument("gpu", None)
+        gpus = None
+        if raw_gpu is not None:
+            gpus = [self.int_arg(g, "gpu", 0, MAX_GPU_INDEX) for g in raw_gpu.split(",")[: MAX_GPU_INDEX + 1]]
+            known = {d.index for d in self.panel.sampler.devices}
+            missing = sorted(set(gpus) - known)
+            if missing and self.panel.sampler.status.ok:
+                raise web.HTTPError(400, f"no GPU {missing[0]}; this server has {sorted(known) or 'none'}")
+        sampler = self.panel.sampler
+        audience = self.panel.audience()
+
+        def build() -> str:
+            doc = sampler.history.query(
+                since=since,
+                fields=fields,
+                max_points=max_points,
+                gpus=gpus,
+                pid_visible=lambda pid: audience.sees_process(sampler.user_of(pid)),
+            )
+            return chunked_json({"now": sampler.health.last_tick, "interval": sampler.interval, **doc})
+
+        text = await asyncio.get_running_loop().run_in_executor(None, build)
+        self.set_header("Content-Type", "application/json")
+        self.finish(text)
+
+    def _since(self) -> Optional[float]:
+        raw = self.get_argument("since", None)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = float(raw[:64])
+        except ValueError:
+            raise web.HTTPError(400, f"since must be a number (Unix seconds), got {raw[:40]!r}") from None
+        if not math.isfinite(value):
+            raise web.HTTPError(400, "since must be finite")
+        return value
+
+
+class OpenAPIHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(openapi_text())
+
+
+def openapi_text() -> str:
+    """The API's contract (``api/openapi.json``), as shipped in the package."""
+    return (resources.files("jupyter_gpu_panel.api") / "openapi.json").read_text(encoding="utf-8")

@@ -1,0 +1,118 @@
+"""``WS stream``: one snapshot per tick, at the rate and with the fields the client picks.
+
+A bad message gets an ``{"type": "error", "message": ...}`` reply and the socket stays open.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Optional
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from tornado import web, websocket
+
+from .. import __version__
+from ..metrics.sampler import MIN_INTERVAL
+from ..metrics.snapshot import Audience, parse_fields, snapshot_json
+from .base import AUTH_RESOURCE, MAX_BODY_BYTES, PanelMixin, parse_json_object
+
+#: The slowest rate a client may ask for (one snapshot an hour).
+MAX_INTERVAL = 3600.0
+
+
+def parse_stream_message(raw: Any, server_interval: float) -> dict[str, Any]:
+    """A client's ``{"interval"?, "fields"?}`` checked; ValueError with a message otherwise."""
+    msg = parse_json_object(raw if isinstance(raw, (str, bytes)) else str(raw), "a message")
+    unknown = sorted(set(msg) - {"interval", "fields"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(repr(k[:40]) for k in unknown[:5])}; send interval and/or fields")
+    out: dict[str, Any] = {}
+    if "interval" in msg:
+        value = msg["interval"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("interval must be a number of seconds")
+        value = float(value) if not isinstance(value, int) or abs(value) < 10**9 else math.inf
+        if not math.isfinite(value) or not 0 < value <= MAX_INTERVAL:
+            raise ValueError(f"interval must be a number of seconds in (0, {MAX_INTERVAL:.0f}]")
+        # never faster than the server ticks, whatever a client asks for
+        out["interval"] = max(value, server_interval, MIN_INTERVAL)
+    if "fields" in msg:
+        fields = msg["fields"]
+        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+            raise ValueError("fields must be a list of field names or null")
+        out["fields"] = parse_fields(fields)
+    return out
+
+
+class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
+    interval: float
+    fields: Optional[tuple[str, ...]]
+    last_sent: float
+    audience: Audience
+
+    async def pre_get(self) -> None:
+        user = self.current_user
+        allowed = await ensure_async(self.authorizer.is_authorized(self, user, "read", AUTH_RESOURCE))
+        if not allowed:
+            raise web.HTTPError(403)
+
+    @ws_authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await ensure_async(self.pre_get())
+        res = super().get(*args, **kwargs)
+        if res is not None:
+            await res
+
+    def get_compression_options(self) -> Optional[dict[str, Any]]:
+        return None
+
+    @property
+    def max_message_size(self) -> int:
+        return MAX_BODY_BYTES
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        panel = self.panel
+        sampler = panel.sampler
+        self.interval = sampler.interval
+        self.fields = None
+        self.last_sent = 0.0
+        self.audience = panel.audience()
+        self.send(json.dumps({"type": "hello", "status": {"version": __version__, **sampler.status_json()}}))
+        snap = sampler.snapshot()
+        if snap is not None:  # the first picture at once, not after a tick
+            doc = snapshot_json(sampler.status, snap, None, panel.tracker.owner_of, self.audience)
+            self.send(json.dumps({"type": "snapshot", "snapshot": doc}))
+            self.last_sent = snap.t
+        panel.hub.add(self)
+
+    def on_message(self, message: Any) -> None:
+        try:
+            config = parse_stream_message(message, self.panel.sampler.interval)
+        except ValueError as err:
+            self.send(json.dumps({"type": "error", "message": str(err)}))
+            return
+        self.interval = config.get("interval", self.interval)
+        if "fields" in config:
+            self.fields = config["fields"]
+        self.send(json.dumps({"type": "config", "interval": self.interval, "fields": list(self.fields or [])}))
+
+    def send(self, message: str) -> None:
+        """Write, or drop the client quietly when it has gone (a tab closed mid-tick)."""
+        try:
+            future = self.write_message(message)
+        except websocket.WebSocketClosedError:
+            self.panel.hub.remove(self)
+            return
+        # a write's future fails when the socket closes before it drains: retrieve the error
+        future.add_done_callback(_ignore_closed)
+
+    def on_close(self) -> None:
+        self.panel.hub.remove(self)
+
+
+def _ignore_closed(future: Any) -> None:
+    if not future.cancelled():
+        future.exception()  # marks it retrieved: no "Task exception was never retrieved"

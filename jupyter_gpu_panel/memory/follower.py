@@ -1,0 +1,275 @@
+"""Server side of the in-kernel probe: find the probes' files and follow them, trusting none.
+
+Each probe writes ``probe-<pid>.json`` (who) and ``probe-<pid>.iters.jsonl`` (one line a step)
+in the user's runtime directory; a ``ProbeFollower`` reads only the new bytes on each poll, so
+following a long run costs what it grew since the last poll. Every file is opened through
+``safe_files`` (regular, ours, bounded) and every record validated (``records``): a FIFO, a
+symlink, a huge or malformed file is refused and counted, and never affects another probe.
+All of it is blocking file I/O: the tracker runs it on its one probe-reading thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import psutil
+
+from . import protocol
+from .protocol import MAX_LINE_BYTES, MAX_META_BYTES, MAX_READ_BYTES, MAX_TRIAGE_BYTES, probe_file
+from .records import valid_cell, valid_meta, valid_step
+from .safe_files import UnsafeFile, private_dir_problem, read_range, read_small, write_new
+
+log = logging.getLogger(__name__)
+
+#: Steps kept per probe for the detector (a bounded window of the newest steps).
+MAX_STEPS = 20_000
+MAX_CELLS = 2_000
+#: Problems remembered for the API (newest last).
+MAX_WARNINGS = 20
+
+
+class LineFollower:
+    """New complete lines of one append-only file, bounded in what it reads and holds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.inode: Optional[int] = None
+        self.partial = b""
+        self.discarding = False  # inside an over-long line: drop bytes up to its end
+
+    def read(self) -> list[bytes]:
+        try:
+            data, size, inode = read_range(self.path, self.offset, MAX_READ_BYTES)
+        except FileNotFoundError:
+            return []
+        if inode != self.inode or size < self.offset:  # rotated or replaced: start over
+            if self.inode is not None:
+                self.offset, self.partial, self.discarding = 0, b"", False
+                data, size, inode = read_range(self.path, 0, MAX_READ_BYTES)
+            self.inode = inode
+        self.offset += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()  # a line still being written
+        if self.discarding and lines:
+            lines.pop(0)  # the end of the over-long line
+            self.discarding = False
+        if len(self.partial) > MAX_LINE_BYTES:
+            self.partial, self.discarding = b"", True
+        return [line for line in lines if len(line) <= MAX_LINE_BYTES]
+
+
+def parse_records(lines: list[bytes], validate: Callable[[Any], Optional[dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
+    """Valid records among ``lines`` and the number of lines skipped as invalid."""
+    good, bad = [], 0
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rec = validate(json.loads(line, parse_constant=_no_constant))
+        except (ValueError, RecursionError):
+            rec = None
+        if rec is None:
+            bad += 1
+        else:
+            good.append(rec)
+    return good, bad
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)  # NaN, Infinity: not a reading
+
+
+class ProbeFollower:
+    def __init__(self, meta_path: Path, pid: int) -> None:
+        self.meta_path = meta_path
+        self.pid = pid
+        raw = read_small(meta_path, MAX_META_BYTES)
+        try:
+            doc = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as err:
+            raise ValueError(f"not JSON: {err}") from None
+        self.meta = valid_meta(doc, pid)
+        self.meta_mtime = os.stat(meta_path, follow_symlinks=False).st_mtime
+        directory = meta_path.parent
+        self.steps: deque[dict[str, Any]] = deque(maxlen=MAX_STEPS)
+        self.cells: deque[dict[str, Any]] = deque(maxlen=MAX_CELLS)
+        self._iters = LineFollower(probe_file(directory, pid, "iters"))
+        self._cells = LineFollower(probe_file(directory, pid, "cells"))
+        self.skipped = 0  # invalid records seen
+        self.triage_request_path = probe_file(directory, pid, "triage-request")
+        self.triage_path = probe_file(directory, pid, "triage")
+        self.triage: Optional[dict[str, Any]] = None
+        self._triage_mtime: Optional[float] = None
+
+    def poll(self) -> int:
+        """Read what was appended since the last poll; returns the number of new steps."""
+        steps, bad_steps = parse_records(self._iters.read(), valid_step)
+        cells, bad_cells = parse_records(self._cells.read(), valid_cell)
+        self.steps.extend(steps)
+        self.cells.extend(cells)
+        if bad_steps or bad_cells:
+            self.skipped += bad_steps + bad_cells
+            log.warning("probe %s: skipped %d invalid record(s)", self.pid, bad_steps + bad_cells)
+        self._read_triage()
+        return len(steps)
+
+    def request_triage(self, steps: int = protocol.TRIAGE_STEPS, auto: bool = False) -> dict[str, Any]:
+        """Ask the probe to record the allocation history of its next ``steps`` steps."""
+        now = time.time()
+        write_new(self.triage_request_path, json.dumps({"steps": steps, "t": now}).encode())
+        self.triage = {"state": "requested", "requested_at": now, "t": None, "steps": steps,
+                       "message": None, "stacks": [], "error": None, "auto": auto}
+        return self.triage
+
+    def _read_triage(self) -> None:
+        try:
+            mtime = os.stat(self.triage_path, follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == self._triage_mtime:
+            return
+        self._triage_mtime = mtime
+        base = self.triage or {"requested_at": None, "auto": False}
+        try:
+            doc = json.loads(read_small(self.triage_path, MAX_TRIAGE_BYTES))
+            from .triage import triage_result  # scipy-free, but only needed here
+
+            result = triage_result(doc)
+        except (OSError, ValueError, RecursionError, TypeError, AttributeError, KeyError) as err:
+            result = {"state": "error", "t": None, "steps": 0, "message": None, "stacks": [],
+                      "error": f"unreadable triage result: {err}"[:300]}
+        self.triage = {**base, **result}
+
+    @property
+    def alive(self) -> bool:
+        try:
+            return psutil.Process(self.pid).create_time() <= float(self.meta.get("started", math.inf))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "kernel_id": self.meta["kernel_id"],
+            "device": self.meta["device"],
+            "limit": self.meta["limit"],
+            "steps": len(self.steps),
+            "skipped": self.skipped,
+            "last": self.steps[-1] if self.steps else None,
+            "alive": self.alive,
+            "series": self.series(),
+            "triage": self.triage,
+        }
+
+    def series(self, max_points: int = 600) -> dict[str, list[Any]]:
+        """Allocated and reserved per step for the panel's chart, thinned to ``max_points``."""
+        steps = list(self.steps)
+        stride = max(1, math.ceil(len(steps) / max_points))
+        picked = steps[::stride]
+        if steps and picked[-1] is not steps[-1]:
+            picked.append(steps[-1])  # the chart ends where the forecast starts
+        return {
+            "step": [s["i"] for s in picked],
+            "allocated": [s["allocated"] for s in picked],
+            "reserved": [s.get("reserved") for s in picked],
+        }
+
+
+class Probes:
+    """Every probe in the directory. Not thread-safe: one thread polls (the tracker's)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.followers: dict[int, ProbeFollower] = {}
+        # probes whose process has ended, by (pid, meta mtime): their files stay (they are the
+        # user's), but are neither followed nor read again
+        self._ended: set[tuple[int, float]] = set()
+        # files refused, by (name, mtime): not retried until they change
+        self._refused: dict[str, float] = {}
+        self.warnings: deque[str] = deque(maxlen=MAX_WARNINGS)
+
+    @classmethod
+    def in_runtime_dir(cls, runtime_dir: str) -> "Probes":
+        return cls(Path(runtime_dir) / protocol.PROBE_DIR_NAME)
+
+    def warn(self, message: str) -> None:
+        log.warning("memory probes: %s", message)
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def poll(self) -> None:
+        """Discover new probes and read new lines (blocking file I/O: run it in a thread)."""
+        problem = private_dir_problem(self.dir)
+        if problem:
+            self.warn(f"probe files ignored: {problem}")
+            self.followers.clear()
+            return
+        listed: set[int] = set()
+        try:
+            entries = list(os.scandir(self.dir))
+        except (FileNotFoundError, NotADirectoryError):
+            entries = []
+        for entry in entries:
+            pid = protocol.pid_of_meta_name(entry.name)
+            if pid is None:
+                continue
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            listed.add(pid)
+            if (pid, mtime) in self._ended or self._refused.get(entry.name) == mtime:
+                continue
+            follower = self.followers.get(pid)
+            # a rewritten meta file is a new probe (a restarted kernel may reuse the pid)
+            if follower is None or mtime != follower.meta_mtime:
+                try:
+                    self.followers[pid] = ProbeFollower(Path(entry.path), pid)
+                except (OSError, ValueError) as err:
+                    self._refused[entry.name] = mtime
+                    self.followers.pop(pid, None)
+                    self.warn(f"{entry.name} refused: {_why(err)}")
+        for pid, follower in list(self.followers.items()):
+            if pid not in listed:
+                del self.followers[pid]  # its files were removed
+                continue
+            try:
+                follower.poll()
+            except (OSError, ValueError) as err:  # one probe's bad file never stops the others
+                self.warn(f"probe {pid}: {_why(err)}")
+            if not follower.alive:
+                # a restarted kernel keeps its id: its old, ended probe must not stand in for the new one
+                self._ended.add((pid, follower.meta_mtime))
+                del self.followers[pid]
+
+    def for_kernel(self, kernel_id: str, pids: list[int]) -> list[ProbeFollower]:
+        return [f for f in self.followers.values() if f.meta["kernel_id"] == kernel_id or f.pid in pids]
+
+    def main_for_kernel(self, kernel_id: str, pids: list[int]) -> Optional[ProbeFollower]:
+        """The kernel's probe that has seen the most steps (a kernel's torchrun ranks each have one)."""
+        return max(self.for_kernel(kernel_id, pids), key=lambda f: len(f.steps), default=None)
+
+    def reserved_by_kernel(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in list(self.followers.values()):  # read from the loop while the probe thread polls
+            kid = f.meta["kernel_id"]
+            if kid and f.steps:  # poll keeps only probes whose process runs
+                out[kid] = out.get(kid, 0) + int(f.steps[-1].get("reserved") or 0)
+        return out
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, UnsafeFile):
+        return err.strerror or "refused"
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    return str(err)[:200]
