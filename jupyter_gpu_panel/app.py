@@ -81,7 +81,8 @@ class GPUPanel(ExtensionApp):
 
     kernel_refresh = Float(
         2.0,
-        help="Seconds between refreshes of the kernel view: which kernel owns each GPU process, probe readings, leak verdicts.",
+        help="Seconds between refreshes of the kernel view: which kernel owns each GPU process, probe readings, "
+        "leak verdicts.",
     ).tag(config=True)
 
     triage_on_alarm = Bool(
@@ -110,9 +111,7 @@ class GPUPanel(ExtensionApp):
 
     # -- ExtensionApp hooks ------------------------------------------------------------------
     def initialize_settings(self) -> None:
-        source = make_source(
-            self.source, replay_file=self.replay_file or None, visible_only=self.visible_only
-        )
+        source = make_source(self.source, replay_file=self.replay_file or None, visible_only=self.visible_only)
         self.sampler = Sampler(
             source,
             interval=self.interval,

@@ -7,9 +7,10 @@ does not parse is skipped, since the last line of a file still being written is 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 
 def parse_lines(lines: Iterable[Union[bytes, str]]) -> Iterator[dict[str, Any]]:

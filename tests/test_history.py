@@ -1,7 +1,9 @@
+import json
 import math
 
 import numpy as np
 
+from jupyter_gpu_panel.api.base import chunked_json
 from jupyter_gpu_panel.metrics.history import History, Ring, downsample
 from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS, GPUReading, ProcessReading
 
@@ -19,11 +21,16 @@ def test_ring_keeps_the_newest_rows_in_order():
     assert ring.ordered()[:, 0].tolist() == [2, 3, 4]
 
 
+def served(doc):
+    """A query as the API serves it (numpy columns written as JSON, NaN as null)."""
+    return json.loads(chunked_json(doc))
+
+
 def test_history_is_bounded_and_states_its_bytes_per_gpu_hour():
     h = History(history_seconds=3600, interval=1.0)
     for t in range(5000):
         h.append([reading(float(t), t)])
-    doc = h.query()
+    doc = served(h.query())
     assert len(doc["gpus"][0]["t"]) == 3600
     assert doc["gpus"][0]["t"][0] == 5000 - 3600
     # 3600 rows x (1 + fields) x 8 bytes: the documented bound
@@ -39,7 +46,7 @@ def test_missing_values_are_null_and_processes_expire():
     assert doc["processes"] == []  # pid 7 ended 29 s ago, beyond the 10 s history
     h2 = History(history_seconds=10, interval=1.0)
     h2.append([reading(0.0, None, procs=[(7, 100)])])
-    doc = h2.query()
+    doc = served(h2.query())
     assert doc["gpus"][0]["values"]["mem_used"] == [None]
     assert doc["processes"] == [{"gpu": 0, "pid": 7, "t": [0.0], "used": [100]}]
 
@@ -57,8 +64,31 @@ def test_query_since_and_gpu_filter():
     h = History(history_seconds=100, interval=1.0)
     for t in range(10):
         h.append([reading(float(t), t)])
-    doc = h.query(since=6.5, fields=["mem_used"])
+    doc = served(h.query(since=6.5, fields=["mem_used"]))
     assert doc["gpus"][0]["t"] == [7.0, 8.0, 9.0]
     assert doc["gpus"][0]["values"] == {"mem_used": [7, 8, 9]}
     assert h.query(gpus=[3])["gpus"] == []
     assert not math.isnan(h.query()["gpus"][0]["values"]["util_gpu"][0])
+
+
+def test_vectorised_downsample_matches_the_bucket_definition():
+    """Against a direct per-bucket computation on random data with missing readings: buckets of
+    ceil(n / max_points) rows aligned to the newest row (1003 rows, 50 points: 21 per bucket)."""
+    rng = np.random.default_rng(1)
+    rows = rng.random((1003, 4)) * 100
+    rows[:, 0] = np.arange(1003)
+    rows[rng.random(1003) < 0.1, 2] = np.nan
+    rows[1003 - 21 * 10 : 1003 - 21 * 9, 3] = np.nan  # a whole bucket missing in one column
+    out = downsample(rows, 50, mean_columns=[3])
+    assert len(out) == 48  # ceil(1003 / 21)
+    edges = [0] + list(range(1003 - 21 * 47, 1004, 21))
+    for k in range(48):
+        chunk = rows[edges[k] : edges[k + 1]]
+        assert out[k, 0] == chunk[-1, 0]
+        assert out[k, 1] == chunk[:, 1].max()
+        assert out[k, 2] == np.nanmax(chunk[:, 2])
+        want = chunk[:, 3][~np.isnan(chunk[:, 3])]
+        if len(want):
+            assert math.isclose(out[k, 3], want.mean())
+        else:
+            assert math.isnan(out[k, 3])

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import TYPE_CHECKING, Any, Optional
 
+import numpy as np
+import orjson
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from ..app import GPUPanel
 
 log = logging.getLogger(__name__)
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 AUTH_RESOURCE = "gpu-panel"
 API = "api/gpu-panel"
@@ -28,24 +31,10 @@ MAX_JSON_DEPTH = 8
 MAX_INT_DIGITS = 12
 
 
-def strict_json(doc: Any) -> str:
-    """``doc`` as JSON a browser can parse: a non-finite number becomes ``null`` (and is logged,
-    since validated inputs should never produce one)."""
-    try:
-        return json.dumps(doc, allow_nan=False)
-    except ValueError:
-        log.warning("a non-finite number reached a response; sent as null")
-        return json.dumps(_finite(doc), allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+def strict_json(doc: Any) -> bytes:
+    """``doc`` as JSON a browser can parse: NaN and infinities become ``null`` (orjson does that
+    natively), numpy arrays are written as lists without a copy through Python objects."""
+    return orjson.dumps(doc, option=_JSON_OPTIONS)
 
 
 def json_depth(value: Any, limit: int) -> int:
@@ -106,7 +95,7 @@ class PanelMixin:
     settings: dict[str, Any]
 
     @property
-    def panel(self) -> "GPUPanel":
+    def panel(self) -> GPUPanel:
         return self.settings["gpu_panel"]
 
 
@@ -133,18 +122,14 @@ class BaseHandler(PanelMixin, APIHandler):
         return None if raw is None else raw.split(",")
 
 
-def chunked_json(doc: Any, chunk: int = 512) -> str:
-    """``strict_json`` of a large document, built from many small ``json.dumps`` calls.
+def chunked_json(doc: Any) -> bytes:
+    """``strict_json`` of a large document, built from one call per leaf (a column, a value).
 
-    One C-level ``json.dumps`` of a full hour of 8 GPUs holds the GIL for tens of ms, stalling
-    the event loop even from a worker thread; per-column calls let the loop run in between.
+    One call for a whole hour of 8 GPUs would hold the GIL for its whole length, stalling the
+    event loop even from a worker thread; per-column calls let the loop run in between.
     """
     if isinstance(doc, dict):
-        return "{" + ",".join(json.dumps(str(k)) + ":" + chunked_json(v, chunk) for k, v in doc.items()) + "}"
-    if isinstance(doc, (list, tuple)):
-        if len(doc) <= chunk and not any(isinstance(v, (dict, list, tuple)) for v in doc):
-            return strict_json(list(doc))
-        if all(not isinstance(v, (dict, list, tuple)) for v in doc):
-            return "[" + ",".join(strict_json(list(doc[i : i + chunk]))[1:-1] for i in range(0, len(doc), chunk) if doc[i : i + chunk]) + "]"
-        return "[" + ",".join(chunked_json(v, chunk) for v in doc) + "]"
+        return b"{" + b",".join(orjson.dumps(str(k)) + b":" + chunked_json(v) for k, v in doc.items()) + b"}"
+    if isinstance(doc, (list, tuple)) and any(isinstance(v, (dict, list, tuple, np.ndarray)) for v in doc):
+        return b"[" + b",".join(chunked_json(v) for v in doc) + b"]"
     return strict_json(doc)

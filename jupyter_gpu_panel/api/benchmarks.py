@@ -61,4 +61,3 @@ class BenchmarksHandler(BaseHandler):
         # a header is Latin-1: a folder named 实验 must reach it percent-encoded
         self.set_header("Location", url_path_join(self.base_url, "api", "contents", url_escape(model["path"])))
         self.write_json({"path": model["path"]}, status=201)
-

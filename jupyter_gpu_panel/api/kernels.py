@@ -44,7 +44,9 @@ class KernelActionHandler(BaseHandler):
         if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, "execute", "kernels")):
             raise web.HTTPError(403, "not allowed to act on kernels")
         if action == "triage":
-            steps = await ask_triage(self, (409, "this kernel runs no memory probe: load it first (Track memory)"), kernel_id=kernel_id)
+            steps = await ask_triage(
+                self, (409, "this kernel runs no memory probe: load it first (Track memory)"), kernel_id=kernel_id
+            )
             self.write_json({"kernel_id": kernel_id, "action": action, "requested": True, "steps": steps}, status=202)
             return
         if action == "probe":
@@ -91,7 +93,11 @@ async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str
     try:
         msg_id = client.execute(protocol.LOAD_CODE, silent=False, store_history=False)
         if busy:
-            return {"ok": True, "queued": True, "message": "The kernel is busy: the probe starts when the running cell ends."}
+            return {
+                "ok": True,
+                "queued": True,
+                "message": "The kernel is busy: the probe starts when the running cell ends.",
+            }
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         text = []

@@ -8,7 +8,8 @@ from __future__ import annotations
 import posixpath
 import re
 import unicodedata
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable
+from typing import Any, Callable, Optional
 
 #: free-name attempts before giving up (a folder with 1000 copies is a mistake, not a use case)
 MAX_SUFFIX = 1000

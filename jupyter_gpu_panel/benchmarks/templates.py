@@ -11,10 +11,11 @@ from __future__ import annotations
 import inspect
 import json
 import pprint
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -78,50 +79,78 @@ RESULTS_PARAM = "results_json"
 BENCHMARK = Template(
     name="gpu-benchmark",
     title="GPU benchmark",
-    description=("Matmul TFLOP/s (fp32, tf32, fp16, bf16, fp8), device and host<->device bandwidth, "
-                 "training-step throughput (eager, AMP, torch.compile), largest batch, and NCCL all-reduce "
-                 "bus bandwidth with several GPUs, compared with the card's datasheet and measured peaks."),
+    description=(
+        "Matmul TFLOP/s (fp32, tf32, fp16, bf16, fp8), device and host<->device bandwidth, "
+        "training-step throughput (eager, AMP, torch.compile), largest batch, and NCCL all-reduce "
+        "bus bandwidth with several GPUs, compared with the card's datasheet and measured peaks."
+    ),
     filename="gpu-benchmark.ipynb",
-    intro=("# GPU benchmark\n"
-           "Measures what this GPU delivers, correctly, and compares it with what the card should reach: "
-           "matrix multiply throughput by precision, memory bandwidth, host<->device transfers, a training "
-           "step, the largest batch that fits and, with several GPUs, NCCL all-reduce bandwidth and "
-           "data-parallel scaling. It starts with a section on the timing mistakes behind most "
-           "'my GPU is slow' reports.\n\n"
-           "Set `quick = True` in the parameters cell for a shorter run (about 2 minutes on a modern GPU). "
-           "Results are also written as JSON next to this notebook."),
+    intro=(
+        "# GPU benchmark\n"
+        "Measures what this GPU delivers, correctly, and compares it with what the card should reach: "
+        "matrix multiply throughput by precision, memory bandwidth, host<->device transfers, a training "
+        "step, the largest batch that fits and, with several GPUs, NCCL all-reduce bandwidth and "
+        "data-parallel scaling. It starts with a section on the timing mistakes behind most "
+        "'my GPU is slow' reports.\n\n"
+        "Set `quick = True` in the parameters cell for a shorter run (about 2 minutes on a modern GPU). "
+        "Results are also written as JSON next to this notebook."
+    ),
     params=(
         Param("quick", False, "True: fewer sizes and repeats (a class can run it in a couple of minutes)"),
-        Param("matmul_sizes", None, "n for the n x n x n products",
-              {"gpu": [1024, 2048, 4096, 8192, 16384], "gpu_quick": [2048, 8192], "cpu": [64, 128, 256]}),
-        Param("matmul_dtypes", None, "subset of " + ", ".join(ALL_DTYPES),
-              {"gpu": ALL_DTYPES, "gpu_quick": ALL_DTYPES, "cpu": ["fp32", "bf16"]}),
-        Param("repeats", None, "timed samples per test (the median is reported)",
-              {"gpu": 20, "gpu_quick": 10, "cpu": 3}),
-        Param("sustained_s", None, "seconds of back-to-back load for the sustained-clock test (0: skip)",
-              {"gpu": 5, "gpu_quick": 3, "cpu": 0}),
-        Param("pitfall_size", None, "n of the float32 product in the pitfalls section",
-              {"gpu": 10000, "gpu_quick": 10000, "cpu": 256}),
-        Param("pitfall_lowp_size", None, "n of the bf16/fp16 zeros-vs-random product",
-              {"gpu": 8192, "gpu_quick": 8192, "cpu": 128}),
-        Param("copy_mib", None, "device-to-device copy size, MiB",
-              {"gpu": 1024, "gpu_quick": 512, "cpu": 32}),
-        Param("h2d_mib", None, "host<->device transfer size, MiB",
-              {"gpu": 1024, "gpu_quick": 256, "cpu": 8}),
+        Param(
+            "matmul_sizes",
+            None,
+            "n for the n x n x n products",
+            {"gpu": [1024, 2048, 4096, 8192, 16384], "gpu_quick": [2048, 8192], "cpu": [64, 128, 256]},
+        ),
+        Param(
+            "matmul_dtypes",
+            None,
+            "subset of " + ", ".join(ALL_DTYPES),
+            {"gpu": ALL_DTYPES, "gpu_quick": ALL_DTYPES, "cpu": ["fp32", "bf16"]},
+        ),
+        Param(
+            "repeats", None, "timed samples per test (the median is reported)", {"gpu": 20, "gpu_quick": 10, "cpu": 3}
+        ),
+        Param(
+            "sustained_s",
+            None,
+            "seconds of back-to-back load for the sustained-clock test (0: skip)",
+            {"gpu": 5, "gpu_quick": 3, "cpu": 0},
+        ),
+        Param(
+            "pitfall_size",
+            None,
+            "n of the float32 product in the pitfalls section",
+            {"gpu": 10000, "gpu_quick": 10000, "cpu": 256},
+        ),
+        Param(
+            "pitfall_lowp_size",
+            None,
+            "n of the bf16/fp16 zeros-vs-random product",
+            {"gpu": 8192, "gpu_quick": 8192, "cpu": 128},
+        ),
+        Param("copy_mib", None, "device-to-device copy size, MiB", {"gpu": 1024, "gpu_quick": 512, "cpu": 32}),
+        Param("h2d_mib", None, "host<->device transfer size, MiB", {"gpu": 1024, "gpu_quick": 256, "cpu": 8}),
         Param("train_batch", None, "training batch (per GPU)", {"gpu": 256, "gpu_quick": 256, "cpu": 8}),
         Param("train_image", None, "synthetic image side, pixels", {"gpu": 64, "gpu_quick": 64, "cpu": 32}),
-        Param("train_width", None, "model width (channels of the first stage)",
-              {"gpu": 64, "gpu_quick": 64, "cpu": 8}),
+        Param("train_width", None, "model width (channels of the first stage)", {"gpu": 64, "gpu_quick": 64, "cpu": 8}),
         Param("train_steps", None, "timed training steps", {"gpu": 20, "gpu_quick": 10, "cpu": 3}),
-        Param("run_compile", None, "also time torch.compile (its first step compiles, ~1 min)",
-              {"gpu": True, "gpu_quick": True, "cpu": False}),
-        Param("find_max_batch", None, "search the largest batch that fits in GPU memory",
-              {"gpu": True, "gpu_quick": True, "cpu": False}),
-        Param("max_batch_cap", None, "stop the batch search here",
-              {"gpu": 65536, "gpu_quick": 16384, "cpu": 0}),
+        Param(
+            "run_compile",
+            None,
+            "also time torch.compile (its first step compiles, ~1 min)",
+            {"gpu": True, "gpu_quick": True, "cpu": False},
+        ),
+        Param(
+            "find_max_batch",
+            None,
+            "search the largest batch that fits in GPU memory",
+            {"gpu": True, "gpu_quick": True, "cpu": False},
+        ),
+        Param("max_batch_cap", None, "stop the batch search here", {"gpu": 65536, "gpu_quick": 16384, "cpu": 0}),
         Param("run_multi_gpu", True, "with 2+ GPUs, run the torchrun all-reduce and DDP section"),
-        Param("allreduce_max_mib", None, "largest all-reduce buffer, MiB",
-              {"gpu": 1024, "gpu_quick": 256, "cpu": 4}),
+        Param("allreduce_max_mib", None, "largest all-reduce buffer, MiB", {"gpu": 1024, "gpu_quick": 256, "cpu": 4}),
         Param(RESULTS_PARAM, "gpu-benchmark.results.json", "results file, next to the notebook"),
     ),
     sections=("setup", "environment", "pitfalls", "matmul", "memory", "model", "training", "multigpu", "summary"),
@@ -130,13 +159,17 @@ BENCHMARK = Template(
 HEALTH = Template(
     name="gpu-health-check",
     title="GPU health check",
-    description=("Under a minute: environment report (Python, torch, CUDA, driver, cuDNN, NCCL, GPUs), "
-                 "pass/fail checks with what to do when one fails, and one properly timed matmul, GPU vs CPU."),
+    description=(
+        "Under a minute: environment report (Python, torch, CUDA, driver, cuDNN, NCCL, GPUs), "
+        "pass/fail checks with what to do when one fails, and one properly timed matmul, GPU vs CPU."
+    ),
     filename="gpu-health-check.ipynb",
-    intro=("# GPU health check\n"
-           "Does this machine's PyTorch see the GPU, do the versions fit together, and does a matrix "
-           "product run on it at the expected speed? Run all cells (under a minute); every check says "
-           "PASS, WARN or FAIL and what to do about a failure."),
+    intro=(
+        "# GPU health check\n"
+        "Does this machine's PyTorch see the GPU, do the versions fit together, and does a matrix "
+        "product run on it at the expected speed? Run all cells (under a minute); every check says "
+        "PASS, WARN or FAIL and what to do about a failure."
+    ),
     params=(
         Param("matmul_size", None, "n of the GPU float32 product", {"gpu": 4096, "gpu_quick": 4096, "cpu": 512}),
         Param("cpu_matmul_size", None, "n of the CPU float32 product", {"gpu": 2048, "gpu_quick": 2048, "cpu": 512}),
@@ -149,55 +182,88 @@ HEALTH = Template(
 CLASS_LAB = Template(
     name="gpu-class-lab",
     title="GPU class lab",
-    description=("A teaching notebook: health check and a short benchmark with explanations of what each "
-                 "number means, the timing pitfalls, exercises, and a results table to hand in."),
+    description=(
+        "A teaching notebook: health check and a short benchmark with explanations of what each "
+        "number means, the timing pitfalls, exercises, and a results table to hand in."
+    ),
     filename="gpu-class-lab.ipynb",
-    intro=("# GPU class lab: is this GPU working, and how fast is it?\n"
-           "In this lab you will\n"
-           "1. check that PyTorch, CUDA and the GPU work together;\n"
-           "2. see why a naive timing of a matrix product gives wrong numbers;\n"
-           "3. measure the GPU properly: matrix products in several precisions and memory bandwidth;\n"
-           "4. compare your numbers with what the card should reach, and hand in a results table.\n\n"
-           "Write your name in the parameters cell, then *Run All*. It takes a couple of minutes."),
+    intro=(
+        "# GPU class lab: is this GPU working, and how fast is it?\n"
+        "In this lab you will\n"
+        "1. check that PyTorch, CUDA and the GPU work together;\n"
+        "2. see why a naive timing of a matrix product gives wrong numbers;\n"
+        "3. measure the GPU properly: matrix products in several precisions and memory bandwidth;\n"
+        "4. compare your numbers with what the card should reach, and hand in a results table.\n\n"
+        "Write your name in the parameters cell, then *Run All*. It takes a couple of minutes."
+    ),
     params=(
         Param("student", "", "your name, printed on the hand-in table"),
         Param("quick", True, "keep True in class; False measures more sizes"),
-        Param("matmul_sizes", None, "n for the n x n x n products",
-              {"gpu": [2048, 4096, 8192], "gpu_quick": [4096, 8192], "cpu": [128, 256]}),
-        Param("matmul_dtypes", None, "subset of " + ", ".join(ALL_DTYPES),
-              {"gpu": ["fp32", "tf32", "fp16", "bf16"], "gpu_quick": ["fp32", "tf32", "bf16"], "cpu": ["fp32", "bf16"]}),
+        Param(
+            "matmul_sizes",
+            None,
+            "n for the n x n x n products",
+            {"gpu": [2048, 4096, 8192], "gpu_quick": [4096, 8192], "cpu": [128, 256]},
+        ),
+        Param(
+            "matmul_dtypes",
+            None,
+            "subset of " + ", ".join(ALL_DTYPES),
+            {"gpu": ["fp32", "tf32", "fp16", "bf16"], "gpu_quick": ["fp32", "tf32", "bf16"], "cpu": ["fp32", "bf16"]},
+        ),
         Param("repeats", None, "timed samples per test", {"gpu": 20, "gpu_quick": 10, "cpu": 3}),
-        Param("sustained_s", None, "seconds of back-to-back load for the sustained-clock test (0: skip)",
-              {"gpu": 3, "gpu_quick": 2, "cpu": 0}),
-        Param("pitfall_size", None, "n of the float32 product in the pitfalls section",
-              {"gpu": 10000, "gpu_quick": 8192, "cpu": 256}),
-        Param("pitfall_lowp_size", None, "n of the zeros-vs-random product",
-              {"gpu": 8192, "gpu_quick": 8192, "cpu": 128}),
+        Param(
+            "sustained_s",
+            None,
+            "seconds of back-to-back load for the sustained-clock test (0: skip)",
+            {"gpu": 3, "gpu_quick": 2, "cpu": 0},
+        ),
+        Param(
+            "pitfall_size",
+            None,
+            "n of the float32 product in the pitfalls section",
+            {"gpu": 10000, "gpu_quick": 8192, "cpu": 256},
+        ),
+        Param(
+            "pitfall_lowp_size", None, "n of the zeros-vs-random product", {"gpu": 8192, "gpu_quick": 8192, "cpu": 128}
+        ),
         Param("copy_mib", None, "device copy size, MiB", {"gpu": 1024, "gpu_quick": 512, "cpu": 32}),
         Param("h2d_mib", None, "host<->device transfer size, MiB", {"gpu": 512, "gpu_quick": 256, "cpu": 8}),
         Param(RESULTS_PARAM, "gpu-class-lab.results.json", "results file, next to the notebook"),
     ),
     sections=(
         "setup",
-        ("md", "## Part 1: the environment\nThe versions below must fit together: torch is built for one CUDA "
-               "version (`cuda_runtime`); the driver must support at least that version "
-               "(`cuda_driver_supports`); and the build must contain code for your GPU's compute capability "
-               "(`torch built for` lists `sm_XY` entries)."),
+        (
+            "md",
+            "## Part 1: the environment\nThe versions below must fit together: torch is built for one CUDA "
+            "version (`cuda_runtime`); the driver must support at least that version "
+            "(`cuda_driver_supports`); and the build must contain code for your GPU's compute capability "
+            "(`torch built for` lists `sm_XY` entries).",
+        ),
         "environment",
         "checks",
-        ("md", "## Part 2: timing pitfalls\nRead the table below carefully: the *same* product gives wildly "
-               "different numbers depending on how it is timed. Only the rows marked 'correct' and "
-               "'random inputs' describe the GPU."),
+        (
+            "md",
+            "## Part 2: timing pitfalls\nRead the table below carefully: the *same* product gives wildly "
+            "different numbers depending on how it is timed. Only the rows marked 'correct' and "
+            "'random inputs' describe the GPU.",
+        ),
         "pitfalls",
-        ("md", "## Part 3: matrix products\n**FLOP/s** counts floating-point operations per second; an n x n "
-               "by n x n product has 2n³ of them. Lower precision (tf32, bf16, fp16) runs on the tensor cores "
-               "and is many times faster than fp32: that is why training uses mixed precision. "
-               "**% of peak** compares with the datasheet; **% of achievable** with what a tuned run reaches "
-               "on a healthy card of this model."),
+        (
+            "md",
+            "## Part 3: matrix products\n**FLOP/s** counts floating-point operations per second; an n x n "
+            "by n x n product has 2n³ of them. Lower precision (tf32, bf16, fp16) runs on the tensor cores "
+            "and is many times faster than fp32: that is why training uses mixed precision. "
+            "**% of peak** compares with the datasheet; **% of achievable** with what a tuned run reaches "
+            "on a healthy card of this model.",
+        ),
         "matmul",
-        ("md", "## Part 4: memory bandwidth\nMany operations (element-wise ops, normalisation, optimizers) are "
-               "limited by how fast memory can be read and written, not by arithmetic. The host<->device "
-               "figures show why data should stay on the GPU and why `pin_memory=True` in a DataLoader helps."),
+        (
+            "md",
+            "## Part 4: memory bandwidth\nMany operations (element-wise ops, normalisation, optimizers) are "
+            "limited by how fast memory can be read and written, not by arithmetic. The host<->device "
+            "figures show why data should stay on the GPU and why `pin_memory=True` in a DataLoader helps.",
+        ),
         "memory",
         "summary",
         "classlab_handin",
@@ -212,7 +278,7 @@ def list_templates() -> list[dict[str, str]]:
     return [t.summary() for t in TEMPLATES.values()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _source_cells(name: str) -> tuple[tuple[str, str], ...]:
     """Split a percent-format file into (kind, source) cells."""
     text = (SRC_DIR / f"{name}.py").read_text(encoding="utf-8")
@@ -241,12 +307,19 @@ def _plain_source(name: str) -> str:
 
 def dist_script() -> str:
     """The torchrun helper the multi-GPU section writes to disk: the model plus the runner."""
-    return "import torch\n\n" + _plain_source("model") + "\n\n\n" + (SRC_DIR / "dist_script.py").read_text(encoding="utf-8")
+    return (
+        "import torch\n\n"
+        + _plain_source("model")
+        + "\n\n\n"
+        + (SRC_DIR / "dist_script.py").read_text(encoding="utf-8")
+    )
 
 
 def _parameters_source(t: Template, values: Mapping[str, Any]) -> str:
-    lines = ["# Parameters (papermill reads this cell: it is tagged 'parameters').",
-             "# None means 'pick for this machine': the next cells choose GPU, quick-GPU or CPU sizes."]
+    lines = [
+        "# Parameters (papermill reads this cell: it is tagged 'parameters').",
+        "# None means 'pick for this machine': the next cells choose GPU, quick-GPU or CPU sizes.",
+    ]
     for p in t.params:
         lines.append(f"{p.name} = {values.get(p.name, p.default)!r}  # {p.comment}")
     return "\n".join(lines)

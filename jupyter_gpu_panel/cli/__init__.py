@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 #: module that owns each subcommand; imported lazily so ``--help`` stays fast.
 SUBCOMMANDS: dict[str, str] = {

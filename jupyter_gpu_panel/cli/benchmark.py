@@ -37,8 +37,9 @@ def execute_notebook(path: Path, kernel_name: str = "python3", timeout: Optional
     from nbclient import NotebookClient  # optional dependency (the 'bench' extra)
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}}
+    )
     try:
         client.execute()
     finally:
@@ -83,23 +84,36 @@ def run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         try:
             execute_notebook(out, kernel_name=args.kernel, timeout=args.timeout or None)
-        except Exception as exc:  # a failing cell: outputs are saved, say where it broke
+        except Exception as exc:  # noqa: BLE001 - nbclient raises many kinds: outputs are saved, say where it broke
             last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-            return fail("benchmark", f"execution failed after {time.perf_counter() - t:.0f} s: {type(exc).__name__}: {last}", status=1)
+            return fail(
+                "benchmark",
+                f"execution failed after {time.perf_counter() - t:.0f} s: {type(exc).__name__}: {last}",
+                status=1,
+            )
         print(f"executed in {time.perf_counter() - t:.0f} s; results in {out.parent / results_name(out.name)}")
     return 0
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("benchmark", help="create (and run) a GPU benchmark notebook",
-                              description="Create a GPU health-check, benchmark or class-lab notebook.")
+    p = subparsers.add_parser(
+        "benchmark",
+        help="create (and run) a GPU benchmark notebook",
+        description="Create a GPU health-check, benchmark or class-lab notebook.",
+    )
     p.add_argument("--list", action="store_true", help="list the templates")
     p.add_argument("--json", action="store_true", help="with --list: JSON output")
     p.add_argument("--template", metavar="NAME", help="template name (see --list)")
     p.add_argument("--out", metavar="PATH", help="notebook file, or a folder for the template's default name")
     p.add_argument("--execute", action="store_true", help="run it headless in place, saving outputs")
-    p.add_argument("-p", "--param", action="append", type=_parse_param, metavar="NAME=VALUE",
-                   help="override a parameter (Python literal), e.g. -p quick=True -p 'matmul_sizes=[1024]'")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        type=_parse_param,
+        metavar="NAME=VALUE",
+        help="override a parameter (Python literal), e.g. -p quick=True -p 'matmul_sizes=[1024]'",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing notebook")
     p.add_argument("--kernel", default="python3", help="kernel for --execute (default: python3)")
     p.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds for --execute (0: none)")

@@ -19,7 +19,8 @@ import argparse
 import json
 import math
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from ..memory.detector import analyze_nvml
 from ..memory.traces import NvmlTrace, TraceError, read_trace, sibling_mem_total
@@ -27,7 +28,15 @@ from ..memory.verdict import verdict_from_trace
 from ..memory.wording import leak_message
 from .errors import fail, note
 
-STEP_FIELDS = ("leak", "actionable", "onset_step", "bytes_per_step", "bytes_per_second", "steps_to_oom", "seconds_to_oom")
+STEP_FIELDS = (
+    "leak",
+    "actionable",
+    "onset_step",
+    "bytes_per_step",
+    "bytes_per_second",
+    "steps_to_oom",
+    "seconds_to_oom",
+)
 PROC_FIELDS = ("pid", "leak", "actionable", "bytes_per_second", "seconds_to_oom")
 
 
@@ -44,7 +53,14 @@ def nvml_verdict(trace: NvmlTrace, capacity: Optional[float], pid: Optional[int]
 
 
 def trace_pids(trace: NvmlTrace) -> list[int]:
-    return sorted({p["pid"] for r in trace.rows for p in r.get("procs") or [] if isinstance(p, dict) and isinstance(p.get("pid"), int)})
+    return sorted(
+        {
+            p["pid"]
+            for r in trace.rows
+            for p in r.get("procs") or []
+            if isinstance(p, dict) and isinstance(p.get("pid"), int)
+        }
+    )
 
 
 def _human(rep: dict[str, Any]) -> str:
@@ -95,7 +111,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("trace", metavar="TRACE", help="a *.iters.jsonl (per step) or *.nvml.jsonl (per time) trace")
     p.add_argument("--pid", type=int, default=None, help="NVML traces: report only this process")
-    p.add_argument("--capacity", type=float, default=None, metavar="BYTES", help="memory available, bytes (default: from the trace)")
+    p.add_argument(
+        "--capacity",
+        type=float,
+        default=None,
+        metavar="BYTES",
+        help="memory available, bytes (default: from the trace)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object (the stable contract)")
     p.set_defaults(func=run)
     return p

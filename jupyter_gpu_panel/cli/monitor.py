@@ -10,17 +10,19 @@ from pathlib import Path
 from typing import Any, Optional, TextIO
 
 from ..metrics.sampler import MIN_INTERVAL, Sampler, Snapshot
+from ..metrics.snapshot import snapshot_json
 from ..metrics.sources import SOURCES, make_source
 from ..metrics.trace_format import sidecar_path, trace_record
 from .errors import fail, os_error_text, unwritable
-from ..metrics.snapshot import snapshot_json
 
 GiB = 1024**3
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--source", choices=SOURCES, default="auto", help="where readings come from (default: auto = NVML)")
+        p.add_argument(
+            "--source", choices=SOURCES, default="auto", help="where readings come from (default: auto = NVML)"
+        )
         p.add_argument("--replay-file", help="trace for --source replay (default: the bundled H100 recording)")
         p.add_argument("--visible-only", action="store_true", help="only the GPUs in CUDA_VISIBLE_DEVICES")
 
@@ -39,7 +41,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     common(p)
     p.add_argument("--seconds", type=float, required=True, help="how long to record")
     p.add_argument("--out", required=True, help="output file, e.g. mygpu.nvml.jsonl")
-    p.add_argument("--interval", type=float, default=0.1, help=f"seconds between samples (default 0.1, min {MIN_INTERVAL})")
+    p.add_argument(
+        "--interval", type=float, default=0.1, help=f"seconds between samples (default 0.1, min {MIN_INTERVAL})"
+    )
     p.set_defaults(func=cmd_record)
 
 
@@ -164,13 +168,17 @@ def print_table(sampler: Sampler, snap: Snapshot, out: TextIO) -> None:
         out.write(f"{st.state}: {st.message}\n")
         return
     names = {d.index: d.name or "?" for d in sampler.devices}
-    header = f"{'GPU':>3}  {'Name':<28} {'Temp':>5} {'Power':>13} {'Memory (GiB)':>14} {'Util':>5} {'SM MHz':>7}  Throttle"
+    header = (
+        f"{'GPU':>3}  {'Name':<28} {'Temp':>5} {'Power':>13} {'Memory (GiB)':>14} {'Util':>5} {'SM MHz':>7}  Throttle"
+    )
     out.write(header + "\n" + "-" * len(header) + "\n")
     for g in snap.gpus:
         if g.state != "ok":
             out.write(f"{g.index:>3}  {names.get(g.index, '?')[:28]:<28} {g.state.upper()}: {g.error}\n")
             continue
-        power = f"{_v(None if g.power_mw is None else g.power_mw // 1000)}/{_v(None if g.power_limit_mw is None else g.power_limit_mw // 1000)} W"
+        watts = None if g.power_mw is None else g.power_mw // 1000
+        limit = None if g.power_limit_mw is None else g.power_limit_mw // 1000
+        power = f"{_v(watts)}/{_v(limit)} W"
         mem = f"{_gb(g.mem_used)}/{_gb(g.mem_total)}"
         reasons = ", ".join(g.throttle_reasons) if g.throttle_reasons else "-"
         out.write(

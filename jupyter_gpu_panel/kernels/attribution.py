@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Optional
 
 import psutil
 from jupyter_core.utils import ensure_async
@@ -74,9 +75,7 @@ def attribute(
     return owners
 
 
-def match_by_memory(
-    unmatched: Mapping[int, int], probes: Mapping[str, int], tolerance: float = 0.25
-) -> dict[int, str]:
+def match_by_memory(unmatched: Mapping[int, int], probes: Mapping[str, int], tolerance: float = 0.25) -> dict[int, str]:
     """Container fallback: GPU pid -> kernel id, pairing each probe's reserved bytes with the
     GPU process whose NVML memory (reserve + CUDA context) is closest, within ``tolerance``."""
     out: dict[int, str] = {}
@@ -130,7 +129,7 @@ class Attribution:
                 kernel = s.get("kernel") or {}
                 if kernel.get("id"):
                     sessions[kernel["id"]] = s.get("path")
-        except Exception:  # noqa: BLE001 - sessions are a nicety; kernels still count
+        except Exception:
             log.debug("listing sessions failed", exc_info=True)
         user = getattr(getattr(self.serverapp, "identity_provider", None), "user", None)
         out = {}

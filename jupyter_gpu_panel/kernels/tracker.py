@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 #: Seconds a refresh waits for the probe files before answering with the last view.
 PROBE_IO_TIMEOUT = 5.0
 
+
 class KernelTracker:
-    def __init__(self, serverapp: Any, sampler: Any, probes: Probes, period: float = 2.0, triage_on_alarm: bool = True) -> None:
+    def __init__(
+        self, serverapp: Any, sampler: Any, probes: Probes, period: float = 2.0, triage_on_alarm: bool = True
+    ) -> None:
         self.sampler = sampler
         self.probes = probes
         self.triage_on_alarm = triage_on_alarm
@@ -78,7 +81,7 @@ class KernelTracker:
                 await self.refresh()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep tracking; the API serves the last good view
+            except Exception:
                 log.exception("kernel tracking refresh failed")
             await asyncio.sleep(self.period)
 
@@ -138,12 +141,34 @@ class KernelTracker:
             if f.pid in attached:
                 continue
             probe, leak = self._probe_view(f)
-            scripts.append({"pid": f.pid, "argv": list(f.meta["argv"]), "rank": f.meta["rank"],
-                            "owner": self.attribution.owner_of(f.pid), "probe": probe, "leak": leak})
-        return {"kernels": kernels, "scripts": scripts, "pid_namespace": state.pid_namespace,
-                "probe_warnings": list(self.probes.warnings)}
+            scripts.append(
+                {
+                    "pid": f.pid,
+                    "argv": list(f.meta["argv"]),
+                    "rank": f.meta["rank"],
+                    "owner": self.attribution.owner_of(f.pid),
+                    "probe": probe,
+                    "leak": leak,
+                }
+            )
+        return {
+            "kernels": kernels,
+            "scripts": scripts,
+            "pid_namespace": state.pid_namespace,
+            "probe_warnings": list(self.probes.warnings),
+        }
 
-    def _probe_view(self, main: ProbeFollower) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+    def _probe_view(self, main: ProbeFollower) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+        """A probe's summary and its per-step leak verdict; (None, None) with a warning when its
+        records defeat the detector, so one probe never blanks the view of the others."""
+        try:
+            return self._probe_view_of(main)
+        except Exception as err:
+            log.exception("probe %s: building its view failed", main.pid)
+            self.probes.warn(f"probe {main.pid}: its readings could not be judged ({type(err).__name__})")
+            return None, None
+
+    def _probe_view_of(self, main: ProbeFollower) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
         """A probe's summary and its per-step leak verdict; asks for a triage on the first alarm."""
         leak = verdict_from_records(main.steps, default_capacity=main.meta["limit"])
         if leak is not None and self.triage_on_alarm and leak["actionable"] and main.triage is None:

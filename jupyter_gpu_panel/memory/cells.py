@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
 
-def analyze_cells(cells: Sequence[Mapping[str, Any]], *, min_runs: int = 3, min_bytes: float = 1 << 20) -> Optional[dict[str, Any]]:
+def analyze_cells(
+    cells: Sequence[Mapping[str, Any]], *, min_runs: int = 3, min_bytes: float = 1 << 20
+) -> Optional[dict[str, Any]]:
     """Cells that keep more memory after every run of the same cell.
 
     Re-running a cell that returns (or displays) a tensor keeps the old one alive through
@@ -34,7 +37,9 @@ def analyze_cells(cells: Sequence[Mapping[str, Any]], *, min_runs: int = 3, min_
         # the first run may build what the notebook needs; the re-runs must not keep more
         reruns = np.asarray(kept[1:])
         if len(kept) >= min_runs - 1 and len(reruns) >= min_runs - 2 and len(reruns) and np.all(reruns >= min_bytes):
-            found.append({"cell": cid, "runs": len(kept), "bytes_per_run": float(np.median(reruns)), "errors": errors[cid]})
+            found.append(
+                {"cell": cid, "runs": len(kept), "bytes_per_run": float(np.median(reruns)), "errors": errors[cid]}
+            )
     if not found:
         return {"leaking_cells": [], "message": None}
     found.sort(key=lambda c: -c["bytes_per_run"])

@@ -7,8 +7,9 @@ steps forecast count the allocator's reserve when the pool is fragmented.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -149,7 +150,9 @@ def analyze_steps(
         elif pk is None:
             # no peak readings: the reserve is the best stand-in for a step's working set
             level = max(last_res, float(x[-1]))
-    detect_growth(pos, x, capacity=capacity, level=level, transient=transient, seconds_per_unit=step_seconds(tt), result=report)
+    detect_growth(
+        pos, x, capacity=capacity, level=level, transient=transient, seconds_per_unit=step_seconds(tt), result=report
+    )
     report.current_step = float(pos[-1])
     return report
 
@@ -175,7 +178,9 @@ def analyze_time(
         du = du[np.isfinite(du)]
         if len(du):
             level = float(du[-1])
-    return detect_growth(tt, u, capacity=capacity, level=level, seconds_per_unit=1.0, min_growth=min_growth, result=TimeReport())
+    return detect_growth(
+        tt, u, capacity=capacity, level=level, seconds_per_unit=1.0, min_growth=min_growth, result=TimeReport()
+    )
 
 
 def analyze_nvml(

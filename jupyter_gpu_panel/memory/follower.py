@@ -66,7 +66,9 @@ class LineFollower:
         return [line for line in lines if len(line) <= MAX_LINE_BYTES]
 
 
-def parse_records(lines: list[bytes], validate: Callable[[Any], Optional[dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
+def parse_records(
+    lines: list[bytes], validate: Callable[[Any], Optional[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], int]:
     """Valid records among ``lines`` and the number of lines skipped as invalid."""
     good, bad = [], 0
     for line in lines:
@@ -112,8 +114,9 @@ class ProbeFollower:
 
     def poll(self) -> int:
         """Read what was appended since the last poll; returns the number of new steps."""
-        steps, bad_steps = parse_records(self._iters.read(), valid_step)
+        records, bad_steps = parse_records(self._iters.read(), valid_step)
         cells, bad_cells = parse_records(self._cells.read(), valid_cell)
+        steps = [r for r in records if not r.get("oom")]  # the line a step that raised OOM leaves
         self.steps.extend(steps)
         self.cells.extend(cells)
         if bad_steps or bad_cells:
@@ -126,8 +129,16 @@ class ProbeFollower:
         """Ask the probe to record the allocation history of its next ``steps`` steps."""
         now = time.time()
         write_new(self.triage_request_path, json.dumps({"steps": steps, "t": now}).encode())
-        self.triage = {"state": "requested", "requested_at": now, "t": None, "steps": steps,
-                       "message": None, "stacks": [], "error": None, "auto": auto}
+        self.triage = {
+            "state": "requested",
+            "requested_at": now,
+            "t": None,
+            "steps": steps,
+            "message": None,
+            "stacks": [],
+            "error": None,
+            "auto": auto,
+        }
         return self.triage
 
     def _read_triage(self) -> None:
@@ -145,8 +156,14 @@ class ProbeFollower:
 
             result = triage_result(doc)
         except (OSError, ValueError, RecursionError, TypeError, AttributeError, KeyError) as err:
-            result = {"state": "error", "t": None, "steps": 0, "message": None, "stacks": [],
-                      "error": f"unreadable triage result: {err}"[:300]}
+            result = {
+                "state": "error",
+                "t": None,
+                "steps": 0,
+                "message": None,
+                "stacks": [],
+                "error": f"unreadable triage result: {err}"[:300],
+            }
         self.triage = {**base, **result}
 
     @property
@@ -198,7 +215,7 @@ class Probes:
         self.warnings: deque[str] = deque(maxlen=MAX_WARNINGS)
 
     @classmethod
-    def in_runtime_dir(cls, runtime_dir: str) -> "Probes":
+    def in_runtime_dir(cls, runtime_dir: str) -> Probes:
         return cls(Path(runtime_dir) / protocol.PROBE_DIR_NAME)
 
     def warn(self, message: str) -> None:

@@ -38,7 +38,7 @@ def fragmentation_check(
         rr = _as_array(retries)
         rr = rr[np.isfinite(rr)]
         if len(rr) >= 2:
-            window = rr[-min(len(rr), 200):]
+            window = rr[-min(len(rr), 200) :]
             rising = bool(window[-1] > window[0])
     out.update(
         reserved=res,

@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import numpy as np
 from scipy import stats
@@ -117,7 +118,9 @@ class Growth:
 
 
 def _as_array(values: Iterable[Any]) -> np.ndarray:
-    return np.asarray([np.nan if v is None else v for v in values] if not isinstance(values, np.ndarray) else values, dtype=float)
+    return np.asarray(
+        [np.nan if v is None else v for v in values] if not isinstance(values, np.ndarray) else values, dtype=float
+    )
 
 
 def _clean(pos: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -312,7 +315,9 @@ def _judge(
     if g.growth <= 4.0 * sigma:
         reasons.append("growth within noise")
     if g.growth < min_growth:
-        reasons.append(f"grew {g.growth / 2**20:.0f} MiB, under the {min_growth / 2**20:.0f} MiB this series can resolve")
+        reasons.append(
+            f"grew {g.growth / 2**20:.0f} MiB, under the {min_growth / 2**20:.0f} MiB this series can resolve"
+        )
     if g.increments < MIN_INCREMENTS:
         reasons.append(f"{g.increments} increment(s): a step change, not a trend")
     if float(seg.max()) > MAX_INCREMENT_SHARE * g.growth:
@@ -347,7 +352,10 @@ def _judge(
         # no forecast without a leak; a growth that is over (a step change, a full cache)
         # has no rate either, one still too short to judge keeps its estimate
         g.to_oom = g.seconds_to_oom = None
-        if any(r.startswith(("growth stopped", "one increment", "growth slowing")) for r in reasons) or g.increments < MIN_INCREMENTS:
+        if (
+            any(r.startswith(("growth stopped", "one increment", "growth slowing")) for r in reasons)
+            or g.increments < MIN_INCREMENTS
+        ):
             g.rate = 0.0
             if g.bytes_per_second is not None:
                 g.bytes_per_second = 0.0

@@ -69,8 +69,10 @@ def _kernel_id() -> Optional[str]:
 class Probe:
     """Writes one record per optimizer step of this process."""
 
-    def __init__(self, directory: Optional[Path] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        import torch  # noqa: PLC0415 - optional dependency, checked by start()
+    def __init__(
+        self, directory: Optional[Path] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        import torch
 
         self.torch = torch
         self.device = torch.cuda.current_device() if device is None else device
@@ -268,7 +270,9 @@ class Probe:
                     key = f"{f['filename']}:{f['line']}"
                     if key not in code:
                         code[key] = linecache.getline(str(f["filename"]), int(f["line"] or 0)).strip() or None
-            events.append({"action": ev.get("action"), "addr": ev.get("addr"), "size": ev.get("size"), "frames": frames})
+            events.append(
+                {"action": ev.get("action"), "addr": ev.get("addr"), "size": ev.get("size"), "frames": frames}
+            )
         self._write_triage({"device_traces": [events], "code": code})
 
     def _write_triage(self, doc: dict[str, Any]) -> None:
@@ -316,7 +320,9 @@ def unavailable_reason() -> Optional[str]:
     return None
 
 
-def start(directory: Optional[str] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Optional[Probe]:
+def start(
+    directory: Optional[str] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Optional[Probe]:
     """Start recording after every optimizer step of this process. Idempotent."""
     global _probe
     if _probe is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from typing import Any, Callable, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional
 
 from .protocol import STEP_MARKER, TRIAGE_MAX_STEPS
 from .wording import human_bytes
@@ -21,8 +22,6 @@ def _user_frame(frames: Sequence[Mapping[str, Any]], skip: Sequence[str]) -> Opt
 
 
 DEFAULT_SKIP = ("/torch/", "\\torch\\", "<frozen", "/site-packages/", "/dist-packages/", "/lib/python3")
-
-
 
 
 def _is_marker(ev: Mapping[str, Any]) -> bool:
@@ -88,13 +87,20 @@ def triage_snapshot(
     for ev, k in alive.values():
         fr = _user_frame(ev.get("frames") or [], skip)
         if fr is None:
-            key, where, label, code = "<no user frame>", "<inside torch>", "inside torch (no Python frame of yours)", None
+            key, where, label, code = (
+                "<no user frame>",
+                "<inside torch>",
+                "inside torch (no Python frame of yours)",
+                None,
+            )
         else:
             where = f"{fr.get('filename')}:{fr.get('line')} {fr.get('name', '')}".strip()
             key = where
             code = source_line(str(fr.get("filename")), int(fr.get("line") or 0)) if source_line else None
             label = f"`{_short_place(str(fr.get('filename')), fr.get('line'))}" + (f" {code.strip()}`" if code else "`")
-        grp = groups.setdefault(key, {"where": where, "code": code, "label": label, "bytes": 0, "count": 0, "_steps": set()})
+        grp = groups.setdefault(
+            key, {"where": where, "code": code, "label": label, "bytes": 0, "count": 0, "_steps": set()}
+        )
         grp["bytes"] += int(ev.get("size") or 0)
         grp["count"] += 1
         grp["_steps"].add(k)
@@ -122,7 +128,11 @@ def triage_result(doc: Any) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     raw_steps = doc.get("steps")
-    steps = raw_steps if isinstance(raw_steps, int) and not isinstance(raw_steps, bool) and 0 < raw_steps <= TRIAGE_MAX_STEPS else 0
+    steps = (
+        raw_steps
+        if isinstance(raw_steps, int) and not isinstance(raw_steps, bool) and 0 < raw_steps <= TRIAGE_MAX_STEPS
+        else 0
+    )
     t = doc.get("t") if isinstance(doc.get("t"), (int, float)) and math.isfinite(doc["t"]) else None
     out: dict[str, Any] = {"t": t, "steps": steps, "message": None, "stacks": [], "error": None}
     if doc.get("error"):
@@ -134,6 +144,9 @@ def triage_result(doc: Any) -> dict[str, Any]:
         return text[:300] if isinstance(text, str) else None
 
     found = triage_snapshot(doc, max(steps, 1), source_line=source_line)
-    stacks = [{k: s[k] for k in ("where", "code", "bytes", "bytes_per_step", "count", "every_step")} for s in found["stacks"][:5]]
+    stacks = [
+        {k: s[k] for k in ("where", "code", "bytes", "bytes_per_step", "count", "every_step")}
+        for s in found["stacks"][:5]
+    ]
     message = found["message"] or f"Nothing allocated during {steps} steps survived them."
     return {**out, "state": "done", "stacks": stacks, "message": message}

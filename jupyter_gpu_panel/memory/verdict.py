@@ -8,7 +8,8 @@ the chart's ``forecast`` line.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from .records import StepTrace, steps_from_records
 from .wording import leak_message

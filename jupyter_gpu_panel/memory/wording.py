@@ -5,7 +5,8 @@ Pure and dependency-free, so the panel's message, the CLI and the triage say the
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def human_bytes(n: float) -> str:

@@ -6,7 +6,8 @@ mistaken for the old process) and cached: the sampler calls this every tick.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import psutil
 

@@ -33,6 +33,7 @@ class Snapshot:
     t: float
     gpus: list[GPUReading] = field(default_factory=list)
 
+
 @dataclass
 class SamplerHealth:
     running: bool = False
@@ -96,7 +97,7 @@ class Sampler:
         """Open the source (may block briefly: call it off the event loop)."""
         try:
             self.status = self.source.open()
-        except Exception as err:  # noqa: BLE001 - a broken source is a state, not a crash
+        except Exception as err:
             log.exception("GPU source failed to open")
             self.status = SourceStatus(getattr(self.source, "name", "unknown"), "error", f"{type(err).__name__}: {err}")
         if self.status.ok:
@@ -119,7 +120,7 @@ class Sampler:
             reader.shutdown()
         try:
             self.source.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("source close failed", exc_info=True)
         self.health.running = False
 
@@ -168,7 +169,7 @@ class Sampler:
         for fn in list(self._listeners):
             try:
                 fn(snap)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("sampler listener failed")
         return snap
 

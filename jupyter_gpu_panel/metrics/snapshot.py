@@ -6,8 +6,9 @@ their command lines may carry secrets (``--db-password=...``, another server's t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 from .readings import FAST_FIELDS, SLOW_FIELDS
 from .sampler import Snapshot

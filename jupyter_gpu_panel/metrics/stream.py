@@ -70,6 +70,6 @@ class StreamHub:
             client.last_sent = snap.t
             try:
                 client.send(message)
-            except Exception:  # noqa: BLE001 - a dead socket must not stop the others
+            except Exception:
                 log.debug("dropping stream client", exc_info=True)
                 self.remove(client)

@@ -5,11 +5,13 @@
 # %%
 def handin_rows():
     r = RESULTS
-    rows = [["student", student or "(write your name in the parameters cell)"],
-            ["date (UTC)", r["created"]],
-            ["GPU", GPU_NAME or f"none: {NO_GPU_REASON}"],
-            ["torch / CUDA / driver", f"{torch.__version__} / {torch.version.cuda} / {r['environment'].get('driver')}"],
-            ["checks failed", ", ".join(c["check"] for c in r.get("checks", []) if c["status"] == "FAIL") or "none"]]
+    rows = [
+        ["student", student or "(write your name in the parameters cell)"],
+        ["date (UTC)", r["created"]],
+        ["GPU", GPU_NAME or f"none: {NO_GPU_REASON}"],
+        ["torch / CUDA / driver", f"{torch.__version__} / {torch.version.cuda} / {r['environment'].get('driver')}"],
+        ["checks failed", ", ".join(c["check"] for c in r.get("checks", []) if c["status"] == "FAIL") or "none"],
+    ]
     p = r.get("pitfalls") or {}
     if p:
         rows.append(["pitfall: no-synchronize 'TFLOP/s'", fmt(p.get("no_sync_tflops"), 0)])
@@ -23,7 +25,7 @@ def handin_rows():
 HANDIN = handin_rows()
 RESULTS["handin"] = {k: v for k, v in HANDIN}
 show_table(HANDIN, ["item", "value"])
-save_results();
+save_results()
 
 # %% [markdown]
 # ## Exercises

@@ -57,13 +57,15 @@ def main():
         dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # the slowest rank sets the pace
         sec = float(elapsed)
         algbw = nbytes / sec / 1e9
-        sweep.append({"bytes": nbytes, "time_us": sec * 1e6, "algbw_GBps": algbw,
-                      "busbw_GBps": algbw * 2 * (world - 1) / world})
+        sweep.append(
+            {"bytes": nbytes, "time_us": sec * 1e6, "algbw_GBps": algbw, "busbw_GBps": algbw * 2 * (world - 1) / world}
+        )
         del buf
         nbytes *= 4
 
     # data-parallel training, same per-GPU batch as the single-GPU run (weak scaling)
     from torch.nn.parallel import DistributedDataParallel as DDP
+
     torch.manual_seed(0)
     model = SmallNet(args.train_width).to(device).to(memory_format=torch.channels_last)
     ddp = DDP(model, device_ids=[local] if cuda else None)
@@ -98,14 +100,26 @@ def main():
     times.sort()
     med = torch.tensor([times[len(times) // 2]], device=device, dtype=torch.float64)
     dist.all_reduce(med, op=dist.ReduceOp.MAX)
-    train = {"per_gpu_batch": args.train_batch, "step_ms": float(med) * 1e3,
-             "samples_per_s": world * args.train_batch / float(med), "amp": str(amp)[6:]}
+    train = {
+        "per_gpu_batch": args.train_batch,
+        "step_ms": float(med) * 1e3,
+        "samples_per_s": world * args.train_batch / float(med),
+        "amp": str(amp)[6:],
+    }
 
     if rank == 0:
         with open(args.out, "w") as f:
-            json.dump({"world_size": world, "backend": args.backend, "correct": ok, "allreduce": sweep,
-                       "training": train, "nccl_version": ".".join(map(str, torch.cuda.nccl.version()))
-                       if cuda else None}, f)
+            json.dump(
+                {
+                    "world_size": world,
+                    "backend": args.backend,
+                    "correct": ok,
+                    "allreduce": sweep,
+                    "training": train,
+                    "nccl_version": ".".join(map(str, torch.cuda.nccl.version())) if cuda else None,
+                },
+                f,
+            )
     dist.destroy_process_group()
 
 

@@ -20,7 +20,12 @@ def gpu_vs_cpu():
             a @ b
             ts.append(time.perf_counter() - t)
         s = median(ts)
-    out["cpu"] = {"n": n_cpu, "ms": s * 1e3, "tflops": matmul_tflops(n_cpu, n_cpu, n_cpu, s), "threads": torch.get_num_threads()}
+    out["cpu"] = {
+        "n": n_cpu,
+        "ms": s * 1e3,
+        "tflops": matmul_tflops(n_cpu, n_cpu, n_cpu, s),
+        "threads": torch.get_num_threads(),
+    }
     if HAS_GPU:
         ga, gb = torch.randn(n_gpu, n_gpu, device=DEVICE), torch.randn(n_gpu, n_gpu, device=DEVICE)
         gc_ = torch.empty(n_gpu, n_gpu, device=DEVICE)
@@ -35,13 +40,22 @@ def gpu_vs_cpu():
 try:
     VS = gpu_vs_cpu()
     RESULTS["gpu_vs_cpu"] = VS
-    rows = [["CPU", VS["cpu"]["n"], fmt(VS["cpu"]["ms"], 2), fmt(VS["cpu"]["tflops"], 3), f"{VS['cpu']['threads']} threads"]]
+    rows = [
+        ["CPU", VS["cpu"]["n"], fmt(VS["cpu"]["ms"], 2), fmt(VS["cpu"]["tflops"], 3), f"{VS['cpu']['threads']} threads"]
+    ]
     if "gpu" in VS:
         peak = REF.get("fp32") if REF else None
-        rows.append(["GPU", VS["gpu"]["n"], fmt(VS["gpu"]["ms"], 2), fmt(VS["gpu"]["tflops"], 2),
-                     f"{fmt(percent_of(VS['gpu']['tflops'], peak), 0)} % of the fp32 datasheet peak; "
-                     f"{VS['speedup']:,.0f}x the CPU"])
+        rows.append(
+            [
+                "GPU",
+                VS["gpu"]["n"],
+                fmt(VS["gpu"]["ms"], 2),
+                fmt(VS["gpu"]["tflops"], 2),
+                f"{fmt(percent_of(VS['gpu']['tflops'], peak), 0)} % of the fp32 datasheet peak; "
+                f"{VS['speedup']:,.0f}x the CPU",
+            ]
+        )
     show_table(rows, ["device", "n", "ms per product (median)", "TFLOP/s", "note"])
 except Exception as exc:
     section_failed("gpu vs cpu", exc)
-save_results();
+save_results()

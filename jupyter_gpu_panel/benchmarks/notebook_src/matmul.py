@@ -29,8 +29,14 @@ def matmul_case(label, n):
     n_sets = int(min(16, max(3, math.ceil(2 * L2_BYTES / per_set))))
     if HAS_GPU:
         n_sets = int(max(1, min(n_sets, torch.cuda.mem_get_info()[0] // 2 // per_set)))
-    sets = [(torch.randn(n, n, device=DEVICE, dtype=dt), torch.randn(n, n, device=DEVICE, dtype=dt),
-             torch.empty(n, n, device=DEVICE, dtype=dt)) for _ in range(n_sets)]
+    sets = [
+        (
+            torch.randn(n, n, device=DEVICE, dtype=dt),
+            torch.randn(n, n, device=DEVICE, dtype=dt),
+            torch.empty(n, n, device=DEVICE, dtype=dt),
+        )
+        for _ in range(n_sets)
+    ]
     i = [0]
 
     def step():
@@ -47,8 +53,13 @@ def matmul_case(label, n):
 def fp8_case(n):
     one = torch.ones((), device=DEVICE, dtype=torch.float32)
     # 3 rotating sets like the other dtypes; _scaled_mm wants the second operand column-major
-    sets = [(torch.randn(n, n, device=DEVICE).to(torch.float8_e4m3fn),
-             torch.randn(n, n, device=DEVICE).to(torch.float8_e4m3fn).t()) for _ in range(3)]
+    sets = [
+        (
+            torch.randn(n, n, device=DEVICE).to(torch.float8_e4m3fn),
+            torch.randn(n, n, device=DEVICE).to(torch.float8_e4m3fn).t(),
+        )
+        for _ in range(3)
+    ]
     i = [0]
 
     def step():
@@ -72,7 +83,7 @@ def matmul_sweep():
     if skipped:
         print(f"skipped on this {'GPU' if HAS_GPU else 'CPU'}: {', '.join(skipped)}")
     rows = []
-    for label, n in tqdm([(l, n) for l in labels for n in matmul_sizes], desc="matmul"):
+    for label, n in tqdm([(lab, n) for lab in labels for n in matmul_sizes], desc="matmul"):
         try:
             samples, n_sets = matmul_case(label, n)
         except Exception as exc:
@@ -81,9 +92,17 @@ def matmul_sweep():
             free_memory()
             continue
         st = spread(samples)
-        rows.append({"dtype": label, "n": n, "tflops": matmul_tflops(n, n, n, st["median"]),
-                     "tflops_best": matmul_tflops(n, n, n, st["min"]), "ms": st["median"] * 1e3,
-                     "input_sets": n_sets, "repeats": st["n"]})
+        rows.append(
+            {
+                "dtype": label,
+                "n": n,
+                "tflops": matmul_tflops(n, n, n, st["median"]),
+                "tflops_best": matmul_tflops(n, n, n, st["min"]),
+                "ms": st["median"] * 1e3,
+                "input_sets": n_sets,
+                "repeats": st["n"],
+            }
+        )
         free_memory()
     return rows
 
@@ -113,9 +132,12 @@ def sustained_matmul():
         end.synchronize()
         windows.append((time.perf_counter() - t0, matmul_tflops(n, n, n, start.elapsed_time(end) / 1e3 / per_window)))
         if probe is None and time.perf_counter() - t0 > sustained_s * 0.6 and shutil.which("nvidia-smi"):
-            probe = subprocess.Popen(["nvidia-smi", "--id=0", "--query-gpu=clocks.sm,power.draw",
-                                      "--format=csv,noheader,nounits"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+            probe = subprocess.Popen(
+                ["nvidia-smi", "--id=0", "--query-gpu=clocks.sm,power.draw", "--format=csv,noheader,nounits"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
     clock = power = None
     if probe is not None:
         try:
@@ -124,10 +146,17 @@ def sustained_matmul():
             probe.kill()
     del sets, c
     free_memory()
-    tail = [w[1] for w in windows[len(windows) // 2:]]
-    return {"dtype": label, "n": n, "seconds": sustained_s, "first_window_tflops": windows[0][1],
-            "sustained_tflops": median(tail), "sm_clock_MHz_under_load": clock, "power_W_under_load": power,
-            "windows": [[round(a, 3), round(b, 1)] for a, b in windows]}
+    tail = [w[1] for w in windows[len(windows) // 2 :]]
+    return {
+        "dtype": label,
+        "n": n,
+        "seconds": sustained_s,
+        "first_window_tflops": windows[0][1],
+        "sustained_tflops": median(tail),
+        "sm_clock_MHz_under_load": clock,
+        "power_W_under_load": power,
+        "windows": [[round(a, 3), round(b, 1)] for a, b in windows],
+    }
 
 
 try:
@@ -137,25 +166,57 @@ try:
     for label, r in best_per_dtype(MATMUL).items():
         peak = REF.get(label) if REF else None
         ach = (REF.get("measured") or {}).get(f"{label}_tflops") if REF else None
-        table.append([label, r["n"], fmt(r["tflops"], 1), fmt(peak, 1), fmt(percent_of(r["tflops"], peak), 0),
-                      fmt(ach, 1), fmt(percent_of(r["tflops"], ach), 0)])
-    show_table(table, ["dtype", "best n", "TFLOP/s (median)", "datasheet peak", "% of peak",
-                       "measured achievable", "% of achievable"])
+        table.append(
+            [
+                label,
+                r["n"],
+                fmt(r["tflops"], 1),
+                fmt(peak, 1),
+                fmt(percent_of(r["tflops"], peak), 0),
+                fmt(ach, 1),
+                fmt(percent_of(r["tflops"], ach), 0),
+            ]
+        )
+    show_table(
+        table,
+        [
+            "dtype",
+            "best n",
+            "TFLOP/s (median)",
+            "datasheet peak",
+            "% of peak",
+            "measured achievable",
+            "% of achievable",
+        ],
+    )
     print("all sizes:")
-    show_table([[r["dtype"], r["n"], fmt(r.get("tflops"), 1), fmt(r.get("ms"), 3), r.get("input_sets"),
-                 r.get("error", "")] for r in MATMUL], ["dtype", "n", "TFLOP/s", "ms/call", "input sets", "error"])
+    show_table(
+        [
+            [r["dtype"], r["n"], fmt(r.get("tflops"), 1), fmt(r.get("ms"), 3), r.get("input_sets"), r.get("error", "")]
+            for r in MATMUL
+        ],
+        ["dtype", "n", "TFLOP/s", "ms/call", "input sets", "error"],
+    )
 except Exception as exc:
     section_failed("matmul", exc)
 try:
     SUST = sustained_matmul()
     RESULTS["matmul_sustained"] = SUST
     if SUST:
-        burst = next((r["tflops"] for r in RESULTS.get("matmul", []) if r["dtype"] == SUST["dtype"]
-                      and r["n"] == SUST["n"] and "tflops" in r), None)
-        print(f"{SUST['dtype']} n={SUST['n']}: burst {fmt(burst, 1)} TFLOP/s; after {SUST['seconds']} s of "
-              f"back-to-back load {fmt(SUST['sustained_tflops'], 1)} TFLOP/s "
-              f"({fmt(percent_of(SUST['sustained_tflops'], burst), 0)} % of burst) at SM clock "
-              f"{SUST['sm_clock_MHz_under_load']} MHz, {SUST['power_W_under_load']} W")
+        burst = next(
+            (
+                r["tflops"]
+                for r in RESULTS.get("matmul", [])
+                if r["dtype"] == SUST["dtype"] and r["n"] == SUST["n"] and "tflops" in r
+            ),
+            None,
+        )
+        print(
+            f"{SUST['dtype']} n={SUST['n']}: burst {fmt(burst, 1)} TFLOP/s; after {SUST['seconds']} s of "
+            f"back-to-back load {fmt(SUST['sustained_tflops'], 1)} TFLOP/s "
+            f"({fmt(percent_of(SUST['sustained_tflops'], burst), 0)} % of burst) at SM clock "
+            f"{SUST['sm_clock_MHz_under_load']} MHz, {SUST['power_W_under_load']} W"
+        )
 except Exception as exc:
     section_failed("sustained matmul", exc)
-save_results();
+save_results()

@@ -33,9 +33,17 @@ def host_device():
     # read the negotiated link while transfers run: idle links drop to a low generation to save power
     probe = None
     if shutil.which("nvidia-smi"):
-        probe = subprocess.Popen(["nvidia-smi", "--id=0", "--query-gpu=pcie.link.gen.current,pcie.link.width.current,"
-                                  "pcie.link.gen.max,pcie.link.width.max", "--format=csv,noheader,nounits"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        probe = subprocess.Popen(
+            [
+                "nvidia-smi",
+                "--id=0",
+                "--query-gpu=pcie.link.gen.current,pcie.link.width.current,pcie.link.gen.max,pcie.link.width.max",
+                "--format=csv,noheader,nounits",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
     cases = {
         "h2d_pinned": lambda: dev.copy_(pinned, non_blocking=True),
         "d2h_pinned": lambda: pinned.copy_(dev, non_blocking=True),
@@ -64,9 +72,19 @@ try:
     peak = REF.get("mem_bw_GBps") if REF else None
     ach = (REF.get("measured") or {}).get("copy_GBps") if REF else None
     what = "device memory" if HAS_GPU else "CPU memory"
-    show_table([[f"{what} copy, {copy_mib} MiB (read + write)", fmt(COPY["GBps"], 0), fmt(peak, 0),
-                 fmt(percent_of(COPY["GBps"], peak), 0), fmt(ach, 0), fmt(percent_of(COPY["GBps"], ach), 0)]],
-               ["test", "GB/s (median)", "datasheet", "% of datasheet", "measured achievable", "% of achievable"])
+    show_table(
+        [
+            [
+                f"{what} copy, {copy_mib} MiB (read + write)",
+                fmt(COPY["GBps"], 0),
+                fmt(peak, 0),
+                fmt(percent_of(COPY["GBps"], peak), 0),
+                fmt(ach, 0),
+                fmt(percent_of(COPY["GBps"], ach), 0),
+            ]
+        ],
+        ["test", "GB/s (median)", "datasheet", "% of datasheet", "measured achievable", "% of achievable"],
+    )
 except Exception as exc:
     section_failed("device copy", exc)
 try:
@@ -74,10 +92,16 @@ try:
     RESULTS["host_device"] = H2D
     if H2D:
         link = f"{H2D.get('pcie_link', '?')} (max {H2D.get('pcie_link_max', '?')})"
-        show_table([[k.replace("_GBps", "").replace("_", " "), fmt(v, 1), link] for k, v in H2D.items()
-                    if k.endswith("_GBps")], ["direction", "GB/s (median)", "PCIe link now (max)"])
+        show_table(
+            [
+                [k.replace("_GBps", "").replace("_", " "), fmt(v, 1), link]
+                for k, v in H2D.items()
+                if k.endswith("_GBps")
+            ],
+            ["direction", "GB/s (median)", "PCIe link now (max)"],
+        )
     else:
         print("host<->device: no GPU, nothing to measure")
 except Exception as exc:
     section_failed("host<->device", exc)
-save_results();
+save_results()

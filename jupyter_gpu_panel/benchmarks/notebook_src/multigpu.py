@@ -18,14 +18,31 @@ def multi_gpu():
         print("multi-GPU section skipped: run_multi_gpu=False")
         return {"skipped": "run_multi_gpu=False"}
     import tempfile
+
     work = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     script = work / "multi_gpu_bench.py"
     script.write_text(DIST_SCRIPT)
     out_json = work / "result.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={N_GPUS}",
-           str(script), "--out", str(out_json), "--max-bytes", str(allreduce_max_mib << 20),
-           "--train-batch", str(train_batch), "--train-image", str(train_image),
-           "--train-width", str(train_width), "--train-steps", str(train_steps)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={N_GPUS}",
+        str(script),
+        "--out",
+        str(out_json),
+        "--max-bytes",
+        str(allreduce_max_mib << 20),
+        "--train-batch",
+        str(train_batch),
+        "--train-image",
+        str(train_image),
+        "--train-width",
+        str(train_width),
+        "--train-steps",
+        str(train_steps),
+    ]
     print(" ".join(cmd))
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -34,10 +51,18 @@ def multi_gpu():
         raise RuntimeError(f"torchrun exited with {proc.returncode}")
     res = json.loads(out_json.read_text())
     res["wall_s"] = time.perf_counter() - t
-    single = next((r["samples_per_s"] for r in RESULTS.get("training", []) if r["mode"].startswith("eager AMP")
-                   and "samples_per_s" in r), None)
+    single = next(
+        (
+            r["samples_per_s"]
+            for r in RESULTS.get("training", [])
+            if r["mode"].startswith("eager AMP") and "samples_per_s" in r
+        ),
+        None,
+    )
     res["training"]["single_gpu_samples_per_s"] = single
-    res["training"]["scaling_efficiency"] = scaling_efficiency(res["training"]["samples_per_s"], single, res["world_size"])
+    res["training"]["scaling_efficiency"] = scaling_efficiency(
+        res["training"]["samples_per_s"], single, res["world_size"]
+    )
     return res
 
 
@@ -46,11 +71,18 @@ try:
     RESULTS["multi_gpu"] = MULTI
     if "allreduce" in MULTI:
         print(f"{MULTI['world_size']} GPUs, results correct: {MULTI['correct']}, NCCL {MULTI.get('nccl_version')}")
-        show_table([[f"{r['bytes'] / 2**20:g} MiB", fmt(r["time_us"], 0), fmt(r["algbw_GBps"], 1), fmt(r["busbw_GBps"], 1)]
-                    for r in MULTI["allreduce"]], ["size", "time µs", "algbw GB/s", "busbw GB/s"])
+        show_table(
+            [
+                [f"{r['bytes'] / 2**20:g} MiB", fmt(r["time_us"], 0), fmt(r["algbw_GBps"], 1), fmt(r["busbw_GBps"], 1)]
+                for r in MULTI["allreduce"]
+            ],
+            ["size", "time µs", "algbw GB/s", "busbw GB/s"],
+        )
         tr = MULTI["training"]
-        print(f"DDP training: {tr['samples_per_s']:,.0f} samples/s on {MULTI['world_size']} GPUs; "
-              f"1 GPU: {fmt(tr['single_gpu_samples_per_s'], 0)}; scaling efficiency {fmt(tr['scaling_efficiency'], 2)}")
+        print(
+            f"DDP training: {tr['samples_per_s']:,.0f} samples/s on {MULTI['world_size']} GPUs; "
+            f"1 GPU: {fmt(tr['single_gpu_samples_per_s'], 0)}; scaling efficiency {fmt(tr['scaling_efficiency'], 2)}"
+        )
 except Exception as exc:
     section_failed("multi-GPU", exc)
-save_results();
+save_results()

@@ -21,7 +21,7 @@ def pitfalls():
     a = torch.randn(n, n, device=DEVICE)
     b = torch.randn(n, n, device=DEVICE)
     sync()
-    flop = 2.0 * n ** 3
+    flop = 2.0 * n**3
     # 1. cold: the very first product of this shape, host clock, synchronized (start-up included)
     t = time.perf_counter()
     c = a @ b
@@ -38,7 +38,9 @@ def pitfalls():
     # correct: warm-up, events, median (fp32 with TF32 off, then on)
     out["fp32_s"] = median(time_fn(lambda: torch.matmul(a, b, out=c), repeats=max(3, repeats // 2)))
     set_tf32(True)
-    out["tf32_s"] = median(time_fn(lambda: torch.matmul(a, b, out=c), repeats=max(3, repeats // 2))) if HAS_GPU else None
+    out["tf32_s"] = (
+        median(time_fn(lambda: torch.matmul(a, b, out=c), repeats=max(3, repeats // 2))) if HAS_GPU else None
+    )
     set_tf32(False)
     # 3. zeros vs random, with the correct method, in the fastest common dtype
     dt = torch.bfloat16 if (BF16_NATIVE or not HAS_GPU) else torch.float16 if HAS_GPU else torch.float32
@@ -55,21 +57,53 @@ def pitfalls():
     free_memory()
     tf = lambda s: flop / s / 1e12 if s else None
     rows = [
-        ["cold (first call, start-up included)", f"{out['cold_s'] * 1e3:,.1f} ms", fmt(tf(out["cold_s"]), 2), "times start-up"],
-        ["no synchronize", f"{out['no_sync_s'] * 1e3:,.3f} ms", fmt(tf(out["no_sync_s"]), 0), "times the launch: impossible"],
-        ["correct, fp32 (TF32 off)", f"{out['fp32_s'] * 1e3:,.2f} ms", fmt(tf(out["fp32_s"]), 2), "warm-up, events, median"],
+        [
+            "cold (first call, start-up included)",
+            f"{out['cold_s'] * 1e3:,.1f} ms",
+            fmt(tf(out["cold_s"]), 2),
+            "times start-up",
+        ],
+        [
+            "no synchronize",
+            f"{out['no_sync_s'] * 1e3:,.3f} ms",
+            fmt(tf(out["no_sync_s"]), 0),
+            "times the launch: impossible",
+        ],
+        [
+            "correct, fp32 (TF32 off)",
+            f"{out['fp32_s'] * 1e3:,.2f} ms",
+            fmt(tf(out["fp32_s"]), 2),
+            "warm-up, events, median",
+        ],
     ]
     if out["tf32_s"]:
-        rows.append(["correct, fp32 with TF32 on", f"{out['tf32_s'] * 1e3:,.2f} ms", fmt(tf(out["tf32_s"]), 2),
-                     "same call, one flag: 10 mantissa bits"])
-    lf = 2.0 * m ** 3
-    rows.append([f"{out['lowp_dtype']} {m}³ on random inputs", f"{out['random_s'] * 1e3:,.3f} ms",
-                 fmt(lf / out["random_s"] / 1e12, 1), "the honest number"])
+        rows.append(
+            [
+                "correct, fp32 with TF32 on",
+                f"{out['tf32_s'] * 1e3:,.2f} ms",
+                fmt(tf(out["tf32_s"]), 2),
+                "same call, one flag: 10 mantissa bits",
+            ]
+        )
+    lf = 2.0 * m**3
+    rows.append(
+        [
+            f"{out['lowp_dtype']} {m}³ on random inputs",
+            f"{out['random_s'] * 1e3:,.3f} ms",
+            fmt(lf / out["random_s"] / 1e12, 1),
+            "the honest number",
+        ]
+    )
     gain = out["random_s"] / out["zeros_s"] - 1
-    rows.append([f"{out['lowp_dtype']} {m}³ on zeros", f"{out['zeros_s'] * 1e3:,.3f} ms",
-                 fmt(lf / out["zeros_s"] / 1e12, 1),
-                 f"{gain:+.0%} vs random: " + ("flatters the card" if gain > 0.02 else
-                                               "no gain here (the card is not at its power limit)")])
+    rows.append(
+        [
+            f"{out['lowp_dtype']} {m}³ on zeros",
+            f"{out['zeros_s'] * 1e3:,.3f} ms",
+            fmt(lf / out["zeros_s"] / 1e12, 1),
+            f"{gain:+.0%} vs random: "
+            + ("flatters the card" if gain > 0.02 else "no gain here (the card is not at its power limit)"),
+        ]
+    )
     print(f"{n} x {n} float32 matmul = {flop / 1e9:,.1f} GFLOP per call")
     if not HAS_GPU:
         print("(on a CPU the work is synchronous, so 'no synchronize' and 'correct' agree; on a GPU they do not)")
@@ -88,4 +122,4 @@ try:
     RESULTS["pitfalls"] = pitfalls()
 except Exception as exc:
     section_failed("pitfalls", exc)
-save_results();
+save_results()

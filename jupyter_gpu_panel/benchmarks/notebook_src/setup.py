@@ -25,13 +25,15 @@ import torch
 
 try:
     try:
-        import ipywidgets  # noqa: F401  (tqdm.auto needs it for notebook bars)
+        import ipywidgets  # tqdm.auto needs it for notebook bars
         from tqdm.auto import tqdm
     except ImportError:
         from tqdm import tqdm
 except ImportError:  # progress bars are a nicety, not a requirement
+
     def tqdm(iterable=None, **kwargs):
         return iterable
+
 
 try:
     import matplotlib
@@ -79,15 +81,19 @@ def why_no_gpu():
     if getattr(torch.version, "hip", None):
         return "this is a ROCm build of torch and it found no AMD GPU"
     if torch.version.cuda is None:
-        return (f"this torch build is CPU-only (torch {torch.__version__}, torch.version.cuda is None): "
-                "install a CUDA build of torch (see pytorch.org, 'Get started')")
+        return (
+            f"this torch build is CPU-only (torch {torch.__version__}, torch.version.cuda is None): "
+            "install a CUDA build of torch (see pytorch.org, 'Get started')"
+        )
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1", "none", "NoDevFiles"):
         return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from this process"
     if not shutil.which("nvidia-smi") and not Path("/dev/nvidia0").exists() and not Path("/dev/nvidiactl").exists():
-        return (f"torch is built for CUDA {torch.version.cuda}, but no NVIDIA driver is visible "
-                "(no nvidia-smi, no /dev/nvidia*): no GPU in this machine/container, or the container "
-                "was started without GPU access (docker --gpus all)")
+        return (
+            f"torch is built for CUDA {torch.version.cuda}, but no NVIDIA driver is visible "
+            "(no nvidia-smi, no /dev/nvidia*): no GPU in this machine/container, or the container "
+            "was started without GPU access (docker --gpus all)"
+        )
     try:
         torch.cuda.init()
     except Exception as exc:  # the driver's own words are the best diagnosis
@@ -107,7 +113,9 @@ def nvidia_smi(fields, index=0):
         try:
             out = subprocess.run(
                 ["nvidia-smi", f"--id={index}", "--query-gpu=" + ",".join(fs), "--format=csv,noheader,nounits"],
-                capture_output=True, text=True, timeout=20,
+                capture_output=True,
+                text=True,
+                timeout=20,
             )
         except (OSError, subprocess.SubprocessError):
             return None
@@ -136,8 +144,15 @@ def driver_cuda_version():
     return m.group(1) if m else None
 
 
-CLOCK_FIELDS = ["clocks.sm", "clocks.max.sm", "clocks.mem", "temperature.gpu", "power.draw",
-                "power.limit", "clocks_event_reasons.active"]
+CLOCK_FIELDS = [
+    "clocks.sm",
+    "clocks.max.sm",
+    "clocks.mem",
+    "temperature.gpu",
+    "power.draw",
+    "power.limit",
+    "clocks_event_reasons.active",
+]
 
 
 def clocks(index=0):
@@ -169,9 +184,14 @@ else:
     print("NO GPU FOUND.")
     print(f"Why: {NO_GPU_REASON}")
     print("The notebook still runs to the end and measures what it can on the CPU, with small sizes.")
-RESULTS["device"] = {"has_gpu": HAS_GPU, "no_gpu_reason": NO_GPU_REASON, "n_gpus": N_GPUS,
-                     "name": GPU_NAME, "capability": list(CC) if CC else None,
-                     "reference": REF["key"] if REF else None}
+RESULTS["device"] = {
+    "has_gpu": HAS_GPU,
+    "no_gpu_reason": NO_GPU_REASON,
+    "n_gpus": N_GPUS,
+    "name": GPU_NAME,
+    "capability": list(CC) if CC else None,
+    "reference": REF["key"] if REF else None,
+}
 
 
 def sync():
@@ -208,8 +228,7 @@ def time_fn(fn, repeats, warmup=3, warmup_s=0.2, inner=None, target_s=2e-3):
         inner = int(min(200, max(1, math.ceil(target_s / single))))
     samples = []
     if HAS_GPU:
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                  for _ in range(repeats)]
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
         for start, end in events:
             start.record()
             for _ in range(inner):

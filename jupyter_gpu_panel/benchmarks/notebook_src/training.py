@@ -27,25 +27,39 @@ def train_throughput():
             step(x, y)
             sync()
             first = time.perf_counter() - t
-            s = spread(time_fn(lambda: step(x, y), repeats=train_steps, warmup=3, warmup_s=0.3, inner=1))
-            rows.append({"mode": name, "batch": train_batch, "samples_per_s": train_batch / s["median"],
-                         "step_ms": s["median"] * 1e3, "first_step_s": first})
+            s = spread(time_fn(lambda step=step: step(x, y), repeats=train_steps, warmup=3, warmup_s=0.3, inner=1))
+            rows.append(
+                {
+                    "mode": name,
+                    "batch": train_batch,
+                    "samples_per_s": train_batch / s["median"],
+                    "step_ms": s["median"] * 1e3,
+                    "first_step_s": first,
+                }
+            )
         except Exception as exc:
             rows.append({"mode": name, "batch": train_batch, "error": f"{type(exc).__name__}: {exc}"})
             ERRORS.append({"section": f"training {name}", "error": rows[-1]["error"]})
         finally:
-            model = step = None
+            model = step = None  # noqa: F841 - drop the references so free_memory() can release them
             free_memory()
     torch.backends.cudnn.benchmark = False
     if not run_compile:
-        print("torch.compile skipped (run_compile=False" + ("; on a CPU it needs a C++ compiler and takes minutes)" if not HAS_GPU else ")"))
+        print(
+            "torch.compile skipped (run_compile=False"
+            + ("; on a CPU it needs a C++ compiler and takes minutes)" if not HAS_GPU else ")")
+        )
     return rows
 
 
 def is_oom(exc):
     text = str(exc)
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text or "ALLOC_FAILED" in text \
+    return (
+        isinstance(exc, torch.cuda.OutOfMemoryError)
+        or "out of memory" in text
+        or "ALLOC_FAILED" in text
         or "NOT_ENOUGH_MEMORY" in text
+    )
 
 
 def largest_batch():
@@ -97,18 +111,35 @@ def largest_batch():
         bar.close()
     model = step = None
     free_memory()
-    return {"max_batch": lo, "first_oom_batch": hi, "cap_reached": hi is None, "peak_bytes": lo_mem,
-            "image": train_image, "width": train_width}
+    return {
+        "max_batch": lo,
+        "first_oom_batch": hi,
+        "cap_reached": hi is None,
+        "peak_bytes": lo_mem,
+        "image": train_image,
+        "width": train_width,
+    }
 
 
 try:
     TRAIN = train_throughput()
     RESULTS["training"] = TRAIN
     base = next((r["samples_per_s"] for r in TRAIN if "samples_per_s" in r), None)
-    show_table([[r["mode"], r["batch"], fmt(r.get("samples_per_s"), 0), fmt(r.get("step_ms"), 2),
-                 fmt(r.get("first_step_s"), 2), fmt(r.get("samples_per_s") and base and r["samples_per_s"] / base, 2) + "x",
-                 r.get("error", "")] for r in TRAIN],
-               ["mode", "batch", "samples/s", "ms/step", "first step s", "vs fp32", "error"])
+    show_table(
+        [
+            [
+                r["mode"],
+                r["batch"],
+                fmt(r.get("samples_per_s"), 0),
+                fmt(r.get("step_ms"), 2),
+                fmt(r.get("first_step_s"), 2),
+                fmt(r.get("samples_per_s") and base and r["samples_per_s"] / base, 2) + "x",
+                r.get("error", ""),
+            ]
+            for r in TRAIN
+        ],
+        ["mode", "batch", "samples/s", "ms/step", "first step s", "vs fp32", "error"],
+    )
 except Exception as exc:
     section_failed("training", exc)
 if find_max_batch:
@@ -116,10 +147,15 @@ if find_max_batch:
         MAXB = largest_batch()
         RESULTS["max_batch"] = MAXB
         if MAXB:
-            lim = f">= {MAXB['max_batch']} (cap {max_batch_cap} reached)" if MAXB["cap_reached"] else \
-                f"{MAXB['max_batch']} fits, {MAXB['first_oom_batch']} does not"
-            print(f"largest AMP batch ({train_image}x{train_image} images): {lim}; "
-                  f"peak memory {MAXB['peak_bytes'] / 2**30:.1f} GiB")
+            lim = (
+                f">= {MAXB['max_batch']} (cap {max_batch_cap} reached)"
+                if MAXB["cap_reached"]
+                else f"{MAXB['max_batch']} fits, {MAXB['first_oom_batch']} does not"
+            )
+            print(
+                f"largest AMP batch ({train_image}x{train_image} images): {lim}; "
+                f"peak memory {MAXB['peak_bytes'] / 2**30:.1f} GiB"
+            )
     except Exception as exc:
         section_failed("largest batch", exc)
-save_results();
+save_results()

@@ -85,7 +85,7 @@ class NvmlSource:
         try:
             nvml = self._nvml_module
             if nvml is None:
-                import pynvml as nvml  # noqa: PLC0415 - optional at import time
+                import pynvml as nvml
         except ImportError:
             self.status = SourceStatus(
                 self.name, STATE_NVML_MISSING, "The nvidia-ml-py package (module pynvml) is not installed."
@@ -210,8 +210,9 @@ class NvmlSource:
         # fallback for older drivers, where used = total - free includes the reservation
         mem = f(nvml.nvmlDeviceGetMemoryInfo, h, nvml.nvmlMemory_v2) or f(nvml.nvmlDeviceGetMemoryInfo, h)
         util = f(nvml.nvmlDeviceGetUtilizationRates, h)
-        reasons_fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-            nvml, "nvmlDeviceGetCurrentClocksThrottleReasons"
+        reasons_fn = (
+            getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+            or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
         )
         reading = GPUReading(
             index=index,
@@ -280,6 +281,8 @@ class NvmlSource:
 
     def is_lost_error(self, err: BaseException) -> bool:
         nvml = self.nvml
-        return nvml is not None and isinstance(err, nvml.NVMLError) and getattr(err, "value", None) == (
-            nvml.NVML_ERROR_GPU_IS_LOST
+        return (
+            nvml is not None
+            and isinstance(err, nvml.NVMLError)
+            and getattr(err, "value", None) == (nvml.NVML_ERROR_GPU_IS_LOST)
         )

@@ -22,6 +22,7 @@ from .base import SourceStatus
 #: The real H100 recording shipped in the package for the demo and binder.
 DEMO_TRACE = "h100_two_procs.nvml.jsonl"
 
+
 def demo_trace_path() -> Path:
     return Path(str(resources.files("jupyter_gpu_panel") / "data" / DEMO_TRACE))
 

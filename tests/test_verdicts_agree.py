@@ -1,0 +1,71 @@
+"""One verdict: the CLI (``leaks --json``), the kernel tracker and the API (``GET kernels``) give the
+same leak verdict on every recorded trace — they all call ``memory.verdict.verdict_from_records``.
+
+Each trace is served to a real server as a live probe's file (a script's probe: a sleeping
+process stands for the training run), with the card size the CLI finds beside the trace as the
+probe's limit, so all three see the same records and the same capacity.
+"""
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, TRACES
+from jupyter_gpu_panel.cli.leaks import STEP_FIELDS
+from jupyter_gpu_panel.memory.follower import Probes
+from jupyter_gpu_panel.memory.traces import sibling_mem_total
+from jupyter_gpu_panel.memory.verdict import verdict_from_records
+
+STEP_TRACES = sorted(TRACES.glob("*/*.iters.jsonl")) + sorted((ROOT / "tests" / "data" / "leaks" / "h100-extra").glob("*.iters.jsonl"))
+
+
+@pytest.fixture
+def gpu_panel_config():
+    return {"source": "replay", "interval": 0.1, "kernel_refresh": 60, "triage_on_alarm": False}
+
+
+def cli_verdict(path):
+    out = subprocess.run(
+        [sys.executable, "-m", "jupyter_gpu_panel", "leaks", str(path), "--json"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout)
+
+
+def test_every_trace_is_found():
+    assert len(STEP_TRACES) >= 20, STEP_TRACES
+
+
+async def test_cli_tracker_and_api_agree_on_every_recorded_trace(jp_fetch, panel):
+    d = panel.probes.dir
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"]) for _ in STEP_TRACES]
+    try:
+        by_pid = {}
+        for proc, path in zip(procs, STEP_TRACES):
+            limit = sibling_mem_total(path)
+            (d / f"probe-{proc.pid}.json").write_text(json.dumps({"pid": proc.pid, "limit": limit, "started": time.time()}))
+            shutil.copy(path, d / f"probe-{proc.pid}.iters.jsonl")
+            by_pid[proc.pid] = path
+        resp = await jp_fetch("api", "gpu-panel", "kernels", params={"refresh": "1"})
+        api = {s["pid"]: s["leak"] for s in json.loads(resp.body)["scripts"]}
+        # the tracker's own followers, read as the tracker reads them
+        followers = Probes(d)
+        followers.poll()
+        assert set(api) == set(by_pid)
+        clis = await asyncio.gather(*(asyncio.to_thread(cli_verdict, p) for p in by_pid.values()))
+        for (pid, path), cli in zip(by_pid.items(), clis):
+            f = followers.followers[pid]
+            tracker = verdict_from_records(f.steps, default_capacity=f.meta["limit"])
+            for key in STEP_FIELDS:
+                assert api[pid][key] == tracker[key] == cli[key], f"{path.name}: {key}"
+            assert api[pid]["level"] == tracker["level"] and api[pid]["capacity"] == tracker["capacity"], path.name
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
