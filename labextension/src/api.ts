@@ -6,16 +6,18 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { components, paths } from './api-schema';
 import {
+  HistoryField,
   IBenchmarkTemplate,
   IDeviceInfo,
   IHistoryResponse,
-  IKernelInfo,
   IKernelsReply,
-  IScriptInfo,
   ISnapshot,
   IStatus
 } from './types';
+
+type Schemas = components['schemas'];
 
 export const API_PREFIX = 'api/gpu-panel';
 
@@ -30,7 +32,9 @@ export class ApiError extends Error {
   }
 }
 
-export type KernelAction = 'interrupt' | 'restart' | 'shutdown' | 'probe' | 'triage';
+/** POST kernels/{kernel_id}/{action}: the actions the contract names. */
+export type KernelAction =
+  paths['/api/gpu-panel/kernels/{kernel_id}/{action}']['post']['parameters']['path']['action'];
 
 export class GpuApiClient {
   constructor(settings?: ServerConnection.ISettings) {
@@ -77,8 +81,8 @@ export class GpuApiClient {
   }
 
   async devices(): Promise<IDeviceInfo[]> {
-    const r = await this.request<{ devices: IDeviceInfo[] }>('devices');
-    return r.devices ?? [];
+    const r = await this.request<Schemas['Devices']>('devices');
+    return r.devices;
   }
 
   snapshot(): Promise<ISnapshot> {
@@ -87,7 +91,7 @@ export class GpuApiClient {
 
   history(
     since: number,
-    fields: readonly string[],
+    fields: readonly HistoryField[],
     maxPoints?: number
   ): Promise<IHistoryResponse> {
     const q: { [k: string]: string } = {
@@ -97,16 +101,14 @@ export class GpuApiClient {
     if (maxPoints) {
       q.max_points = String(maxPoints);
     }
-    return this.request<IHistoryResponse>(`history${URLExt.objectToQueryString(q)}`);
+    return this.request<IHistoryResponse>(
+      `history${URLExt.objectToQueryString(q)}`
+    );
   }
 
-  /** Kernels and probed scripts, one request; `scripts` is [] on servers that send none. */
-  async kernels(): Promise<{ kernels: IKernelInfo[]; scripts: IScriptInfo[] }> {
-    const r = await this.request<IKernelsReply | null>('kernels');
-    return {
-      kernels: Array.isArray(r?.kernels) ? r!.kernels : [],
-      scripts: Array.isArray(r?.scripts) ? r!.scripts : []
-    };
+  /** Kernels and probed scripts, one request. */
+  kernels(): Promise<IKernelsReply> {
+    return this.request<IKernelsReply>('kernels');
   }
 
   /** Ask a script's probe (no kernel) to record its allocations: 202, or 404 when it is gone. */
@@ -118,19 +120,19 @@ export class GpuApiClient {
   }
 
   kernelAction(kernelId: string, action: KernelAction): Promise<unknown> {
-    return this.request(
-      `kernels/${encodeURIComponent(kernelId)}/${action}`,
-      { method: 'POST', body: '{}' }
-    );
+    return this.request(`kernels/${encodeURIComponent(kernelId)}/${action}`, {
+      method: 'POST',
+      body: '{}'
+    });
   }
 
   async benchmarks(): Promise<IBenchmarkTemplate[]> {
-    const r = await this.request<{ templates: IBenchmarkTemplate[] }>('benchmarks');
-    return r.templates ?? [];
+    const r = await this.request<Schemas['Templates']>('benchmarks');
+    return r.templates;
   }
 
   async createBenchmark(template: string, path: string): Promise<string> {
-    const r = await this.request<{ path: string }>('benchmarks', {
+    const r = await this.request<Schemas['BenchmarkCreated']>('benchmarks', {
       method: 'POST',
       body: JSON.stringify({ template, path })
     });

@@ -2,7 +2,7 @@
  * Pure formatting: numbers to the short strings the panel and status bar show.
  * No DOM, no JupyterLab imports, so jest covers it directly.
  */
-import { IGpuReading, IKernelInfo, ILeakVerdict } from './types';
+import { IGpuReading, IKernelInfo, ILeakVerdict, IProbeInfo } from './types';
 
 export type MemoryUnits = 'GiB' | 'GB';
 
@@ -109,7 +109,10 @@ export function formatClock(mhz: number | null | undefined): string {
 }
 
 /** "SM 1980 MHz · Mem 2619 MHz"; an unknown clock is left out, both unknown is n/a. */
-export function clocksText(sm: number | null | undefined, mem: number | null | undefined): string {
+export function clocksText(
+  sm: number | null | undefined,
+  mem: number | null | undefined
+): string {
   const parts: string[] = [];
   if (isNum(sm)) {
     parts.push(`SM ${formatClock(sm)}`);
@@ -132,24 +135,22 @@ export function formatKbps(kbps: number | null | undefined): string {
   return `${shortNumber(bps / 1e6)} MB/s`;
 }
 
-/** NVML throttle-reason words to what a user reads. Unknown words pass through. */
+/**
+ * The throttle reasons the server sends (jupyter_gpu_panel/metrics/sources/nvml.py,
+ * THROTTLE_REASONS: already words, one per NVML clock-event bit) to what the
+ * panel shows. Anything else (the server's "other (0x200)" for bits it does
+ * not name) is shown as sent.
+ */
 const THROTTLE_WORDS: { [k: string]: string } = {
-  gpu_idle: 'idle',
   idle: 'idle',
-  applications_clocks_setting: 'application clocks setting',
-  app_clocks: 'application clocks setting',
-  sw_power_cap: 'software power cap',
-  power_cap: 'software power cap',
-  hw_slowdown: 'hardware slowdown',
-  hw: 'hardware slowdown',
-  sync_boost: 'sync boost',
-  sw_thermal_slowdown: 'software thermal slowdown',
-  sw_thermal: 'software thermal slowdown',
-  hw_thermal_slowdown: 'hardware thermal slowdown',
-  hw_thermal: 'hardware thermal slowdown',
-  hw_power_brake_slowdown: 'power brake (external)',
-  hw_power_brake: 'power brake (external)',
-  display_clock_setting: 'display clock setting'
+  'applications clock setting': 'application clocks setting',
+  'software power cap': 'software power cap',
+  'hardware slowdown': 'hardware slowdown',
+  'sync boost': 'sync boost',
+  'software thermal slowdown': 'software thermal slowdown',
+  'hardware thermal slowdown': 'hardware thermal slowdown',
+  'power brake': 'power brake (external)',
+  'display clock setting': 'display clock setting'
 };
 
 export function throttleText(reasons: string[] | null | undefined): string {
@@ -159,10 +160,7 @@ export function throttleText(reasons: string[] | null | undefined): string {
   if (reasons.length === 0) {
     return 'none';
   }
-  const words = reasons.map(r => {
-    const k = r.toLowerCase();
-    return THROTTLE_WORDS[k] ?? k.replace(/_/g, ' ');
-  });
+  const words = reasons.map(r => THROTTLE_WORDS[r] ?? r);
   return Array.from(new Set(words)).join(', ');
 }
 
@@ -181,7 +179,9 @@ export function formatDuration(seconds: number | null | undefined): string {
   if (s < 86400) {
     const h = Math.floor(s / 3600);
     const m = Math.round((s - h * 3600) / 60);
-    return m === 0 || m === 60 ? `${m === 60 ? h + 1 : h} h` : `${h} h ${m} min`;
+    return m === 0 || m === 60
+      ? `${m === 60 ? h + 1 : h} h`
+      : `${h} h ${m} min`;
   }
   return `${Math.round(s / 86400)} d`;
 }
@@ -221,7 +221,7 @@ export function leakText(
   if (isNum(leak.seconds_to_oom)) {
     eta.push(`in about ${formatDuration(leak.seconds_to_oom)}`);
   }
-  if (isNum(leak.steps_to_oom)) {
+  if (leak.source === 'steps' && isNum(leak.steps_to_oom)) {
     eta.push(`~${Math.round(leak.steps_to_oom)} steps`);
   }
   if (eta.length) {
@@ -305,21 +305,27 @@ export function niceCeil(v: number): number {
   return Math.ceil(v / step - 1e-9) * step;
 }
 
-/** The in-kernel memory probe's state in words (server shape: steps, alive, last). */
-export function probeText(probe: { [k: string]: unknown } | null | undefined, requested = false): string {
+/** The in-kernel memory probe's state in words: tracking or stopped, and its steps. */
+export function probeText(
+  probe: IProbeInfo | null | undefined,
+  requested = false
+): string {
   if (!probe) {
     return requested ? 'loading, waiting for the first step…' : 'not tracked';
   }
-  const steps = typeof probe.steps === 'number' ? probe.steps : null;
-  const n = steps === null ? '' : `, ${steps} step${steps === 1 ? '' : 's'}`;
-  if (probe.alive === false) {
+  const steps = probe.steps;
+  const n = `, ${steps} step${steps === 1 ? '' : 's'}`;
+  if (!probe.alive) {
     return `stopped${n}`;
   }
   return `tracking${n}`;
 }
 
 /** A kernel's GPU memory: "none" when it holds no GPU memory at all. */
-export function kernelMemoryText(k: IKernelInfo, units: MemoryUnits = 'GiB'): string {
+export function kernelMemoryText(
+  k: IKernelInfo,
+  units: MemoryUnits = 'GiB'
+): string {
   const hasAny = Object.keys(k.memory || {}).length > 0;
   return hasAny ? formatBytes(kernelMemory(k), units) : 'none';
 }

@@ -6,7 +6,7 @@
  * both the server sends and uPlot draws, so no per-tick reshaping is needed.
  * Pure: no DOM, no I/O.
  */
-import { IGpuReading, IHistoryResponse } from './types';
+import { HistoryField, IGpuReading, IHistoryResponse } from './types';
 
 /** Fields the charts draw; also the ones asked of `GET history`. */
 export const CHART_FIELDS = [
@@ -16,7 +16,7 @@ export const CHART_FIELDS = [
   'mem_total',
   'power_mw',
   'temp_c'
-] as const;
+] as const satisfies readonly HistoryField[];
 
 export type ChartField = (typeof CHART_FIELDS)[number];
 
@@ -101,7 +101,7 @@ export function mergeSeries(
 export function appendReading(
   series: ISeries,
   reading: IGpuReading,
-  fields: readonly string[]
+  fields: readonly HistoryField[]
 ): ISeries {
   const t = reading.t;
   if (typeof t !== 'number' || !Number.isFinite(t)) {
@@ -132,7 +132,11 @@ export function appendReading(
  * excess passes `slack` points keeps the per-tick cost O(1) amortised
  * (Array.splice at the front is O(n)).
  */
-export function trimSeries(series: ISeries, keepFrom: number, slack = 64): void {
+export function trimSeries(
+  series: ISeries,
+  keepFrom: number,
+  slack = 64
+): void {
   const cut = lowerBound(series.t, keepFrom);
   if (cut === 0 || cut < slack) {
     return;

@@ -26,7 +26,12 @@ import gpuSvg from '../style/icons/gpu.svg';
 import { GpuApiClient } from './api';
 import { baseName } from './format';
 import { leakLine, scriptName } from './kernelview';
-import { clampInterval, DEFAULT_SETTINGS, IPanelSettings, parseSettings } from './settings';
+import {
+  clampInterval,
+  DEFAULT_SETTINGS,
+  IPanelSettings,
+  parseSettings
+} from './settings';
 import { GpuStore } from './store';
 import { IBenchmarkTemplate, IKernelInfo, IScriptInfo } from './types';
 import { GpuPanel, IPanelActions } from './widgets/panel';
@@ -34,7 +39,10 @@ import { GpuStatusItem } from './widgets/statusbar';
 
 const PLUGIN_ID = 'jupyter-gpu-panel:plugin';
 
-export const gpuIcon = new LabIcon({ name: 'jupyter-gpu-panel:gpu', svgstr: gpuSvg });
+export const gpuIcon = new LabIcon({
+  name: 'jupyter-gpu-panel:gpu',
+  svgstr: gpuSvg
+});
 
 namespace CommandIDs {
   export const open = 'gpu-panel:open';
@@ -77,21 +85,39 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     // The server's message names the rate, the time and the step of the OOM;
     // a toast shows ~140 characters, so it goes alone.
-    const warnLeak = (name: string, leak: IKernelInfo['leak'], notebook: string | null) => {
+    const warnLeak = (
+      name: string,
+      leak: IKernelInfo['leak'],
+      notebook: string | null
+    ) => {
       const actions: Notification.IAction[] = [];
       if (notebook) {
-        actions.push({ label: 'Open notebook', callback: () => openNotebook(notebook) });
+        actions.push({
+          label: 'Open notebook',
+          callback: () => openNotebook(notebook)
+        });
       }
-      actions.push({ label: 'Open GPU panel', callback: () => void app.commands.execute(CommandIDs.open) });
-      Notification.warning(`GPU memory leak in ${name}: ${leakLine(leak, settings.memoryUnits)}`, {
-        autoClose: false,
-        actions
+      actions.push({
+        label: 'Open GPU panel',
+        callback: () => void app.commands.execute(CommandIDs.open)
       });
+      Notification.warning(
+        `GPU memory leak in ${name}: ${leakLine(leak, settings.memoryUnits)}`,
+        {
+          autoClose: false,
+          actions
+        }
+      );
     };
     const onLeak = (k: IKernelInfo) =>
-      warnLeak(k.notebook ? baseName(k.notebook) : k.kernel_name ?? k.kernel_id, k.leak, k.notebook);
+      warnLeak(
+        k.notebook ? baseName(k.notebook) : (k.kernel_name ?? k.kernel_id),
+        k.leak,
+        k.notebook
+      );
     // A script outside any kernel (a terminal's training run): named by its command.
-    const onScriptLeak = (sc: IScriptInfo) => warnLeak(scriptName(sc), sc.leak, null);
+    const onScriptLeak = (sc: IScriptInfo) =>
+      warnLeak(scriptName(sc), sc.leak, null);
 
     const store = new GpuStore({ client, onLeak, onScriptLeak });
 
@@ -133,7 +159,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // Interval: the user's choice, never below the server's floor.
     let sentInterval: number | null = null;
     const applyInterval = () => {
-      const want = clampInterval(settings.refreshInterval, store.state.status?.min_interval);
+      const want = clampInterval(
+        settings.refreshInterval,
+        store.state.status?.min_interval
+      );
       if (want !== sentInterval) {
         sentInterval = want;
         store.setInterval(want);
@@ -146,7 +175,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     const applySettings = () => {
-      store.setLeakHorizon(settings.leakForecastMinutes * 60, settings.leakNotifications);
+      store.setLeakHorizon(
+        settings.leakForecastMinutes * 60,
+        settings.leakNotifications
+      );
       applyInterval();
       panel.update();
       settingsChanged.emit();
@@ -201,7 +233,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           : args.isPalette
             ? `New benchmark notebook: ${args.title as string}`
             : (args.title as string),
-      caption: args => (args.description as string) ?? 'Create a GPU benchmark notebook',
+      caption: args =>
+        (args.description as string) ?? 'Create a GPU benchmark notebook',
       icon: args => (args.isPalette ? undefined : gpuIcon),
       execute: async args => {
         const template = args.template as string;
@@ -222,7 +255,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette?.addItem({ command: CommandIDs.open, category: 'GPU' });
 
     // Benchmark templates come from the server: add a tile/palette entry per
-    // template once they load (no-op while the route 404s).
+    // template once they load.
     const added = new Set<string>();
     const addTemplates = (templates: IBenchmarkTemplate[]) => {
       for (const t of templates) {
@@ -230,8 +263,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
           continue;
         }
         added.add(t.name);
-        const args = { template: t.name, title: t.title, description: t.description };
-        launcher?.add({ command: CommandIDs.createBenchmark, args, category: 'GPU', rank: added.size });
+        const args = {
+          template: t.name,
+          title: t.title,
+          description: t.description
+        };
+        launcher?.add({
+          command: CommandIDs.createBenchmark,
+          args,
+          category: 'GPU',
+          rank: added.size
+        });
         palette?.addItem({
           command: CommandIDs.createBenchmark,
           args: { ...args, isPalette: true },

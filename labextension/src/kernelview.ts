@@ -5,7 +5,13 @@
  * hints and the triage result; a script's title. No DOM, no uPlot, so jest
  * covers it directly.
  */
-import { baseName, formatBytes, leakText, MemoryUnits, unitBytes } from './format';
+import {
+  baseName,
+  formatBytes,
+  leakText,
+  MemoryUnits,
+  unitBytes
+} from './format';
 import {
   ILeakForecast,
   ILeakVerdict,
@@ -20,7 +26,8 @@ function isNum(v: unknown): v is number {
 }
 
 /** The lines a kernel chart can hold; the widget maps each to a colour and dash. */
-export type KernelLineKey = 'allocated' | 'reserved' | 'used' | 'forecast' | 'limit';
+export type KernelLineKey =
+  'allocated' | 'reserved' | 'used' | 'forecast' | 'limit';
 
 export const KERNEL_LINE_LABELS: { [k in KernelLineKey]: string } = {
   allocated: 'Allocated',
@@ -68,7 +75,7 @@ export function measuredSeries(k: IMemorySubject): IColumns | null {
   const s = k.probe?.series;
   if (s && Array.isArray(s.step) && s.step.length >= 2) {
     const n = s.step.length;
-    const col = (v: number[] | undefined) =>
+    const col = (v: ReadonlyArray<number | null> | undefined) =>
       Array.from({ length: n }, (_, i) => (v && isNum(v[i]) ? v[i] : null));
     const cols = [col(s.allocated)];
     const keys: KernelLineKey[] = ['allocated'];
@@ -119,7 +126,10 @@ export function forecastSegment(
  * Sorted union of x and extra points; returns the merged x and, for each
  * merged index, the index into x (or -1 where the point is an extra one).
  */
-export function mergeX(x: number[], extra: number[]): { x: number[]; from: number[] } {
+export function mergeX(
+  x: number[],
+  extra: number[]
+): { x: number[]; from: number[] } {
   const ex = extra.filter(isNum).sort((a, b) => a - b);
   const out: number[] = [];
   const from: number[] = [];
@@ -146,12 +156,17 @@ export function mergeX(x: number[], extra: number[]): { x: number[]; from: numbe
 }
 
 /** The y unit for a chart whose largest value is maxBytes: GiB/GB, or MiB/MB below one. */
-export function chartUnit(maxBytes: number, units: MemoryUnits): { name: string; bytes: number } {
+export function chartUnit(
+  maxBytes: number,
+  units: MemoryUnits
+): { name: string; bytes: number } {
   const big = unitBytes(units);
   if (maxBytes >= big) {
     return { name: units, bytes: big };
   }
-  return units === 'GiB' ? { name: 'MiB', bytes: 1024 ** 2 } : { name: 'MB', bytes: 1e6 };
+  return units === 'GiB'
+    ? { name: 'MiB', bytes: 1024 ** 2 }
+    : { name: 'MB', bytes: 1e6 };
 }
 
 /** Index of the nearest x within X_EPS, or -1. */
@@ -168,15 +183,21 @@ function findX(x: number[], v: number): number {
  * A kernel's (or script's) memory chart, or null when there is nothing to
  * plot (fewer than two points on both the probe and the NVML series).
  */
-export function kernelChart(k: IMemorySubject, units: MemoryUnits = 'GiB'): IKernelChart | null {
+export function kernelChart(
+  k: IMemorySubject,
+  units: MemoryUnits = 'GiB'
+): IKernelChart | null {
   const m = measuredSeries(k);
   if (!m) {
     return null;
   }
   const leak = k.leak;
   const seg = forecastSegment(leak?.forecast, m.axis, m.x);
-  const capacity = leak && isNum(leak.capacity) && leak.capacity > 0 ? leak.capacity : null;
-  const merged = seg ? mergeX(m.x, [seg.x0, seg.x1]) : { x: m.x, from: m.x.map((_, i) => i) };
+  const capacity =
+    leak && isNum(leak.capacity) && leak.capacity > 0 ? leak.capacity : null;
+  const merged = seg
+    ? mergeX(m.x, [seg.x0, seg.x1])
+    : { x: m.x, from: m.x.map((_, i) => i) };
 
   let maxBytes = 0;
   for (const c of m.cols) {
@@ -218,7 +239,9 @@ export function kernelChart(k: IMemorySubject, units: MemoryUnits = 'GiB'): IKer
     lines.push('limit');
   }
   const title =
-    m.axis === 'step' ? `Memory by step (${unit.name})` : `Kernel GPU memory (${unit.name})`;
+    m.axis === 'step'
+      ? `Memory by step (${unit.name})`
+      : `Kernel GPU memory (${unit.name})`;
   return {
     axis: m.axis,
     unit: unit.name,
@@ -248,8 +271,16 @@ export function formatStep(v: number): string {
  * The leak line: the server's own message while it sees a leak (it names
  * the rate, the time and the step of the OOM), else the local summary.
  */
-export function leakLine(leak: ILeakVerdict | null | undefined, units: MemoryUnits = 'GiB'): string {
-  if (leak && leak.leak && typeof leak.message === 'string' && leak.message.trim()) {
+export function leakLine(
+  leak: ILeakVerdict | null | undefined,
+  units: MemoryUnits = 'GiB'
+): string {
+  if (
+    leak &&
+    leak.leak &&
+    typeof leak.message === 'string' &&
+    leak.message.trim()
+  ) {
     return leak.message;
   }
   return leakText(leak, units);
@@ -274,7 +305,11 @@ export function probeHints(probe: IProbeInfo | null | undefined): IHint[] {
   }
   const frag = probe.fragmentation;
   if (frag && typeof frag.message === 'string' && frag.message.trim()) {
-    out.push({ key: 'fragmentation', text: frag.message, warn: frag.fragmented === true });
+    out.push({
+      key: 'fragmentation',
+      text: frag.message,
+      warn: frag.fragmented === true
+    });
   }
   return out;
 }
@@ -339,10 +374,18 @@ export function triageView(
   }
   const auto = triage.auto === true;
   if (triage.state === 'requested') {
-    const n = isNum(triage.steps) && triage.steps > 0 ? Math.round(triage.steps) : null;
-    const what = n === null ? 'the next steps' : `the next ${n} step${n === 1 ? '' : 's'}`;
+    const n =
+      isNum(triage.steps) && triage.steps > 0 ? Math.round(triage.steps) : null;
+    const what =
+      n === null ? 'the next steps' : `the next ${n} step${n === 1 ? '' : 's'}`;
     const text = `Recording allocations for ${what}…${auto ? ' (started at the leak alarm)' : ''}`;
-    return { state: 'requested', parts: [{ text, code: false }], stacks: [], auto, busy: true };
+    return {
+      state: 'requested',
+      parts: [{ text, code: false }],
+      stacks: [],
+      auto,
+      busy: true
+    };
   }
   if (triage.state === 'done') {
     const stacks = (Array.isArray(triage.stacks) ? triage.stacks : [])
@@ -361,12 +404,26 @@ export function triageView(
         : stacks.length
           ? 'Allocations that grew while recording:'
           : 'No allocation kept growing while recording.';
-    return { state: 'done', parts: codeParts(message), stacks, auto, busy: false };
+    return {
+      state: 'done',
+      parts: codeParts(message),
+      stacks,
+      auto,
+      busy: false
+    };
   }
   if (triage.state === 'error') {
     const text =
-      typeof triage.error === 'string' && triage.error.trim() ? triage.error : 'The triage failed.';
-    return { state: 'error', parts: [{ text, code: false }], stacks: [], auto, busy: false };
+      typeof triage.error === 'string' && triage.error.trim()
+        ? triage.error
+        : 'The triage failed.';
+    return {
+      state: 'error',
+      parts: [{ text, code: false }],
+      stacks: [],
+      auto,
+      busy: false
+    };
   }
   return null;
 }
@@ -384,20 +441,29 @@ function shellWord(a: string): string {
  * ("/home/me/train.py --epochs 3" -> "train.py --epochs 3"); "" without argv.
  */
 export function scriptCommand(s: Pick<IScriptInfo, 'argv'>): string {
-  const argv = Array.isArray(s.argv) ? s.argv.filter(a => typeof a === 'string') : [];
+  const argv = Array.isArray(s.argv)
+    ? s.argv.filter(a => typeof a === 'string')
+    : [];
   if (!argv.length) {
     return '';
   }
-  return [baseName(argv[0]) || argv[0], ...argv.slice(1)].map(shellWord).join(' ');
+  return [baseName(argv[0]) || argv[0], ...argv.slice(1)]
+    .map(shellWord)
+    .join(' ');
 }
 
 /** A script row's title: its command cut to `max` characters, else "pid N". */
-export function scriptTitle(s: Pick<IScriptInfo, 'argv' | 'pid'>, max = SCRIPT_TITLE_MAX): string {
+export function scriptTitle(
+  s: Pick<IScriptInfo, 'argv' | 'pid'>,
+  max = SCRIPT_TITLE_MAX
+): string {
   const cmd = scriptCommand(s);
   if (!cmd) {
     return `pid ${s.pid}`;
   }
-  return cmd.length > max ? `${cmd.slice(0, Math.max(1, max - 1)).trimEnd()}…` : cmd;
+  return cmd.length > max
+    ? `${cmd.slice(0, Math.max(1, max - 1)).trimEnd()}…`
+    : cmd;
 }
 
 function hasRank(s: Pick<IScriptInfo, 'rank'>): boolean {
@@ -405,7 +471,9 @@ function hasRank(s: Pick<IScriptInfo, 'rank'>): boolean {
 }
 
 /** A script in a sentence (the leak notification): "train.py --epochs 3 (rank 1)". */
-export function scriptName(s: Pick<IScriptInfo, 'argv' | 'pid' | 'rank'>): string {
+export function scriptName(
+  s: Pick<IScriptInfo, 'argv' | 'pid' | 'rank'>
+): string {
   return `${scriptTitle(s)}${hasRank(s) ? ` (rank ${s.rank})` : ''}`;
 }
 
@@ -418,8 +486,9 @@ export function scriptOrigin(owner: IScriptInfo['owner']): string | null {
     return 'from a terminal';
   }
   if (owner.kind === 'kernel') {
-    const nb = (owner as { notebook?: unknown }).notebook;
-    return typeof nb === 'string' && nb ? `from ${baseName(nb)}` : 'from a kernel';
+    return owner.notebook
+      ? `from ${baseName(owner.notebook)}`
+      : 'from a kernel';
   }
   return null;
 }

@@ -14,7 +14,10 @@ import { IKernelInfo, ILeakVerdict, IScriptInfo } from './types';
  * forecast (e.g. step-based only) still counts when actionable: the server
  * has already judged it worth acting on.
  */
-export function isAlarming(k: { leak: ILeakVerdict | null }, horizonSeconds: number): boolean {
+export function isAlarming(
+  k: { leak: ILeakVerdict | null },
+  horizonSeconds: number
+): boolean {
   const leak = k.leak;
   if (!leak || !leak.leak || !leak.actionable) {
     return false;
@@ -48,7 +51,10 @@ export function updateEpisodes(
 ): IEpisodeUpdate {
   const next = new Set<string>();
   // Adds the alarming items' keys to `next`; returns those whose episode starts now.
-  const starting = <T extends { leak: ILeakVerdict | null }>(items: T[], key: (item: T) => string): T[] =>
+  const starting = <T extends { leak: ILeakVerdict | null }>(
+    items: T[],
+    key: (item: T) => string
+  ): T[] =>
     items.filter(item => {
       const k = key(item);
       if (!isAlarming(item, horizonSeconds) || next.has(k)) {

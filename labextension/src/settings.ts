@@ -56,13 +56,19 @@ export const DEFAULT_SETTINGS: IPanelSettings = {
 };
 
 /** Never ask faster than the server allows, nor slower than a minute. */
-export function clampInterval(seconds: unknown, serverMin?: number | null): number {
+export function clampInterval(
+  seconds: unknown,
+  serverMin?: number | null
+): number {
   const floor = Math.max(MIN_INTERVAL, serverMin ?? MIN_INTERVAL);
-  const v = typeof seconds === 'number' && Number.isFinite(seconds) ? seconds : 1;
+  const v =
+    typeof seconds === 'number' && Number.isFinite(seconds) ? seconds : 1;
   return Math.min(60, Math.max(floor, v));
 }
 
-export function parseSettings(raw: { [k: string]: unknown } | null | undefined): IPanelSettings {
+export function parseSettings(
+  raw: { [k: string]: unknown } | null | undefined
+): IPanelSettings {
   const r = raw ?? {};
   const d = DEFAULT_SETTINGS;
   const win = Number(r.chartWindow);
@@ -73,20 +79,31 @@ export function parseSettings(raw: { [k: string]: unknown } | null | undefined):
       metrics[k] = metricsRaw[k] as boolean;
     }
   }
-  const bool = (v: unknown, dflt: boolean) => (typeof v === 'boolean' ? v : dflt);
+  const bool = (v: unknown, dflt: boolean) =>
+    typeof v === 'boolean' ? v : dflt;
   const lf = Number(r.leakForecastMinutes);
   return {
     refreshInterval: clampInterval(r.refreshInterval ?? d.refreshInterval),
-    chartWindow: (CHART_WINDOWS as readonly number[]).includes(win) ? win : d.chartWindow,
+    chartWindow: (CHART_WINDOWS as readonly number[]).includes(win)
+      ? win
+      : d.chartWindow,
     memoryUnits: r.memoryUnits === 'GB' ? 'GB' : 'GiB',
     metrics,
-    showOtherUsersProcesses: bool(r.showOtherUsersProcesses, d.showOtherUsersProcesses),
+    showOtherUsersProcesses: bool(
+      r.showOtherUsersProcesses,
+      d.showOtherUsersProcesses
+    ),
     leakNotifications: bool(r.leakNotifications, d.leakNotifications),
-    leakForecastMinutes: Number.isFinite(lf) && lf > 0 ? lf : d.leakForecastMinutes,
+    leakForecastMinutes:
+      Number.isFinite(lf) && lf > 0 ? lf : d.leakForecastMinutes,
     statusBar: bool(r.statusBar, d.statusBar)
   };
 }
 
 export function windowLabel(seconds: number): string {
-  return seconds >= 3600 ? `${seconds / 3600} h` : seconds >= 60 ? `${seconds / 60} min` : `${seconds} s`;
+  return seconds >= 3600
+    ? `${seconds / 3600} h`
+    : seconds >= 60
+      ? `${seconds / 60} min`
+      : `${seconds} s`;
 }

@@ -5,7 +5,7 @@
  * read the derived view.
  */
 import { clockTime } from './format';
-import { IStatus } from './types';
+import { IStatus, SourceState } from './types';
 
 export type Phase =
   /** First attempt, nothing heard yet. */
@@ -108,7 +108,13 @@ export interface IView {
   shortText: string | null;
 }
 
-const STATE_TEXT: { [state: string]: { title: string; hint: string } } = {
+const STATE_TEXT: {
+  [state in Exclude<SourceState, 'ok'>]: { title: string; hint: string };
+} = {
+  starting: {
+    title: 'Starting the GPU reader…',
+    hint: 'The server has not opened the GPU library yet.'
+  },
   'nvml-missing': {
     title: 'NVIDIA driver library (NVML) not found',
     hint: 'This machine has no NVIDIA driver installed, so no GPU can be read.'
@@ -126,11 +132,6 @@ const STATE_TEXT: { [state: string]: { title: string; hint: string } } = {
     hint: 'The GPU library returned an error.'
   }
 };
-
-/** The title used for a source state; exported for the status bar tooltip. */
-export function stateTitle(state: string): string {
-  return STATE_TEXT[state]?.title ?? `GPU state: ${state}`;
-}
 
 export interface IViewInput {
   conn: IConnection;
@@ -215,12 +216,13 @@ export function deriveView(input: IViewInput): IView {
       const text = STATE_TEXT[status.state];
       const m: IBanner = {
         level: status.state === 'error' ? 'error' : 'info',
-        title: text?.title ?? `GPU state: ${status.state}`,
+        title: text.title,
         // The server's own message is the specific one; the hint is the fallback.
-        detail: status.message || text?.hint || null
+        detail: status.message || text.hint
       };
       if (!hasData) {
-        return { body: 'message', message: m, banners, shortText: 'No GPU' };
+        const shortText = status.state === 'starting' ? 'GPU …' : 'No GPU';
+        return { body: 'message', message: m, banners, shortText };
       }
       banners.push(m);
     }
@@ -240,7 +242,11 @@ export function deriveView(input: IViewInput): IView {
   if (gpuCount === null) {
     return {
       body: 'loading',
-      message: { level: 'info', title: 'Waiting for the first reading…', detail: null },
+      message: {
+        level: 'info',
+        title: 'Waiting for the first reading…',
+        detail: null
+      },
       banners,
       shortText: 'GPU …'
     };
@@ -257,7 +263,10 @@ export function deriveView(input: IViewInput): IView {
 }
 
 /** Per-GPU state words shown on a card that is not 'ok'. */
-export function gpuStateText(state: string, error: string | null): string | null {
+export function gpuStateText(
+  state: string,
+  error: string | null
+): string | null {
   switch (state) {
     case 'ok':
       return null;

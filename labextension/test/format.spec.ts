@@ -17,36 +17,7 @@ import {
   statusBarText,
   throttleText
 } from '../src/format';
-import { IGpuReading } from '../src/types';
-
-const GiB = 1024 ** 3;
-
-function gpu(partial: Partial<IGpuReading>): IGpuReading {
-  return {
-    index: 0,
-    t: 1,
-    state: 'ok',
-    error: null,
-    util_gpu: null,
-    util_mem: null,
-    mem_total: null,
-    mem_used: null,
-    mem_free: null,
-    mem_reserved: null,
-    temp_c: null,
-    power_mw: null,
-    power_limit_mw: null,
-    clock_sm: null,
-    clock_mem: null,
-    pstate: null,
-    throttle_reasons: null,
-    fan_pct: null,
-    pcie_tx_kbps: null,
-    pcie_rx_kbps: null,
-    processes: [],
-    ...partial
-  };
-}
+import { GiB, gpu, kernel, nvmlVerdict, probe, stepsVerdict } from './fixtures';
 
 describe('numbers', () => {
   it('keeps three significant digits at most', () => {
@@ -69,8 +40,12 @@ describe('numbers', () => {
 
   it('formats the H100 trace memory as the status bar shows it', () => {
     // mem_total of the bundled H100 trace
-    expect(formatMemoryPair(15200550912, 85520809984, 'GiB')).toBe('14.2/79.6 GiB');
-    expect(formatMemoryPair(15200550912, 85520809984, 'GB')).toBe('15.2/85.5 GB');
+    expect(formatMemoryPair(15200550912, 85520809984, 'GiB')).toBe(
+      '14.2/79.6 GiB'
+    );
+    expect(formatMemoryPair(15200550912, 85520809984, 'GB')).toBe(
+      '15.2/85.5 GB'
+    );
     expect(formatMemoryPair(1, null)).toBe('n/a');
   });
 
@@ -109,12 +84,15 @@ describe('clocks', () => {
 });
 
 describe('throttle reasons', () => {
-  it('turns NVML words into plain words, deduplicated', () => {
-    expect(throttleText(['sw_power_cap', 'hw_slowdown'])).toBe(
+  it('shows the words the server sends, deduplicated', () => {
+    expect(throttleText(['software power cap', 'hardware slowdown'])).toBe(
       'software power cap, hardware slowdown'
     );
-    expect(throttleText(['power_cap', 'sw_power_cap'])).toBe('software power cap');
-    expect(throttleText(['some_new_reason'])).toBe('some new reason');
+    expect(throttleText(['applications clock setting', 'power brake'])).toBe(
+      'application clocks setting, power brake (external)'
+    );
+    expect(throttleText(['idle', 'idle'])).toBe('idle');
+    expect(throttleText(['other (0x200)'])).toBe('other (0x200)');
     expect(throttleText([])).toBe('none');
     expect(throttleText(null)).toBe('n/a');
   });
@@ -138,35 +116,41 @@ describe('durations and leaks', () => {
   it('writes a forecast line from the leak verdict', () => {
     expect(leakText(null)).toBe('No verdict yet');
     expect(
-      leakText({
-        leak: false,
-        actionable: false,
-        bytes_per_second: null,
-        seconds_to_oom: null,
-        steps_to_oom: null,
-        message: 'stable'
-      })
+      leakText(
+        stepsVerdict({
+          leak: false,
+          actionable: false,
+          bytes_per_second: null,
+          seconds_to_oom: null,
+          steps_to_oom: null,
+          message: 'stable'
+        })
+      )
     ).toBe('stable');
     expect(
-      leakText({
-        leak: true,
-        actionable: true,
-        bytes_per_second: (1.5 * GiB) / 60,
-        seconds_to_oom: 720,
-        steps_to_oom: 340.2,
-        message: 'grows 1.5 GiB/min'
-      })
+      leakText(
+        stepsVerdict({
+          bytes_per_second: (1.5 * GiB) / 60,
+          seconds_to_oom: 720,
+          steps_to_oom: 340.2,
+          message: 'grows 1.5 GiB/min'
+        })
+      )
     ).toBe('Leak: +1.5 GiB/min, out of memory in about 12 min (~340 steps)');
     expect(
-      leakText({
-        leak: true,
-        actionable: false,
-        bytes_per_second: null,
-        seconds_to_oom: null,
-        steps_to_oom: 50,
-        message: null
-      })
+      leakText(
+        stepsVerdict({
+          actionable: false,
+          bytes_per_second: null,
+          seconds_to_oom: null,
+          steps_to_oom: 50,
+          message: ''
+        })
+      )
     ).toBe('Possible leak: out of memory ~50 steps');
+    expect(
+      leakText(nvmlVerdict({ bytes_per_second: GiB / 60, seconds_to_oom: 120 }))
+    ).toBe('Leak: +1 GiB/min, out of memory in about 2 min');
   });
 });
 
@@ -177,8 +161,18 @@ describe('status bar', () => {
   });
 
   it('shows the busiest of several GPUs with its index', () => {
-    const a = gpu({ index: 0, util_gpu: 10, mem_used: 70 * GiB, mem_total: 80 * GiB });
-    const b = gpu({ index: 1, util_gpu: 90, mem_used: 1 * GiB, mem_total: 80 * GiB });
+    const a = gpu({
+      index: 0,
+      util_gpu: 10,
+      mem_used: 70 * GiB,
+      mem_total: 80 * GiB
+    });
+    const b = gpu({
+      index: 1,
+      util_gpu: 90,
+      mem_used: 1 * GiB,
+      mem_total: 80 * GiB
+    });
     const lost = gpu({ index: 2, state: 'lost', util_gpu: 100 });
     expect(busiestGpu([a, b, lost])?.index).toBe(1);
     expect(statusBarText([a, b, lost])).toBe('GPU1 90% · 1/80 GiB');
@@ -200,13 +194,18 @@ describe('kernels', () => {
   it('words the memory probe state', () => {
     expect(probeText(null)).toBe('not tracked');
     expect(probeText(null, true)).toMatch(/waiting/);
-    expect(probeText({ steps: 12, alive: true })).toBe('tracking, 12 steps');
-    expect(probeText({ steps: 1, alive: false })).toBe('stopped, 1 step');
+    expect(probeText(probe({ steps: 12, alive: true }))).toBe(
+      'tracking, 12 steps'
+    );
+    expect(probeText(probe({ steps: 1, alive: false }))).toBe(
+      'stopped, 1 step'
+    );
   });
 
   it('says none for a kernel without GPU memory', () => {
-    const k = { memory: {} } as any;
-    expect(kernelMemoryText(k)).toBe('none');
-    expect(kernelMemoryText({ memory: { '0': GiB, '1': GiB } } as any)).toBe('2 GiB');
+    expect(kernelMemoryText(kernel({ memory: {} }))).toBe('none');
+    expect(kernelMemoryText(kernel({ memory: { '0': GiB, '1': GiB } }))).toBe(
+      '2 GiB'
+    );
   });
 });

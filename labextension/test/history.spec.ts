@@ -11,16 +11,31 @@ import {
   trimSeries,
   windowData
 } from '../src/history';
-import { IGpuReading, IHistoryResponse } from '../src/types';
+import { HistoryField, IGpuReading, IHistoryResponse } from '../src/types';
+import { gpu } from './fixtures';
 
-const F = ['util_gpu', 'mem_used'];
+const F: HistoryField[] = ['util_gpu', 'mem_used'];
 
-function series(t: number[], util: Array<number | null>, mem?: Array<number | null>): ISeries {
-  return { t: [...t], values: { util_gpu: [...util], mem_used: mem ? [...mem] : util.map(() => null) } };
+function series(
+  t: number[],
+  util: Array<number | null>,
+  mem?: Array<number | null>
+): ISeries {
+  return {
+    t: [...t],
+    values: {
+      util_gpu: [...util],
+      mem_used: mem ? [...mem] : util.map(() => null)
+    }
+  };
 }
 
-function reading(t: number, util: number | null, mem: number | null = null): IGpuReading {
-  return { index: 0, t, util_gpu: util, mem_used: mem } as unknown as IGpuReading;
+function reading(
+  t: number,
+  util: number | null,
+  mem: number | null = null
+): IGpuReading {
+  return gpu({ t, util_gpu: util, mem_used: mem });
 }
 
 describe('lowerBound', () => {
@@ -45,7 +60,11 @@ describe('mergeSeries', () => {
   });
 
   it('treats float-noise-equal times as one sample', () => {
-    const m = mergeSeries(series([1.0000001], [1]), series([1.0000002], [2]), F);
+    const m = mergeSeries(
+      series([1.0000001], [1]),
+      series([1.0000002], [2]),
+      F
+    );
     expect(m.t).toHaveLength(1);
     expect(m.values.util_gpu).toEqual([2]);
   });
@@ -79,7 +98,11 @@ describe('appendReading', () => {
     const s = emptySeries(F);
     appendReading(s, reading(NaN, 1), F);
     expect(s.t).toHaveLength(0);
-    appendReading(s, { index: 0, t: 5, util_gpu: 'x' } as unknown as IGpuReading, F);
+    appendReading(
+      s,
+      { index: 0, t: 5, util_gpu: 'x' } as unknown as IGpuReading,
+      F
+    );
     expect(s.values.util_gpu).toEqual([null]);
   });
 });
@@ -100,9 +123,15 @@ describe('trimSeries', () => {
 describe('history seed', () => {
   const resp: IHistoryResponse = {
     now: 10,
+    interval: 1,
+    processes: [],
     fields: ['util_gpu', 'mem_used'],
     gpus: [
-      { index: 0, t: [3, 1, 2], values: { util_gpu: [30, 10, 20], mem_used: [3, 1, 2] } },
+      {
+        index: 0,
+        t: [3, 1, 2],
+        values: { util_gpu: [30, 10, 20], mem_used: [3, 1, 2] }
+      },
       { index: 1, t: [1], values: { util_gpu: [5] } }
     ]
   };

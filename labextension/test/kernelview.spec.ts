@@ -19,71 +19,23 @@ import {
   scriptTitle,
   triageView
 } from '../src/kernelview';
-import { IKernelInfo, ILeakVerdict, IProbeInfo, IScriptInfo, ITriage } from '../src/types';
-
-const MiB = 1024 ** 2;
-const GiB = 1024 ** 3;
-
-function kernel(partial: Partial<IKernelInfo> = {}): IKernelInfo {
-  return {
-    kernel_id: 'k1',
-    kernel_name: 'python3',
-    notebook: 'leaky.ipynb',
-    execution_state: 'busy',
-    pids: [1],
-    memory: { '0': 1 },
-    probe: null,
-    leak: null,
-    ...partial
-  };
-}
-
-function verdict(partial: Partial<ILeakVerdict> = {}): ILeakVerdict {
-  return {
-    leak: true,
-    actionable: true,
-    bytes_per_second: 32 * MiB,
-    seconds_to_oom: 70,
-    steps_to_oom: 2408,
-    message: 'Leaking 32 MiB a step, full in ~70 s, around step 2,508.',
-    ...partial
-  };
-}
-
-function probe(partial: Partial<IProbeInfo> = {}): IProbeInfo {
-  return {
-    pid: 1,
-    kernel_id: 'k1',
-    device: 0,
-    limit: 80 * GiB,
-    steps: 100,
-    last: null,
-    alive: true,
-    series: { step: [0, 50, 100], allocated: [1 * GiB, 2 * GiB, 3 * GiB], reserved: [2 * GiB, 3 * GiB, 4 * GiB] },
-    cells: null,
-    fragmentation: null,
-    triage: null,
-    ...partial
-  };
-}
-
-function triage(partial: Partial<ITriage> = {}): ITriage {
-  return {
-    state: 'done',
-    requested_at: 1,
-    t: 2,
-    steps: 4,
-    message: '`leaky.ipynb:12 kept.append(h.detach())` keeps 32 MiB a step',
-    stacks: [],
-    error: null,
-    auto: false,
-    ...partial
-  };
-}
+import { IScriptInfo } from '../src/types';
+import {
+  GiB,
+  kernel,
+  MiB,
+  nvmlVerdict,
+  probe,
+  script as baseScript,
+  stepsVerdict as verdict,
+  triage
+} from './fixtures';
 
 describe('measuredSeries', () => {
   it('plots the probe per step when it has two points or more', () => {
-    const m = measuredSeries(kernel({ probe: probe(), history: { t: [1, 2, 3], used: [1, 2, 3] } }))!;
+    const m = measuredSeries(
+      kernel({ probe: probe(), history: { t: [1, 2, 3], used: [1, 2, 3] } })
+    )!;
     expect(m.axis).toBe('step');
     expect(m.x).toEqual([0, 50, 100]);
     expect(m.keys).toEqual(['allocated', 'reserved']);
@@ -92,24 +44,30 @@ describe('measuredSeries', () => {
 
   it('falls back to NVML history over time with fewer than two steps', () => {
     const p = probe({ series: { step: [7], allocated: [1], reserved: [1] } });
-    const m = measuredSeries(kernel({ probe: p, history: { t: [10, 11], used: [5, 6] } }))!;
+    const m = measuredSeries(
+      kernel({ probe: p, history: { t: [10, 11], used: [5, 6] } })
+    )!;
     expect(m.axis).toBe('time');
     expect(m.keys).toEqual(['used']);
     expect(m.cols).toEqual([[5, 6]]);
   });
 
   it('drops a reserved column with no numbers and fills short columns with null', () => {
-    const p = probe({ series: { step: [1, 2, 3], allocated: [1, 2], reserved: [] } });
+    const p = probe({
+      series: { step: [1, 2, 3], allocated: [1, 2], reserved: [] }
+    });
     const m = measuredSeries(kernel({ probe: p }))!;
     expect(m.keys).toEqual(['allocated']);
     expect(m.cols[0]).toEqual([1, 2, null]);
   });
 
-  it('has nothing to plot without two points anywhere (old servers included)', () => {
+  it('has nothing to plot without two points anywhere', () => {
     expect(measuredSeries(kernel())).toBeNull();
-    expect(measuredSeries(kernel({ history: { t: [1], used: [1] } }))).toBeNull();
-    expect(measuredSeries(kernel({ probe: { steps: 3, alive: true } }))).toBeNull();
-    expect(measuredSeries(kernel({ history: null }))).toBeNull();
+    expect(
+      measuredSeries(kernel({ history: { t: [1], used: [1] } }))
+    ).toBeNull();
+    const p = probe({ series: { step: [3], allocated: [1], reserved: [1] } });
+    expect(measuredSeries(kernel({ probe: p }))).toBeNull();
   });
 });
 
@@ -117,20 +75,42 @@ describe('forecastSegment', () => {
   const x = [0, 50, 100];
 
   it('draws a forecast on its own axis only', () => {
-    const f = { axis: 'step', x0: 100, y0: 1, x1: 200, y1: 2 };
-    expect(forecastSegment(f, 'step', x)).toEqual({ x0: 100, y0: 1, x1: 200, y1: 2, clipped: false });
+    const f = { axis: 'step' as const, x0: 100, y0: 1, x1: 200, y1: 2 };
+    expect(forecastSegment(f, 'step', x)).toEqual({
+      x0: 100,
+      y0: 1,
+      x1: 200,
+      y1: 2,
+      clipped: false
+    });
     expect(forecastSegment(f, 'time', x)).toBeNull();
     expect(forecastSegment(null, 'step', x)).toBeNull();
     expect(forecastSegment(undefined, 'step', x)).toBeNull();
   });
 
   it('refuses a malformed or backwards forecast', () => {
-    expect(forecastSegment({ axis: 'step', x0: 100, y0: 1, x1: 100, y1: 2 }, 'step', x)).toBeNull();
-    expect(forecastSegment({ axis: 'step', x0: 100, y0: NaN, x1: 200, y1: 2 }, 'step', x)).toBeNull();
+    expect(
+      forecastSegment(
+        { axis: 'step', x0: 100, y0: 1, x1: 100, y1: 2 },
+        'step',
+        x
+      )
+    ).toBeNull();
+    expect(
+      forecastSegment(
+        { axis: 'step', x0: 100, y0: NaN, x1: 200, y1: 2 },
+        'step',
+        x
+      )
+    ).toBeNull();
   });
 
   it('cuts a far forecast to FORECAST_MAX_SPAN times the data span, keeping its slope', () => {
-    const s = forecastSegment({ axis: 'step', x0: 100, y0: 10, x1: 10100, y1: 110 }, 'step', x)!;
+    const s = forecastSegment(
+      { axis: 'step', x0: 100, y0: 10, x1: 10100, y1: 110 },
+      'step',
+      x
+    )!;
     expect(s.clipped).toBe(true);
     expect(s.x1).toBe(100 + FORECAST_MAX_SPAN * 100);
     expect(s.y1).toBeCloseTo(10 + (100 * FORECAST_MAX_SPAN * 100) / 10000);
@@ -139,8 +119,14 @@ describe('forecastSegment', () => {
 
 describe('mergeX', () => {
   it('merges extra points in order, once, without duplicating equal x', () => {
-    expect(mergeX([0, 50, 100], [100, 200])).toEqual({ x: [0, 50, 100, 200], from: [0, 1, 2, -1] });
-    expect(mergeX([0, 50, 100], [75, 75])).toEqual({ x: [0, 50, 75, 100], from: [0, 1, -1, 2] });
+    expect(mergeX([0, 50, 100], [100, 200])).toEqual({
+      x: [0, 50, 100, 200],
+      from: [0, 1, 2, -1]
+    });
+    expect(mergeX([0, 50, 100], [75, 75])).toEqual({
+      x: [0, 50, 75, 100],
+      from: [0, 1, -1, 2]
+    });
     expect(mergeX([10, 20], [5])).toEqual({ x: [5, 10, 20], from: [-1, 0, 1] });
     // Float noise in unix seconds is the same point.
     expect(mergeX([1700000000.5], [1700000000.5000002]).x).toHaveLength(1);
@@ -178,7 +164,9 @@ describe('kernelChart', () => {
   });
 
   it('does not draw a time forecast over a step chart', () => {
-    const leak = verdict({ forecast: { axis: 'time', x0: 100, y0: 1, x1: 200, y1: 2 } });
+    const leak = verdict({
+      forecast: { axis: 'time', x0: 100, y0: 1, x1: 200, y1: 2 }
+    });
     const c = kernelChart(kernel({ probe: probe(), leak }))!;
     expect(c.forecast).toBe(false);
     expect(c.lines).toEqual(['allocated', 'reserved']);
@@ -186,10 +174,18 @@ describe('kernelChart', () => {
   });
 
   it('plots NVML use over time in MiB when small, with a time forecast', () => {
-    const history = { t: [1000, 1010, 1020], used: [100 * MiB, 200 * MiB, 300 * MiB] };
-    const leak = verdict({
-      source: 'nvml',
-      forecast: { axis: 'time', x0: 1020, y0: 300 * MiB, x1: 1040, y1: 500 * MiB }
+    const history = {
+      t: [1000, 1010, 1020],
+      used: [100 * MiB, 200 * MiB, 300 * MiB]
+    };
+    const leak = nvmlVerdict({
+      forecast: {
+        axis: 'time',
+        x0: 1020,
+        y0: 300 * MiB,
+        x1: 1040,
+        y1: 500 * MiB
+      }
     });
     const c = kernelChart(kernel({ history, leak }), 'GiB')!;
     expect(c.axis).toBe('time');
@@ -228,15 +224,25 @@ describe('formatStep', () => {
 
 describe('leakLine', () => {
   it("shows the server's forecast message during a leak", () => {
-    expect(leakLine(verdict())).toBe('Leaking 32 MiB a step, full in ~70 s, around step 2,508.');
+    expect(leakLine(verdict())).toBe(
+      'Leaking 32 MiB a step, full in ~70 s, around step 2,508.'
+    );
   });
 
   it('falls back to the local summary without a message', () => {
-    expect(leakLine(verdict({ message: null, bytes_per_second: GiB / 60, steps_to_oom: null }))).toBe(
-      'Leak: +1 GiB/min, out of memory in about 1 min'
-    );
+    expect(
+      leakLine(
+        verdict({
+          message: '',
+          bytes_per_second: GiB / 60,
+          steps_to_oom: null
+        })
+      )
+    ).toBe('Leak: +1 GiB/min, out of memory in about 1 min');
     expect(leakLine(null)).toBe('No verdict yet');
-    expect(leakLine(verdict({ leak: false, message: 'No growth' }))).toBe('No growth');
+    expect(leakLine(verdict({ leak: false, message: 'No growth' }))).toBe(
+      'No growth'
+    );
   });
 });
 
@@ -247,8 +253,14 @@ describe('probeHints', () => {
     expect(
       probeHints(
         probe({
-          cells: { leaking_cells: [], message: 'Cell 3 keeps 1 GiB: `%reset out`' },
-          fragmentation: { fragmented: true, message: 'Set expandable_segments' }
+          cells: {
+            leaking_cells: [],
+            message: 'Cell 3 keeps 1 GiB: `%reset out`'
+          },
+          fragmentation: {
+            fragmented: true,
+            message: 'Set expandable_segments'
+          }
         })
       )
     ).toEqual([
@@ -256,7 +268,12 @@ describe('probeHints', () => {
       { key: 'fragmentation', text: 'Set expandable_segments', warn: true }
     ]);
     expect(
-      probeHints(probe({ cells: { message: null }, fragmentation: { fragmented: false, message: 'ok' } }))
+      probeHints(
+        probe({
+          cells: { leaking_cells: [], message: null },
+          fragmentation: { fragmented: false, message: 'ok' }
+        })
+      )
     ).toEqual([{ key: 'fragmentation', text: 'ok', warn: false }]);
   });
 });
@@ -265,8 +282,14 @@ describe('canTriage', () => {
   it('needs an actionable leak and a probe', () => {
     expect(canTriage(kernel({ probe: probe(), leak: verdict() }))).toBe(true);
     expect(canTriage(kernel({ probe: null, leak: verdict() }))).toBe(false);
-    expect(canTriage(kernel({ probe: probe(), leak: verdict({ actionable: false }) }))).toBe(false);
-    expect(canTriage(kernel({ probe: probe(), leak: verdict({ leak: false }) }))).toBe(false);
+    expect(
+      canTriage(
+        kernel({ probe: probe(), leak: verdict({ actionable: false }) })
+      )
+    ).toBe(false);
+    expect(
+      canTriage(kernel({ probe: probe(), leak: verdict({ leak: false }) }))
+    ).toBe(false);
     expect(canTriage(kernel({ probe: probe(), leak: null }))).toBe(false);
   });
 });
@@ -285,29 +308,40 @@ describe('codeParts', () => {
       { text: 'gc.collect()', code: true },
       { text: '.', code: false }
     ]);
-    expect(codeParts('an odd ` backtick')).toEqual([{ text: 'an odd ` backtick', code: false }]);
+    expect(codeParts('an odd ` backtick')).toEqual([
+      { text: 'an odd ` backtick', code: false }
+    ]);
   });
 });
 
 describe('triageView', () => {
-  it('is null without a triage or with an unknown state', () => {
+  it('is null without a triage', () => {
     expect(triageView(null)).toBeNull();
     expect(triageView(undefined)).toBeNull();
-    expect(triageView(triage({ state: 'weird' }))).toBeNull();
   });
 
   it('says it is recording, and waits', () => {
-    const v = triageView(triage({ state: 'requested', message: null, steps: 4 }))!;
+    const v = triageView(
+      triage({ state: 'requested', message: null, steps: 4 })
+    )!;
     expect(v.busy).toBe(true);
-    expect(v.parts).toEqual([{ text: 'Recording allocations for the next 4 steps…', code: false }]);
-    const auto = triageView(triage({ state: 'requested', steps: 1, auto: true }))!;
+    expect(v.parts).toEqual([
+      { text: 'Recording allocations for the next 4 steps…', code: false }
+    ]);
+    const auto = triageView(
+      triage({ state: 'requested', steps: 1, auto: true })
+    )!;
     expect(auto.parts[0].text).toBe(
       'Recording allocations for the next 1 step… (started at the leak alarm)'
     );
   });
 
   it('shows the message with its code and the top three stacks by growth', () => {
-    const stack = (where: string, perStep: number, code: string | null = 'x') => ({
+    const stack = (
+      where: string,
+      perStep: number,
+      code: string | null = 'x'
+    ) => ({
       where,
       code,
       bytes: perStep * 4,
@@ -332,7 +366,11 @@ describe('triageView', () => {
       { text: ' keeps 32 MiB a step', code: false }
     ]);
     expect(v.stacks).toEqual([
-      { where: 'leaky.ipynb:12 <module>', code: 'kept.append(h)', perStep: '32 MiB a step' },
+      {
+        where: 'leaky.ipynb:12 <module>',
+        code: 'kept.append(h)',
+        perStep: '32 MiB a step'
+      },
       { where: 'b.py:2 g', code: null, perStep: '2 MiB a step' },
       { where: 'a.py:1 f', code: 'x', perStep: '1 MiB a step' }
     ]);
@@ -345,10 +383,14 @@ describe('triageView', () => {
   });
 
   it('shows the error', () => {
-    const v = triageView(triage({ state: 'error', message: null, error: 'the probe is gone' }))!;
+    const v = triageView(
+      triage({ state: 'error', message: null, error: 'the probe is gone' })
+    )!;
     expect(v.state).toBe('error');
     expect(v.parts).toEqual([{ text: 'the probe is gone', code: false }]);
-    expect(triageView(triage({ state: 'error', error: null }))!.parts[0].text).toBe('The triage failed.');
+    expect(
+      triageView(triage({ state: 'error', error: null }))!.parts[0].text
+    ).toBe('The triage failed.');
   });
 });
 
@@ -362,15 +404,11 @@ describe('legendValue', () => {
 });
 
 function script(partial: Partial<IScriptInfo> = {}): IScriptInfo {
-  return {
-    pid: 4242,
+  return baseScript({
     argv: ['/home/me/runs/train.py', '--epochs', '3'],
-    rank: null,
-    owner: { kind: 'terminal', via_pid: 4000 },
-    probe: probe({ kernel_id: undefined }),
     leak: verdict(),
     ...partial
-  };
+  });
 }
 
 describe('scripts', () => {
@@ -378,38 +416,70 @@ describe('scripts', () => {
     expect(scriptCommand(script())).toBe('train.py --epochs 3');
     expect(scriptTitle(script())).toBe('train.py --epochs 3');
     // arguments a shell would need quoted are quoted
-    expect(scriptCommand(script({ argv: ['t.py', '--name', 'my run', ''] }))).toBe("t.py --name 'my run' ''");
-    expect(scriptCommand(script({ argv: ['t.py', "it's"] }))).toBe("t.py 'it'\\''s'");
+    expect(
+      scriptCommand(script({ argv: ['t.py', '--name', 'my run', ''] }))
+    ).toBe("t.py --name 'my run' ''");
+    expect(scriptCommand(script({ argv: ['t.py', "it's"] }))).toBe(
+      "t.py 'it'\\''s'"
+    );
     expect(scriptCommand(script({ argv: ['-c'] }))).toBe('-c');
   });
 
   it('cuts a long command with an ellipsis, and falls back to the pid', () => {
-    const long = script({ argv: ['train.py', '--config', 'configs/' + 'x'.repeat(80) + '.yaml'] });
+    const long = script({
+      argv: ['train.py', '--config', 'configs/' + 'x'.repeat(80) + '.yaml']
+    });
     const t = scriptTitle(long);
     expect(t.length).toBe(SCRIPT_TITLE_MAX);
     expect(t.endsWith('…')).toBe(true);
     expect(t.startsWith('train.py --config configs/')).toBe(true);
     expect(scriptTitle(script({ argv: [] }))).toBe('pid 4242');
-    expect(scriptTitle(script({ argv: undefined as unknown as string[] }))).toBe('pid 4242');
+    expect(
+      scriptTitle(script({ argv: undefined as unknown as string[] }))
+    ).toBe('pid 4242');
   });
 
   it('names the rank, the pid and who started it', () => {
     expect(scriptDetail(script())).toBe('pid 4242 · from a terminal');
-    expect(scriptDetail(script({ rank: '1', owner: { kind: 'process' } }))).toBe('rank 1 · pid 4242');
-    expect(scriptDetail(script({ rank: '0', owner: null }))).toBe('rank 0 · pid 4242');
-    expect(scriptName(script({ rank: '3' }))).toBe('train.py --epochs 3 (rank 3)');
+    expect(
+      scriptDetail(script({ rank: '1', owner: { kind: 'process' } }))
+    ).toBe('rank 1 · pid 4242');
+    expect(scriptDetail(script({ rank: '0', owner: null }))).toBe(
+      'rank 0 · pid 4242'
+    );
+    expect(scriptName(script({ rank: '3' }))).toBe(
+      'train.py --epochs 3 (rank 3)'
+    );
     expect(scriptName(script())).toBe('train.py --epochs 3');
     expect(
-      scriptOrigin({ kind: 'kernel', kernel_id: 'k', kernel_name: 'python3', notebook: 'dir/a.ipynb' })
+      scriptOrigin({
+        kind: 'kernel',
+        kernel_id: 'k',
+        kernel_name: 'python3',
+        notebook: 'dir/a.ipynb',
+        user: null,
+        via_pid: null
+      })
     ).toBe('from a.ipynb');
-    expect(scriptOrigin({ kind: 'kernel', kernel_id: 'k', kernel_name: null, notebook: null })).toBe(
-      'from a kernel'
-    );
+    expect(
+      scriptOrigin({
+        kind: 'kernel',
+        kernel_id: 'k',
+        kernel_name: null,
+        notebook: null,
+        user: null,
+        via_pid: null
+      })
+    ).toBe('from a kernel');
     expect(scriptOrigin({ kind: 'process' })).toBeNull();
   });
 
   it('charts and triages a script like a kernel', () => {
-    const s = script({ leak: verdict({ forecast: { axis: 'step', x0: 100, y0: 3 * GiB, x1: 200, y1: 6 * GiB } }) });
+    const s = script({
+      leak: verdict({
+        forecast: { axis: 'step', x0: 100, y0: 3 * GiB, x1: 200, y1: 6 * GiB }
+      })
+    });
     const c = kernelChart(s)!;
     expect(c.axis).toBe('step');
     expect(c.title).toBe('Memory by step (GiB)');
@@ -417,6 +487,9 @@ describe('scripts', () => {
     expect(c.forecast).toBe(true);
     expect(canTriage(s)).toBe(true);
     expect(canTriage(script({ probe: null }))).toBe(false);
-    expect(kernelChart(script({ probe: probe({ series: null }) }))).toBeNull(); // no NVML history for scripts
+    const noSteps = { step: [], allocated: [], reserved: [] };
+    expect(
+      kernelChart(script({ probe: probe({ series: noSteps }) }))
+    ).toBeNull(); // no NVML history for scripts
   });
 });

@@ -1,27 +1,21 @@
 import { isAlarming, scriptKey, updateEpisodes } from '../src/leakepisodes';
-import { IKernelInfo, ILeakVerdict, IScriptInfo } from '../src/types';
+import { IKernelInfo, IScriptInfo } from '../src/types';
+import {
+  kernel as baseKernel,
+  NvmlVerdict,
+  nvmlVerdict,
+  probe,
+  script as baseScript,
+  stepsVerdict
+} from './fixtures';
 
-function kernel(id: string, leak: Partial<ILeakVerdict> | null): IKernelInfo {
-  return {
+/** A kernel whose NVML verdict is an actionable leak (1 MB/s, OOM in 10 min), overridden by `leak`. */
+function kernel(id: string, leak: Partial<NvmlVerdict> | null): IKernelInfo {
+  return baseKernel({
     kernel_id: id,
-    kernel_name: 'python3',
     notebook: `${id}.ipynb`,
-    execution_state: 'busy',
-    pids: [1],
-    memory: { '0': 1 },
-    probe: null,
-    leak: leak
-      ? {
-          leak: true,
-          actionable: true,
-          bytes_per_second: 1e6,
-          seconds_to_oom: 600,
-          steps_to_oom: null,
-          message: 'grows',
-          ...leak
-        }
-      : null
-  };
+    leak: leak ? nvmlVerdict(leak) : null
+  });
 }
 
 describe('leak notifications', () => {
@@ -32,7 +26,10 @@ describe('leak notifications', () => {
     expect(isAlarming(kernel('a', { leak: false }), 1800)).toBe(false);
     expect(isAlarming(kernel('a', null), 1800)).toBe(false);
     // actionable without a time forecast (steps only) still counts
-    expect(isAlarming(kernel('a', { seconds_to_oom: null, steps_to_oom: 40 }), 1800)).toBe(true);
+    const stepsOnly = baseKernel({
+      leak: stepsVerdict({ seconds_to_oom: null, steps_to_oom: 40 })
+    });
+    expect(isAlarming(stepsOnly, 1800)).toBe(true);
   });
 
   it('notifies once per kernel per episode', () => {
@@ -57,21 +54,22 @@ describe('leak notifications', () => {
   });
 });
 
-function script(pid: number, leak: Partial<ILeakVerdict> | null): IScriptInfo {
-  return {
+function script(pid: number, leak: Partial<NvmlVerdict> | null): IScriptInfo {
+  return baseScript({
     pid,
     argv: ['train.py'],
-    rank: null,
-    owner: { kind: 'terminal' },
-    probe: { steps: 10, alive: true },
+    probe: probe({ pid, kernel_id: null, steps: 10 }),
     leak: kernel('x', leak).leak
-  };
+  });
 }
 
 describe('script leak notifications', () => {
   it('keys scripts by script:<pid> and notifies once per episode', () => {
     expect(scriptKey(script(7, {}))).toBe('script:7');
-    let u = updateEpisodes(new Set(), [kernel('a', {})], 1800, [script(7, {}), script(8, null)]);
+    let u = updateEpisodes(new Set(), [kernel('a', {})], 1800, [
+      script(7, {}),
+      script(8, null)
+    ]);
     expect(u.notify.map(k => k.kernel_id)).toEqual(['a']);
     expect(u.notifyScripts.map(s => s.pid)).toEqual([7]);
     expect([...u.open].sort()).toEqual(['a', 'script:7']);

@@ -1,4 +1,9 @@
-import { clampInterval, DEFAULT_SETTINGS, parseSettings, windowLabel } from '../src/settings';
+import {
+  clampInterval,
+  DEFAULT_SETTINGS,
+  parseSettings,
+  windowLabel
+} from '../src/settings';
 
 describe('settings', () => {
   it('never goes below the server floor', () => {
@@ -28,6 +33,10 @@ describe('settings', () => {
   });
 
   it('labels the chart windows', () => {
-    expect([60, 600, 3600].map(windowLabel)).toEqual(['1 min', '10 min', '1 h']);
+    expect([60, 600, 3600].map(windowLabel)).toEqual([
+      '1 min',
+      '10 min',
+      '1 h'
+    ]);
   });
 });

@@ -7,26 +7,12 @@ import {
   reduceConnection,
   UNREACHABLE_AFTER
 } from '../src/state';
-import { IStatus } from '../src/types';
+import { SourceState } from '../src/types';
+import { status } from './fixtures';
 
-function status(partial: Partial<IStatus> = {}): IStatus {
-  return {
-    version: '0',
-    source: 'nvml',
-    state: 'ok',
-    message: null,
-    driver_version: '580',
-    cuda_driver_version: '13.0',
-    nvml_version: '13',
-    interval: 1,
-    min_interval: 0.1,
-    history_seconds: 3600,
-    replay_file: null,
-    ...partial
-  };
-}
-
-const live: IConnection = reduceConnection(initialConnection, { type: 'hello' });
+const live: IConnection = reduceConnection(initialConnection, {
+  type: 'hello'
+});
 
 describe('connection state machine', () => {
   it('goes live on hello and resets failures', () => {
@@ -51,9 +37,9 @@ describe('connection state machine', () => {
   });
 
   it('names a missing server extension', () => {
-    expect(reduceConnection(initialConnection, { type: 'not-found' }).phase).toBe(
-      'no-extension'
-    );
+    expect(
+      reduceConnection(initialConnection, { type: 'not-found' }).phase
+    ).toBe('no-extension');
   });
 
   it('backs off exponentially with jitter, capped', () => {
@@ -67,7 +53,13 @@ describe('connection state machine', () => {
 });
 
 describe('deriveView: never a blank panel', () => {
-  const base = { conn: live, status: status(), gpuCount: 1, lastDataT: 100, now: 0 };
+  const base = {
+    conn: live,
+    status: status(),
+    gpuCount: 1,
+    lastDataT: 100,
+    now: 0
+  };
 
   it('shows GPUs when all is well, without banners', () => {
     const v = deriveView(base);
@@ -76,7 +68,12 @@ describe('deriveView: never a blank panel', () => {
   });
 
   it('says connecting before anything is heard', () => {
-    const v = deriveView({ ...base, conn: initialConnection, status: null, gpuCount: null });
+    const v = deriveView({
+      ...base,
+      conn: initialConnection,
+      status: null,
+      gpuCount: null
+    });
     expect(v.body).toBe('loading');
     expect(v.message?.title).toMatch(/Connecting/);
   });
@@ -91,7 +88,7 @@ describe('deriveView: never a blank panel', () => {
     expect(v.banners[0].detail).toContain('h100.nvml.jsonl');
   });
 
-  it.each([
+  it.each<[SourceState, RegExp]>([
     ['nvml-missing', /NVML\) not found/],
     ['driver-not-loaded', /driver not loaded/],
     ['no-devices', /No NVIDIA GPU/],
@@ -122,7 +119,13 @@ describe('deriveView: never a blank panel', () => {
     for (let i = 0; i < UNREACHABLE_AFTER; i++) {
       conn = reduceConnection(conn, { type: 'closed', retryAt: 0 });
     }
-    const v = deriveView({ conn, status: null, gpuCount: null, lastDataT: null, now: 10 });
+    const v = deriveView({
+      conn,
+      status: null,
+      gpuCount: null,
+      lastDataT: null,
+      now: 10
+    });
     expect(v.body).toBe('message');
     expect(v.message?.title).toMatch(/unreachable/);
     expect(v.shortText).toBe('GPU offline');
@@ -135,6 +138,18 @@ describe('deriveView: never a blank panel', () => {
     expect(v.message?.detail).toMatch(/server extension enable/);
   });
 
+  it('says the server is starting, not that there is no GPU', () => {
+    const v = deriveView({
+      ...base,
+      status: status({ state: 'starting' }),
+      gpuCount: null
+    });
+    expect(v.body).toBe('message');
+    expect(v.message?.title).toMatch(/Starting/);
+    expect(v.message?.level).toBe('info');
+    expect(v.shortText).toBe('GPU …');
+  });
+
   it('waits for the first reading after hello', () => {
     const v = deriveView({ ...base, gpuCount: null });
     expect(v.body).toBe('loading');
@@ -144,10 +159,22 @@ describe('deriveView: never a blank panel', () => {
     const v = deriveView({
       ...base,
       status: status({
-        sampler: { running: true, ticks: 3, last_tick: 1, tick_ms: 1, errors: 2, last_error: 'timeout' }
+        sampler: {
+          running: true,
+          ticks: 3,
+          reads: 3,
+          last_tick: 1,
+          tick_ms: 1,
+          errors: 2,
+          last_error: 'timeout'
+        }
       })
     });
-    expect(v.banners.some(b => b.level === 'warning' && /timeout/.test(b.detail ?? ''))).toBe(true);
+    expect(
+      v.banners.some(
+        b => b.level === 'warning' && /timeout/.test(b.detail ?? '')
+      )
+    ).toBe(true);
   });
 });
 
@@ -156,6 +183,8 @@ describe('per-GPU states', () => {
     expect(gpuStateText('ok', null)).toBeNull();
     expect(gpuStateText('lost', null)).toMatch(/fell off the bus/);
     expect(gpuStateText('unresponsive', null)).toMatch(/not responding/);
-    expect(gpuStateText('error', 'Unknown Error')).toBe('GPU error: Unknown Error');
+    expect(gpuStateText('error', 'Unknown Error')).toBe(
+      'GPU error: Unknown Error'
+    );
   });
 });

@@ -14,10 +14,22 @@ class FakeApiError extends Error {
   }
 }
 
-jest.mock('../src/api', () => ({ ApiError: FakeApiError, GpuApiClient: class {} }));
+jest.mock('../src/api', () => ({
+  ApiError: FakeApiError,
+  GpuApiClient: class {}
+}));
 
 import { GpuStore } from '../src/store';
-import { IKernelInfo, IScriptInfo, ISnapshot, IStatus } from '../src/types';
+import { IKernelInfo, IScriptInfo, ISnapshot } from '../src/types';
+import {
+  gpu,
+  kernel,
+  probe,
+  script,
+  status,
+  stepsVerdict,
+  triage
+} from './fixtures';
 
 class FakeSocket {
   static all: FakeSocket[] = [];
@@ -49,16 +61,7 @@ class FakeSocket {
   }
 }
 
-const STATUS = {
-  version: '0',
-  source: 'replay',
-  state: 'ok',
-  message: null,
-  interval: 1,
-  min_interval: 0.1,
-  history_seconds: 3600,
-  replay_file: 'x'
-} as unknown as IStatus;
+const STATUS = status({ source: 'replay', replay_file: 'x' });
 
 function snap(t: number, util: number): ISnapshot {
   return {
@@ -66,29 +69,26 @@ function snap(t: number, util: number): ISnapshot {
     source: 'replay',
     state: 'ok',
     message: null,
-    gpus: [{ index: 0, t, state: 'ok', util_gpu: util, mem_used: 1, processes: [] } as any]
+    gpus: [gpu({ t, util_gpu: util, mem_used: 1 })]
   };
 }
 
 function leakyKernel(actionable: boolean): IKernelInfo {
-  return {
-    kernel_id: 'k1',
-    kernel_name: 'python3',
+  return kernel({
     notebook: 'a.ipynb',
-    execution_state: 'busy',
-    pids: [],
-    memory: {},
-    probe: null,
-    leak: {
-      leak: true,
-      actionable,
-      bytes_per_second: 1,
-      seconds_to_oom: 60,
-      steps_to_oom: null,
-      message: null
-    }
-  };
+    leak: stepsVerdict({ actionable, seconds_to_oom: 60 })
+  });
 }
+
+/** A probe asked to record its allocations for the next 4 steps. */
+const recording = probe({
+  steps: 10,
+  triage: triage({
+    state: 'requested',
+    t: null,
+    message: null
+  })
+});
 
 function makeClient(over: Partial<Record<string, jest.Mock>> = {}) {
   return {
@@ -140,16 +140,24 @@ describe('GpuStore', () => {
     ws.recv({ type: 'hello', status: STATUS });
     expect(store.state.conn.phase).toBe('live');
     await flush();
-    expect(client.history).toHaveBeenCalledWith(0, expect.any(Array), expect.any(Number));
+    expect(client.history).toHaveBeenCalledWith(
+      0,
+      expect.any(Array),
+      expect.any(Number)
+    );
     expect(store.state.series.get(0)!.t).toEqual([1, 2, 3]);
     expect(store.state.devices.get(0)?.name).toBe('NVIDIA H100 80GB HBM3');
     ws.recv({ type: 'snapshot', snapshot: snap(4, 40) });
     expect(store.state.series.get(0)!.t).toEqual([1, 2, 3, 4]);
-    expect(store.state.series.get(0)!.values.util_gpu).toEqual([10, 20, 30, 40]);
+    expect(store.state.series.get(0)!.values.util_gpu).toEqual([
+      10, 20, 30, 40
+    ]);
     expect(store.state.snapshot?.t).toBe(4);
     ws.recv({ type: 'config', interval: 0.5 });
     expect(store.state.effectiveInterval).toBe(0.5);
-    expect(kinds).toEqual(expect.arrayContaining(['conn', 'status', 'history', 'tick']));
+    expect(kinds).toEqual(
+      expect.arrayContaining(['conn', 'status', 'history', 'tick'])
+    );
     expect(store.socketsOpened).toBe(1);
     store.dispose();
   });
@@ -174,7 +182,11 @@ describe('GpuStore', () => {
     ws2.recv({ type: 'hello', status: STATUS });
     await flush();
     expect(store.state.conn.phase).toBe('live');
-    expect(client.history).toHaveBeenLastCalledWith(3, expect.any(Array), expect.any(Number));
+    expect(client.history).toHaveBeenLastCalledWith(
+      3,
+      expect.any(Array),
+      expect.any(Number)
+    );
     store.dispose();
   });
 
@@ -224,15 +236,21 @@ describe('GpuStore', () => {
     store.dispose();
   });
 
-  it('hides kernels when the route is missing, and notifies a leak once per episode', async () => {
+  it('notifies a leak once per episode, and shows a failed poll', async () => {
     const onLeak = jest.fn();
     let kernels: IKernelInfo[] = [leakyKernel(true)];
-    const client = makeClient({ kernels: jest.fn(async () => ({ kernels, scripts: [] })) });
-    const store = new GpuStore({ client: client as any, onLeak, kernelsPollMs: 1000 });
+    const client = makeClient({
+      kernels: jest.fn(async () => ({ kernels, scripts: [] }))
+    });
+    const store = new GpuStore({
+      client: client as any,
+      onLeak,
+      kernelsPollMs: 1000
+    });
     store.setLeakHorizon(1800, true);
     store.start();
     await flush();
-    expect(store.state.kernelsAvailable).toBe(true);
+    expect(store.state.kernels).toHaveLength(1);
     expect(onLeak).toHaveBeenCalledTimes(1);
     jest.advanceTimersByTime(1000);
     await flush();
@@ -246,39 +264,28 @@ describe('GpuStore', () => {
     expect(onLeak).toHaveBeenCalledTimes(2); // new episode
     store.dispose();
 
-    const c404 = makeClient({
+    const failing = makeClient({
       kernels: jest.fn(async () => {
-        throw new FakeApiError(404, 'Not Found');
+        throw new FakeApiError(500, 'Internal Server Error');
       })
     });
-    const s2 = new GpuStore({ client: c404 as any });
+    const s2 = new GpuStore({ client: failing as any });
     s2.start();
     await flush();
-    expect(s2.state.kernelsAvailable).toBe(false);
-    expect(s2.state.kernelsError).toBeNull();
+    expect(s2.state.kernels).toBeNull();
+    expect(s2.state.kernelsError).toBe('Internal Server Error');
     s2.dispose();
   });
 
   it('asks for a triage, then shows the kernels the server now reports', async () => {
     const requested: IKernelInfo = {
       ...leakyKernel(true),
-      probe: {
-        steps: 10,
-        alive: true,
-        triage: {
-          state: 'requested',
-          requested_at: 1,
-          t: null,
-          steps: 4,
-          message: null,
-          stacks: [],
-          error: null,
-          auto: false
-        }
-      }
+      probe: recording
     };
     let kernels: IKernelInfo[] = [];
-    const client = makeClient({ kernels: jest.fn(async () => ({ kernels, scripts: [] })) });
+    const client = makeClient({
+      kernels: jest.fn(async () => ({ kernels, scripts: [] }))
+    });
     const store = new GpuStore({ client: client as any });
     kernels = [requested];
     await store.kernelAction('k1', 'triage');
@@ -292,24 +299,27 @@ describe('GpuStore', () => {
       })
     });
     const s2 = new GpuStore({ client: c409 as any });
-    await expect(s2.kernelAction('k1', 'triage')).rejects.toThrow('this kernel has no memory probe');
+    await expect(s2.kernelAction('k1', 'triage')).rejects.toThrow(
+      'this kernel has no memory probe'
+    );
     store.dispose();
     s2.dispose();
   });
   it('keeps the scripts of each kernels poll, and notifies a script leak once per episode', async () => {
     const onLeak = jest.fn();
     const onScriptLeak = jest.fn();
-    const leaky = (actionable: boolean): IScriptInfo => ({
-      pid: 4242,
-      argv: ['train.py', '--epochs', '3'],
-      rank: '1',
-      owner: { kind: 'terminal' },
-      probe: { steps: 120, alive: true },
-      leak: leakyKernel(actionable).leak
-    });
+    const leaky = (actionable: boolean): IScriptInfo =>
+      script({ rank: '1', leak: leakyKernel(actionable).leak });
     let scripts: IScriptInfo[] = [leaky(true)];
-    const client = makeClient({ kernels: jest.fn(async () => ({ kernels: [], scripts })) });
-    const store = new GpuStore({ client: client as any, onLeak, onScriptLeak, kernelsPollMs: 1000 });
+    const client = makeClient({
+      kernels: jest.fn(async () => ({ kernels: [], scripts }))
+    });
+    const store = new GpuStore({
+      client: client as any,
+      onLeak,
+      onScriptLeak,
+      kernelsPollMs: 1000
+    });
     expect(store.state.scripts).toEqual([]);
     store.setLeakHorizon(1800, true);
     store.start();
@@ -342,24 +352,13 @@ describe('GpuStore', () => {
       argv: ['train.py'],
       rank: null,
       owner: null,
-      probe: {
-        steps: 10,
-        alive: true,
-        triage: {
-          state: 'requested',
-          requested_at: 1,
-          t: null,
-          steps: 4,
-          message: null,
-          stacks: [],
-          error: null,
-          auto: false
-        }
-      },
+      probe: recording,
       leak: leakyKernel(true).leak
     };
     let scripts: IScriptInfo[] = [];
-    const client = makeClient({ kernels: jest.fn(async () => ({ kernels: [], scripts })) });
+    const client = makeClient({
+      kernels: jest.fn(async () => ({ kernels: [], scripts }))
+    });
     const store = new GpuStore({ client: client as any });
     scripts = [requested];
     await store.scriptTriage(4242);
@@ -374,7 +373,9 @@ describe('GpuStore', () => {
       })
     });
     const s2 = new GpuStore({ client: c404 as any });
-    await expect(s2.scriptTriage(4242)).rejects.toThrow('no memory probe with pid 4242');
+    await expect(s2.scriptTriage(4242)).rejects.toThrow(
+      'no memory probe with pid 4242'
+    );
     store.dispose();
     s2.dispose();
   });

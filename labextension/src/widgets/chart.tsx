@@ -63,7 +63,10 @@ export function TimeChart(props: IChartProps): JSX.Element {
   const xTime = props.xTime ?? true;
   // Recreate when the line set changes (a forecast appears), not on each data change.
   const linesKey = lines
-    .map(l => `${l.label}:${l.colorVar}:${(l.dash ?? []).join(',')}:${l.spanGaps ? 1 : 0}`)
+    .map(
+      l =>
+        `${l.label}:${l.colorVar}:${(l.dash ?? []).join(',')}:${l.spanGaps ? 1 : 0}`
+    )
     .join('|');
 
   // Create (and recreate on theme/shape change).
@@ -144,8 +147,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
       u.destroy();
       plot.current = null;
     };
-    // data is pushed by the effect below; recreating per tick would be wasteful.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- data reaches the chart through the effect below, lines through linesKey, and format/xFormat are new closures each render: depending on them would recreate the chart every tick
   }, [themeKey, linesKey, height, yMax, yMin, xTime]);
 
   React.useEffect(() => {
@@ -167,7 +169,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
       role="img"
       aria-label={`${title} chart: now ${summary}`}
       data-points={n}
-      data-first-t={n ? data[0][0] ?? '' : ''}
+      data-first-t={n ? (data[0][0] ?? '') : ''}
       data-last-t={lastT ?? ''}
     >
       <figcaption className="jp-GpuPanel-chartTitle">

@@ -54,8 +54,7 @@ import {
   IMemorySubject,
   IProbeInfo,
   IProcessReading,
-  IScriptInfo,
-  IStatus
+  IScriptInfo
 } from '../types';
 import { IChartLine, TimeChart } from './chart';
 
@@ -75,7 +74,11 @@ export interface IPanelProps {
   actions: IPanelActions;
 }
 
-function Banner(props: { banner: IBanner; big?: boolean; children?: React.ReactNode }) {
+function Banner(props: {
+  banner: IBanner;
+  big?: boolean;
+  children?: React.ReactNode;
+}) {
   const { banner, big } = props;
   return (
     <div
@@ -85,7 +88,9 @@ function Banner(props: { banner: IBanner; big?: boolean; children?: React.ReactN
       role={banner.level === 'info' ? 'status' : 'alert'}
     >
       <div className="jp-GpuPanel-bannerTitle">{banner.title}</div>
-      {banner.detail && <div className="jp-GpuPanel-bannerDetail">{banner.detail}</div>}
+      {banner.detail && (
+        <div className="jp-GpuPanel-bannerDetail">{banner.detail}</div>
+      )}
       {props.children}
     </div>
   );
@@ -151,6 +156,12 @@ const TEMP_LINES: IChartLine[] = [
   { label: 'GPU', colorVar: '--jp-error-color1', fallback: '#d32f2f' }
 ];
 
+/** Axis and legend values: whole from 100 up, one decimal below, then the unit. */
+const unitFmt = (unit: string) => (v: number) =>
+  `${v >= 100 ? Math.round(v) : Math.round(v * 10) / 10}${unit}`;
+const percentFmt = unitFmt('%');
+const plainFmt = unitFmt('');
+
 function Charts(props: {
   series: ISeries | undefined;
   version: number;
@@ -161,7 +172,15 @@ function Charts(props: {
   settings: IPanelSettings;
   themeKey: string;
 }) {
-  const { series, version, windowSeconds, units, memTotal, settings, themeKey } = props;
+  const {
+    series,
+    version,
+    windowSeconds,
+    units,
+    memTotal,
+    settings,
+    themeKey
+  } = props;
   const m = settings.metrics;
   const data = React.useMemo(() => {
     if (!series) {
@@ -171,18 +190,17 @@ function Charts(props: {
     return {
       util: windowData(series, ['util_gpu', 'util_mem'], windowSeconds),
       mem: windowData(series, ['mem_used'], windowSeconds, { mem_used: big }),
-      power: windowData(series, ['power_mw'], windowSeconds, { power_mw: 1000 }),
+      power: windowData(series, ['power_mw'], windowSeconds, {
+        power_mw: 1000
+      }),
       temp: windowData(series, ['temp_c'], windowSeconds)
     };
-    // version changes on every append (series is mutated in place).
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- version is not read but must be a dependency: the series is mutated in place and version changes on every append
   }, [series, version, windowSeconds, units]);
   if (!data) {
     return null;
   }
   const memMax = memTotal ? memTotal / unitBytes(units) : null;
-  const unitFmt = (u: string) => (v: number) =>
-    `${v >= 100 ? Math.round(v) : Math.round(v * 10) / 10}${u}`;
   return (
     <div className="jp-GpuPanel-charts">
       {m.utilization && (
@@ -192,7 +210,7 @@ function Charts(props: {
           lines={UTIL_LINES}
           yMin={0}
           yMax={100}
-          format={unitFmt('%')}
+          format={percentFmt}
           themeKey={themeKey}
         />
       )}
@@ -203,7 +221,7 @@ function Charts(props: {
           lines={MEM_LINES}
           yMin={0}
           yMax={memMax}
-          format={unitFmt('')}
+          format={plainFmt}
           themeKey={themeKey}
         />
       )}
@@ -214,7 +232,7 @@ function Charts(props: {
           lines={POWER_LINES}
           yMin={0}
           yMax={props.powerLimitMw ? props.powerLimitMw / 1000 : null}
-          format={unitFmt('')}
+          format={plainFmt}
           themeKey={themeKey}
         />
       )}
@@ -225,7 +243,7 @@ function Charts(props: {
           lines={TEMP_LINES}
           yMin={0}
           yMax={null}
-          format={unitFmt('')}
+          format={plainFmt}
           themeKey={themeKey}
         />
       )}
@@ -233,20 +251,14 @@ function Charts(props: {
   );
 }
 
-/** The OS user the server runs as: from status, else from processes it owns. */
+/** The OS user the server runs as: kernels and their processes run as it. */
 export function serverUser(
-  status: IStatus | null,
   gpus: IGpuReading[],
   kernels: IKernelInfo[] | null = null
 ): string | null {
-  if (status?.user) {
-    return status.user;
-  }
-  // Kernels run as the server's user.
   for (const k of kernels ?? []) {
-    const u = (k as { user?: unknown }).user;
-    if (typeof u === 'string' && u) {
-      return u;
+    if (k.user) {
+      return k.user;
     }
   }
   for (const g of gpus) {
@@ -265,8 +277,8 @@ function OwnerCell(props: { p: IProcessReading; actions: IPanelActions }) {
     return <span className="jp-GpuPanel-muted">{props.p.name || '—'}</span>;
   }
   if (o.kind === 'kernel') {
-    const nb = (o as any).notebook as string | null;
-    const kname = ((o as any).kernel_name as string | null) || 'kernel';
+    const nb = o.notebook;
+    const kname = o.kernel_name || 'kernel';
     if (nb) {
       return (
         <button
@@ -292,16 +304,27 @@ function ProcessTable(props: {
   actions: IPanelActions;
 }) {
   const { gpu, units, me, showOthers, actions } = props;
-  const all = [...(gpu.processes || [])].sort((a, b) => (b.used ?? 0) - (a.used ?? 0));
+  const all = [...(gpu.processes || [])].sort(
+    (a, b) => (b.used ?? 0) - (a.used ?? 0)
+  );
   const visible =
-    showOthers || !me ? all : all.filter(p => !p.user || p.user === me || p.owner?.kind === 'kernel');
+    showOthers || !me
+      ? all
+      : all.filter(p => !p.user || p.user === me || p.owner?.kind === 'kernel');
   const hidden = all.length - visible.length;
   if (all.length === 0) {
-    return <div className="jp-GpuPanel-muted jp-GpuPanel-small">No processes on this GPU.</div>;
+    return (
+      <div className="jp-GpuPanel-muted jp-GpuPanel-small">
+        No processes on this GPU.
+      </div>
+    );
   }
   return (
     <div className="jp-GpuPanel-tableWrap">
-      <table className="jp-GpuPanel-table" aria-label={`Processes on GPU ${gpu.index}`}>
+      <table
+        className="jp-GpuPanel-table"
+        aria-label={`Processes on GPU ${gpu.index}`}
+      >
         <thead>
           <tr>
             <th scope="col">PID</th>
@@ -329,7 +352,8 @@ function ProcessTable(props: {
       </table>
       {hidden > 0 && (
         <div className="jp-GpuPanel-muted jp-GpuPanel-small">
-          {hidden} process{hidden === 1 ? '' : 'es'} of other users hidden (see settings).
+          {hidden} process{hidden === 1 ? '' : 'es'} of other users hidden (see
+          settings).
         </div>
       )}
     </div>
@@ -368,7 +392,10 @@ function GpuCard(props: {
         </span>
       </header>
       {stateText && (
-        <div className="jp-GpuPanel-banner jp-GpuPanel-banner-error" role="alert">
+        <div
+          className="jp-GpuPanel-banner jp-GpuPanel-banner-error"
+          role="alert"
+        >
           {stateText}
         </div>
       )}
@@ -377,7 +404,7 @@ function GpuCard(props: {
           {m.utilization && (
             <Gauge
               label="Utilization"
-              percent={gpu.util_gpu}
+              percent={gpu.util_gpu ?? null}
               text={formatPercent(gpu.util_gpu)}
               testId="util"
             />
@@ -395,9 +422,19 @@ function GpuCard(props: {
         </div>
       )}
       <dl className="jp-GpuPanel-stats">
-        {m.temperature && <Stat label="Temperature" value={formatTemp(gpu.temp_c)} testId="temp" />}
+        {m.temperature && (
+          <Stat
+            label="Temperature"
+            value={formatTemp(gpu.temp_c)}
+            testId="temp"
+          />
+        )}
         {m.power && (
-          <Stat label="Power" value={formatPower(gpu.power_mw, powerLimit)} testId="power" />
+          <Stat
+            label="Power"
+            value={formatPower(gpu.power_mw, powerLimit)}
+            testId="power"
+          />
         )}
         {m.clocks && (
           <Stat
@@ -407,7 +444,11 @@ function GpuCard(props: {
           />
         )}
         {m.throttle && (
-          <Stat label="Throttling" value={throttleText(gpu.throttle_reasons)} testId="throttle" />
+          <Stat
+            label="Throttling"
+            value={throttleText(gpu.throttle_reasons)}
+            testId="throttle"
+          />
         )}
         {m.pcie && (
           <Stat
@@ -475,14 +516,19 @@ function kernelChartLines(chart: IKernelChart): IChartLine[] {
   }));
 }
 
-const valueFmt = (v: number) => `${v >= 100 ? Math.round(v) : Math.round(v * 10) / 10}`;
-
 /** A kernel's or script's memory per step (probe) or over time (NVML), with the OOM forecast. */
-function MemoryChart(props: { k: IMemorySubject; units: MemoryUnits; themeKey: string }) {
+function MemoryChart(props: {
+  k: IMemorySubject;
+  units: MemoryUnits;
+  themeKey: string;
+}) {
   const { k, units, themeKey } = props;
   // Each kernels poll brings a new k: recomputed every few seconds, a few hundred points.
   const chart = React.useMemo(() => kernelChart(k, units), [k, units]);
-  const lines = React.useMemo(() => (chart ? kernelChartLines(chart) : []), [chart]);
+  const lines = React.useMemo(
+    () => (chart ? kernelChartLines(chart) : []),
+    [chart]
+  );
   if (!chart) {
     return null;
   }
@@ -490,7 +536,9 @@ function MemoryChart(props: { k: IMemorySubject; units: MemoryUnits; themeKey: s
     <div
       className="jp-GpuPanel-kernelChart"
       data-axis={chart.axis}
-      data-forecast={chart.forecast ? (chart.forecastClipped ? 'clipped' : 'full') : 'none'}
+      data-forecast={
+        chart.forecast ? (chart.forecastClipped ? 'clipped' : 'full') : 'none'
+      }
     >
       <TimeChart
         title={chart.title}
@@ -498,7 +546,7 @@ function MemoryChart(props: { k: IMemorySubject; units: MemoryUnits; themeKey: s
         lines={lines}
         yMin={0}
         yMax={null}
-        format={valueFmt}
+        format={plainFmt}
         themeKey={themeKey}
         height={80}
         xTime={chart.axis === 'time'}
@@ -512,7 +560,11 @@ function TextWithCode(props: { parts: ITextPart[] }) {
   return (
     <>
       {props.parts.map((p, i) =>
-        p.code ? <code key={i}>{p.text}</code> : <React.Fragment key={i}>{p.text}</React.Fragment>
+        p.code ? (
+          <code key={i}>{p.text}</code>
+        ) : (
+          <React.Fragment key={i}>{p.text}</React.Fragment>
+        )
       )}
     </>
   );
@@ -545,7 +597,10 @@ function Triage(props: {
         </div>
       )}
       {view && view.stacks.length > 0 && (
-        <ol className="jp-GpuPanel-stacks jp-GpuPanel-small" aria-label="Growing allocations">
+        <ol
+          className="jp-GpuPanel-stacks jp-GpuPanel-small"
+          aria-label="Growing allocations"
+        >
           {view.stacks.map((st, i) => (
             <li key={`${st.where}-${i}`}>
               <div className="jp-GpuPanel-stackHead">
@@ -553,7 +608,10 @@ function Triage(props: {
                 <span className="jp-GpuPanel-num">{st.perStep}</span>
               </div>
               {st.code && (
-                <code className="jp-GpuPanel-muted jp-GpuPanel-stackCode" title={st.code}>
+                <code
+                  className="jp-GpuPanel-muted jp-GpuPanel-stackCode"
+                  title={st.code}
+                >
                   {st.code}
                 </code>
               )}
@@ -612,12 +670,20 @@ function MemoryDetails(props: {
     <>
       <dl className="jp-GpuPanel-stats">
         {props.children}
-        <Stat label="Memory probe" value={probeText(subject.probe, !!props.probeRequested)} />
+        <Stat
+          label="Memory probe"
+          value={probeText(subject.probe, !!props.probeRequested)}
+        />
         <Stat label="Leak check" value={leakLine(subject.leak, units)} />
       </dl>
       <ProbeHints probe={subject.probe} />
       <MemoryChart k={subject} units={units} themeKey={themeKey} />
-      <Triage k={subject} units={units} busy={props.busy} onRun={props.onTriage} />
+      <Triage
+        k={subject}
+        units={units}
+        busy={props.busy}
+        onRun={props.onTriage}
+      />
     </>
   );
 }
@@ -644,7 +710,9 @@ function ScriptRow(props: {
     try {
       await store.scriptTriage(s.pid);
     } catch (err) {
-      actions.notifyError(`triage failed for ${title}: ${(err as Error).message}`);
+      actions.notifyError(
+        `triage failed for ${title}: ${(err as Error).message}`
+      );
     } finally {
       setBusy(false);
     }
@@ -659,7 +727,9 @@ function ScriptRow(props: {
         <code className="jp-GpuPanel-scriptTitle" title={command || undefined}>
           {title}
         </code>
-        <span className="jp-GpuPanel-muted jp-GpuPanel-small">{scriptDetail(s)}</span>
+        <span className="jp-GpuPanel-muted jp-GpuPanel-small">
+          {scriptDetail(s)}
+        </span>
       </div>
       <MemoryDetails
         subject={s}
@@ -682,7 +752,9 @@ function KernelRow(props: {
   const { k, store, units, actions, themeKey } = props;
   const [busy, setBusy] = React.useState<string | null>(null);
   const [probeRequested, setProbeRequested] = React.useState(false);
-  const label = k.notebook ? baseName(k.notebook) : `${k.kernel_name ?? 'kernel'} ${k.kernel_id.slice(0, 8)}`;
+  const label = k.notebook
+    ? baseName(k.notebook)
+    : `${k.kernel_name ?? 'kernel'} ${k.kernel_id.slice(0, 8)}`;
   const run = async (action: KernelAction) => {
     if (action === 'restart' || action === 'shutdown') {
       const verb = action === 'restart' ? 'Restart' : 'Shut down';
@@ -702,7 +774,9 @@ function KernelRow(props: {
         setProbeRequested(true);
       }
     } catch (err) {
-      actions.notifyError(`${action} failed for ${label}: ${(err as Error).message}`);
+      actions.notifyError(
+        `${action} failed for ${label}: ${(err as Error).message}`
+      );
     } finally {
       setBusy(null);
     }
@@ -740,13 +814,25 @@ function KernelRow(props: {
         <Stat label="GPU memory" value={kernelMemoryText(k, units)} />
       </MemoryDetails>
       <div className="jp-GpuPanel-buttons">
-        <button className="jp-GpuPanel-button" disabled={!!busy} onClick={() => void run('interrupt')}>
+        <button
+          className="jp-GpuPanel-button"
+          disabled={!!busy}
+          onClick={() => void run('interrupt')}
+        >
           Interrupt
         </button>
-        <button className="jp-GpuPanel-button" disabled={!!busy} onClick={() => void run('restart')}>
+        <button
+          className="jp-GpuPanel-button"
+          disabled={!!busy}
+          onClick={() => void run('restart')}
+        >
           Restart
         </button>
-        <button className="jp-GpuPanel-button" disabled={!!busy} onClick={() => void run('shutdown')}>
+        <button
+          className="jp-GpuPanel-button"
+          disabled={!!busy}
+          onClick={() => void run('shutdown')}
+        >
           Shut down
         </button>
         {!k.probe && !probeRequested && (
@@ -771,18 +857,21 @@ function Kernels(props: {
   themeKey: string;
 }) {
   const s = props.store.state;
-  if (s.kernelsAvailable === false) {
-    return null;
-  }
   const kernels = s.kernels ?? [];
   return (
     <section className="jp-GpuPanel-section" aria-label="Kernels">
       <h3 className="jp-GpuPanel-sectionTitle">Kernels</h3>
-      {s.kernelsError && <div className="jp-GpuPanel-muted jp-GpuPanel-small">{s.kernelsError}</div>}
+      {s.kernelsError && (
+        <div className="jp-GpuPanel-muted jp-GpuPanel-small">
+          {s.kernelsError}
+        </div>
+      )}
       {s.kernels === null ? (
         <div className="jp-GpuPanel-muted jp-GpuPanel-small">Loading…</div>
       ) : kernels.length === 0 ? (
-        <div className="jp-GpuPanel-muted jp-GpuPanel-small">No running kernels.</div>
+        <div className="jp-GpuPanel-muted jp-GpuPanel-small">
+          No running kernels.
+        </div>
       ) : (
         <ul className="jp-GpuPanel-kernels">
           {kernels.map(k => (
@@ -800,7 +889,10 @@ function Kernels(props: {
       {s.scripts.length > 0 && (
         <>
           <h4 className="jp-GpuPanel-subTitle">Scripts</h4>
-          <ul className="jp-GpuPanel-kernels jp-GpuPanel-scripts" aria-label="Scripts">
+          <ul
+            className="jp-GpuPanel-kernels jp-GpuPanel-scripts"
+            aria-label="Scripts"
+          >
             {s.scripts.map(sc => (
               <ScriptRow
                 key={sc.pid}
@@ -837,7 +929,9 @@ function Toolbar(props: {
         ? 'Recorded data'
         : [
             status.driver_version ? `Driver ${status.driver_version}` : null,
-            status.cuda_driver_version ? `CUDA ${status.cuda_driver_version}` : null
+            status.cuda_driver_version
+              ? `CUDA ${status.cuda_driver_version}`
+              : null
           ]
             .filter(Boolean)
             .join(' · ');
@@ -846,7 +940,11 @@ function Toolbar(props: {
     <div className="jp-GpuPanel-toolbar">
       {showWindow && (
         <div className="jp-GpuPanel-toolbarRow">
-          <div className="jp-GpuPanel-segmented" role="group" aria-label="Chart window">
+          <div
+            className="jp-GpuPanel-segmented"
+            role="group"
+            aria-label="Chart window"
+          >
             {CHART_WINDOWS.map(w => (
               <button
                 key={w}
@@ -908,7 +1006,7 @@ export function PanelView(props: IPanelProps): JSX.Element {
     store.markTickRendered();
   });
 
-  const me = serverUser(s.status, gpus ?? [], s.kernels);
+  const me = serverUser(gpus ?? [], s.kernels);
   const stale = s.conn.phase !== 'live';
   return (
     <div
@@ -926,7 +1024,10 @@ export function PanelView(props: IPanelProps): JSX.Element {
       {view.banners.map((b, i) => (
         <Banner key={`${b.title}-${i}`} banner={b}>
           {b.retry && (
-            <button className="jp-GpuPanel-button" onClick={() => store.retryNow()}>
+            <button
+              className="jp-GpuPanel-button"
+              onClick={() => store.retryNow()}
+            >
               Retry now
             </button>
           )}
@@ -935,7 +1036,10 @@ export function PanelView(props: IPanelProps): JSX.Element {
       {view.body !== 'gpus' && view.message && (
         <Banner banner={view.message} big>
           {view.message.retry && (
-            <button className="jp-GpuPanel-button" onClick={() => store.retryNow()}>
+            <button
+              className="jp-GpuPanel-button"
+              onClick={() => store.retryNow()}
+            >
               Retry now
             </button>
           )}
@@ -1002,7 +1106,10 @@ export class GpuPanel extends ReactWidget {
 
   render(): JSX.Element {
     return (
-      <UseSignal signal={this._store.changed} shouldUpdate={() => this._shouldRender()}>
+      <UseSignal
+        signal={this._store.changed}
+        shouldUpdate={() => this._shouldRender()}
+      >
         {() => (
           <PanelView
             store={this._store}

@@ -5,11 +5,20 @@
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
 import * as React from 'react';
 
-import { formatMemoryPair, formatPercent, MemoryUnits, statusBarText } from '../format';
+import {
+  formatMemoryPair,
+  formatPercent,
+  MemoryUnits,
+  statusBarText
+} from '../format';
 import { deriveView } from '../state';
 import { GpuStore } from '../store';
 
-function tooltip(store: GpuStore, units: MemoryUnits, fallback: string | null): string {
+function tooltip(
+  store: GpuStore,
+  units: MemoryUnits,
+  fallback: string | null
+): string {
   const s = store.state;
   const gpus = s.snapshot?.gpus ?? [];
   const lines = gpus.map(g => {
@@ -56,7 +65,7 @@ export class GpuStatusItem extends ReactWidget {
           const text =
             view.body === 'gpus'
               ? statusBarText(s.snapshot!.gpus, units)
-              : view.shortText ?? 'GPU';
+              : (view.shortText ?? 'GPU');
           const detail = view.message ? view.message.title : null;
           const stale = s.conn.phase !== 'live' && view.body === 'gpus';
           return (

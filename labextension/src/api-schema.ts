@@ -1,0 +1,1167 @@
+/**
+ * GENERATED FILE, DO NOT EDIT: the types of the server's API contract
+ * ../jupyter_gpu_panel/api/openapi.json, written by `jlpm gen:types`
+ * (scripts/gen-types.mjs, openapi-typescript). After changing the contract,
+ * run `jlpm gen:types` and commit this file; `jlpm check:types` (CI) fails
+ * while it differs from what the contract generates.
+ */
+
+export interface paths {
+    "/api/gpu-panel/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Source, state, versions and sampler health */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Status */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Status"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/devices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Static facts per GPU */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Devices */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Devices"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The latest readings, processes included */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Comma-separated GPU fields to include (index, t, state and error are always sent): util_gpu, util_mem, mem_total, mem_used, mem_free, mem_reserved, temp_c, power_mw, power_limit_mw, clock_sm, clock_mem, pstate, throttle_reasons, fan_pct, pcie_tx_kbps, pcie_rx_kbps, pcie_gen, pcie_width, energy_mj, ecc_errors_volatile, nvlink_active, processes. */
+                    fields?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Snapshot */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Snapshot"];
+                    };
+                };
+                /** @description An unknown field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Time series per GPU and per process, oldest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only samples after this Unix time. */
+                    since?: number;
+                    /** @description Comma-separated: util_gpu, util_mem, mem_used, mem_total, temp_c, power_mw, clock_sm, clock_mem, pcie_tx_kbps, pcie_rx_kbps. */
+                    fields?: string;
+                    /** @description Downsample to at most this many points per series (bucket mean; memory keeps the bucket maximum). 0: all. */
+                    max_points?: number;
+                    /** @description Comma-separated GPU indices (0-1023) of GPUs this server has. */
+                    gpu?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description History */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["History"];
+                    };
+                };
+                /** @description A bad since, field, max_points or gpu (an index this server has no GPU for) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** WebSocket. The server sends StreamMessage documents: {type: hello, status} then {type: snapshot, snapshot} every tick. Send a StreamRequest {interval: s, fields: [...]} to slow down or select fields; the server answers {type: config, interval, fields} and never sends faster than min_interval (0.1 s) or its own tick; a bad message gets {type: error, message} and the socket stays open. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Switching protocols; then StreamMessage documents (see components.schemas.StreamMessage) */
+                101: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not a websocket upgrade request (tornado's plain-text answer) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource (jupyter_server's HTML error page: a websocket handshake is not an API call) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This document */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OpenAPI 3.1 */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            openapi: string;
+                        };
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/kernels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per Jupyter kernel: notebook, GPU pids, memory per GPU and its history, probe readings and leak verdict; and the probes of scripts in no kernel */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description 1: refresh now rather than serve the last periodic refresh. */
+                    refresh?: "0" | "1";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Kernels */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Kernels"];
+                    };
+                };
+                /** @description refresh is not 0 or 1 */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/kernels/{kernel_id}/{action}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Act on a kernel: interrupt, restart, shutdown; probe (load the in-kernel memory probe); triage (record a few steps of allocation history to name the leaking line) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    kernel_id: string;
+                    action: "interrupt" | "restart" | "shutdown" | "probe" | "triage";
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description interrupt, restart, shutdown: done; probe: the kernel's answer */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["KernelActionDone"] | components["schemas"]["ProbeLoaded"];
+                    };
+                };
+                /** @description triage: requested; the probe records the next `steps` optimizer steps and `GET kernels` shows the result under probe.triage */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["KernelTriageRequested"];
+                    };
+                };
+                /** @description An unknown action */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized to execute kernels */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such kernel */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description triage: the kernel runs no memory probe, or its probe cannot be reached */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/probes/{pid}/triage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ask a script's memory probe (one in no kernel: a script or torchrun rank that called jupyter_gpu_panel.probe.start()) to record a few steps of allocation history; the result appears under scripts[].probe.triage */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    pid: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description requested */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ProbeTriageRequested"];
+                    };
+                };
+                /** @description pid is not an integer in [1, 2**22] */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No running probe with that pid */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The probe cannot be reached */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The cluster from Prometheus: nodes, GPUs, who holds them (cached for cluster_refresh seconds); state says when Prometheus is not configured or not reachable */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Cluster */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Cluster"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/benchmarks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Benchmark notebook templates */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Templates */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Templates"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create a benchmark notebook from a template through the contents manager (never overwrites: picks a free name, name-1.ipynb, ...) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["CreateBenchmark"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        /** @description the new notebook's contents API URL, percent-encoded (a header is Latin-1) */
+                        Location: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["BenchmarkCreated"];
+                    };
+                };
+                /** @description Bad body (not a small JSON object) or bad path (absolute, '..', control or bidi characters, a name over 255 bytes, a hidden folder, a file not ending in .ipynb) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unknown template, or the folder does not exist */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No free name left in the folder */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        /** @description jupyter_server's error body for every 4xx of an API route. */
+        Error: {
+            message: string;
+            reason?: string | null;
+        };
+        /** @enum {string} */
+        SourceState: "starting" | "ok" | "nvml-missing" | "driver-not-loaded" | "no-devices" | "error";
+        /** @enum {string} */
+        SourceName: "nvml" | "replay";
+        Status: {
+            version: string;
+            source: components["schemas"]["SourceName"];
+            state: components["schemas"]["SourceState"];
+            message: string | null;
+            driver_version: string | null;
+            cuda_driver_version: string | null;
+            nvml_version: string | null;
+            replay_file: string | null;
+            interval: number;
+            min_interval: number;
+            slow_interval: number;
+            history_seconds: number;
+            history_bytes: number;
+            sampler: {
+                running: boolean;
+                ticks: number;
+                reads: number;
+                last_tick: number | null;
+                tick_ms: number | null;
+                errors: number;
+                last_error: string | null;
+            };
+        };
+        /** @description Facts about a GPU that do not change while the server runs; unknown ones are null. */
+        Device: {
+            index: number;
+            name: string | null;
+            uuid: string | null;
+            pci_bus_id: string | null;
+            memory_total: number | null;
+            power_limit_mw: number | null;
+            clock_sm_max: number | null;
+            clock_mem_max: number | null;
+            pcie_gen_max: number | null;
+            pcie_width_max: number | null;
+            mig_mode: boolean | null;
+            compute_capability: string | null;
+        };
+        Devices: {
+            devices: components["schemas"]["Device"][];
+        };
+        /** @description Who owns a GPU process: a Jupyter kernel (with its notebook), a terminal, or another process; null when unknown. */
+        Owner: {
+            /** @constant */
+            kind: "kernel";
+            kernel_id: string;
+            kernel_name: string | null;
+            notebook: string | null;
+            user: string | null;
+            via_pid: number | null;
+            /**
+             * @description inside a container: matched by the probe's reserved bytes
+             * @constant
+             */
+            matched_by?: "memory";
+        } | {
+            /** @constant */
+            kind: "terminal";
+            via_pid: number;
+        } | {
+            /** @constant */
+            kind: "process";
+        } | null;
+        /** @description One process holding memory on one GPU. */
+        Process: {
+            pid: number;
+            gpu: number;
+            used: number | null;
+            /** @enum {string} */
+            type: "compute" | "graphics" | "compute+graphics";
+            name: string | null;
+            /** @description null for another user's process unless the server shows them */
+            command: string | null;
+            user: string | null;
+            owner: components["schemas"]["Owner"];
+        };
+        /** @description One GPU at one instant. A field the card does not support is null; with `fields` only those (and the identity fields) are sent. */
+        GPU: {
+            index: number;
+            t: number;
+            /** @enum {string} */
+            state: "ok" | "lost" | "unresponsive" | "error";
+            error: string | null;
+            util_gpu?: number | null;
+            util_mem?: number | null;
+            mem_total?: number | null;
+            mem_used?: number | null;
+            mem_free?: number | null;
+            mem_reserved?: number | null;
+            temp_c?: number | null;
+            power_mw?: number | null;
+            power_limit_mw?: number | null;
+            clock_sm?: number | null;
+            clock_mem?: number | null;
+            pstate?: number | null;
+            /** @description [] means unthrottled */
+            throttle_reasons?: string[] | null;
+            fan_pct?: number | null;
+            pcie_tx_kbps?: number | null;
+            pcie_rx_kbps?: number | null;
+            pcie_gen?: number | null;
+            pcie_width?: number | null;
+            energy_mj?: number | null;
+            ecc_errors_volatile?: number | null;
+            nvlink_active?: number | null;
+            processes?: components["schemas"]["Process"][];
+        };
+        Snapshot: {
+            t: number | null;
+            source: components["schemas"]["SourceName"];
+            state: components["schemas"]["SourceState"];
+            message: string | null;
+            gpus: components["schemas"]["GPU"][];
+        };
+        /** @enum {string} */
+        HistoryField: "util_gpu" | "util_mem" | "mem_used" | "mem_total" | "temp_c" | "power_mw" | "clock_sm" | "clock_mem" | "pcie_tx_kbps" | "pcie_rx_kbps";
+        /** @description Columnar series, oldest first. */
+        History: {
+            now: number | null;
+            interval: number;
+            fields: components["schemas"]["HistoryField"][];
+            gpus: {
+                index: number;
+                t: number[];
+                /** @description one column per requested field, as long as t; null where not read */
+                values: {
+                    [key: string]: (number | null)[];
+                };
+            }[];
+            processes: {
+                gpu: number;
+                pid: number;
+                t: number[];
+                used: (number | null)[];
+            }[];
+        };
+        /** @description One validated step record of the probe (`*.iters.jsonl`). */
+        StepRecord: {
+            i: number;
+            allocated?: number;
+            reserved?: number;
+            active?: number;
+            inactive_split?: number;
+            peak_allocated?: number;
+            limit?: number;
+            max_allocated?: number;
+            mem_total?: number;
+            mem_limit?: number;
+            memory_limit?: number;
+            capacity?: number;
+            alloc_retries?: number;
+            num_ooms?: number;
+            t?: number;
+            dt?: number;
+            loss?: number;
+            device?: number;
+            /** @constant */
+            oom?: true;
+        };
+        /** @description Near-OOM from fragmentation; message suggests expandable_segments. Null without readings of the reserve. */
+        Fragmentation: {
+            fragmented: boolean;
+            message: string | null;
+            reserved?: number;
+            allocated?: number;
+            capacity?: number;
+            reserved_share?: number;
+            unallocated_share?: number;
+            retries_rising?: boolean;
+        } | null;
+        /** @description The chart's forecast line, from the memory counted against the limit now to the limit at the forecast out-of-memory; null unless actionable. */
+        Forecast: {
+            /**
+             * @description x is an optimizer step, or Unix seconds
+             * @enum {string}
+             */
+            axis: "step" | "time";
+            x0: number;
+            /** @description bytes */
+            y0: number;
+            x1: number;
+            /** @description bytes: the limit */
+            y1: number;
+        } | null;
+        /** @description Verdict from the probe's per-step readings. */
+        StepsVerdict: {
+            /** @constant */
+            source: "steps";
+            leak: boolean;
+            /** @description would exhaust the memory available within 24 h at the observed rate */
+            actionable: boolean;
+            reason: string;
+            headroom: number | null;
+            capacity: number | null;
+            level: number | null;
+            message: string;
+            forecast: components["schemas"]["Forecast"];
+            onset_step: number | null;
+            bytes_per_step: number;
+            bytes_per_second: number | null;
+            steps_to_oom: number | null;
+            seconds_to_oom: number | null;
+            evidence_steps: number;
+            required_steps: number | null;
+            fragmentation: components["schemas"]["Fragmentation"];
+            current_step: number;
+            skipped: number;
+            /** @description says when the capacity was assumed */
+            capacity_note: string | null;
+        };
+        /** @description Verdict from NVML's per-process memory over time. */
+        NvmlVerdict: {
+            /** @constant */
+            source: "nvml";
+            leak: boolean;
+            /** @description would exhaust the memory available within 24 h at the observed rate */
+            actionable: boolean;
+            reason: string;
+            headroom: number | null;
+            capacity: number | null;
+            level: number | null;
+            message: string;
+            forecast: components["schemas"]["Forecast"];
+            onset_time: number | null;
+            bytes_per_second: number;
+            seconds_to_oom: number | null;
+            evidence_samples: number;
+            required_samples: number | null;
+        };
+        /** @description The leak detector's verdict: from the probe's per-step readings when loaded, else from NVML's per-process memory; null with too few readings. */
+        LeakVerdict: components["schemas"]["StepsVerdict"] | components["schemas"]["NvmlVerdict"] | null;
+        TriageStack: {
+            where: string;
+            code: string | null;
+            bytes: number;
+            bytes_per_step: number;
+            count: number;
+            every_step: boolean;
+        };
+        /** @description Which allocation stack survives every step, from torch's allocation history recorded in the process; null until asked. */
+        Triage: {
+            /** @enum {string} */
+            state: "requested" | "done" | "error";
+            /** @description asked by the server on an alarm (GPUPanel.triage_on_alarm) */
+            auto: boolean;
+            requested_at: number | null;
+            t: number | null;
+            steps: number;
+            message: string | null;
+            error: string | null;
+            stacks: components["schemas"]["TriageStack"][];
+        } | null;
+        /** @description cells whose every run keeps more memory; message suggests `%reset -f out`. Null with fewer than 3 cell records. */
+        CellLeaks: {
+            leaking_cells: {
+                cell: string;
+                runs: number;
+                bytes_per_run: number;
+                errors: number;
+            }[];
+            message: string | null;
+        } | null;
+        /** @description The memory probe's readings, when one runs (null otherwise, or when its readings could not be judged: see probe_warnings). */
+        Probe: {
+            pid: number;
+            kernel_id: string | null;
+            device: number | null;
+            limit: number | null;
+            steps: number;
+            skipped: number;
+            last: components["schemas"]["StepRecord"] | null;
+            alive: boolean;
+            /** @description allocated and reserved bytes per optimizer step, thinned to about 600 points */
+            series: {
+                step: number[];
+                allocated: number[];
+                reserved: (number | null)[];
+            };
+            triage: components["schemas"]["Triage"];
+            cells: components["schemas"]["CellLeaks"];
+            fragmentation: components["schemas"]["Fragmentation"];
+        } | null;
+        Kernel: {
+            kernel_id: string;
+            kernel_name: string | null;
+            notebook: string | null;
+            execution_state: string | null;
+            user: string | null;
+            pid: number | null;
+            pids: number[];
+            /** @description bytes per GPU index */
+            memory: {
+                [key: string]: number;
+            };
+            /** @description the kernel's GPU memory over time (NVML, its processes summed) */
+            history: {
+                t: number[];
+                used: number[];
+            };
+            probe: components["schemas"]["Probe"];
+            leak: components["schemas"]["LeakVerdict"];
+        };
+        /** @description a running probe that belongs to no kernel (a script, a torchrun rank) */
+        Script: {
+            pid: number;
+            argv: string[];
+            rank: string | null;
+            owner: components["schemas"]["Owner"];
+            probe: components["schemas"]["Probe"];
+            leak: components["schemas"]["LeakVerdict"];
+        };
+        Kernels: {
+            kernels: components["schemas"]["Kernel"][];
+            scripts: components["schemas"]["Script"][];
+            /**
+             * @description 'host' when NVML pids match this server's, 'mismatch' when NVML reports host pids from inside a container (attribution then falls back to memory matching).
+             * @enum {string}
+             */
+            pid_namespace: "host" | "mismatch";
+            /** @description probe files refused or unreadable (newest last, at most 20) */
+            probe_warnings: string[];
+        };
+        KernelActionDone: {
+            kernel_id: string;
+            /** @enum {string} */
+            action: "interrupt" | "restart" | "shutdown";
+            /** @constant */
+            ok: true;
+        };
+        /** @description ok: the kernel says the probe runs; queued: the kernel is busy and runs it after the current cell */
+        ProbeLoaded: {
+            kernel_id: string;
+            /** @constant */
+            action: "probe";
+            ok: boolean;
+            queued: boolean;
+            message: string;
+        };
+        KernelTriageRequested: {
+            kernel_id: string;
+            /** @constant */
+            action: "triage";
+            /** @constant */
+            requested: true;
+            steps: number;
+        };
+        ProbeTriageRequested: {
+            pid: number;
+            /** @constant */
+            action: "triage";
+            /** @constant */
+            requested: true;
+            steps: number;
+        };
+        /** @enum {string} */
+        TemplateName: "gpu-health-check" | "gpu-benchmark" | "gpu-class-lab";
+        Templates: {
+            templates: {
+                name: components["schemas"]["TemplateName"];
+                title: string;
+                description: string;
+            }[];
+        };
+        CreateBenchmark: {
+            template: components["schemas"]["TemplateName"];
+            /** @description Folder (or .ipynb file name) relative to the server root; empty or null: the root. No '..', backslash, control, format or bidi characters; names of at most 255 bytes. */
+            path?: string | null;
+        };
+        BenchmarkCreated: {
+            path: string;
+        };
+        /** @description A kernel holding memory on the GPU (named when it is the reader's, or when the deployment names other users) */
+        ClusterHolder: {
+            kernel_id: string;
+            notebook: string | null;
+            user: string | null;
+            memory: number;
+            leak_actionable: boolean;
+            seconds_to_oom: number | null;
+            idle_seconds: number | null;
+            mine: boolean;
+        };
+        ClusterGPU: {
+            node: string;
+            /** @description NVML's index as the exporters label it */
+            gpu: string | null;
+            uuid: string | null;
+            model: string | null;
+            /** @description ratio, 0-1 */
+            util: number | null;
+            mem_used: number | null;
+            mem_total: number | null;
+            power_w: number | null;
+            temp_c: number | null;
+            sm_clock_hz: number | null;
+            /** @description seconds since its last scrape */
+            age_s: number | null;
+            stale: boolean;
+            sources: ("dcgm" | "jupyter")[];
+            holders: components["schemas"]["ClusterHolder"][];
+            /** @description holders not named: counted, with their memory */
+            others: {
+                count: number;
+                memory: number;
+            };
+            idle_holders: number;
+            leak_alarms: number;
+        };
+        /** @description Every node and GPU the configured Prometheus knows (DCGM exporter's and these servers' series), and who holds each. */
+        Cluster: {
+            t: number;
+            /** @enum {string} */
+            state: "ok" | "not-configured" | "unreachable" | "no-gpu-series" | "stale";
+            message: string | null;
+            show_users: boolean;
+            nodes: {
+                node: string;
+                gpus: components["schemas"]["ClusterGPU"][];
+            }[];
+            summary: {
+                nodes: number;
+                gpus: number;
+                held: number;
+                mine: number;
+                leak_alarms: number;
+                idle_holders: number;
+                stale: number;
+            } | null;
+        };
+        /** @description What a client sends on the stream: a rate and/or a field selection. */
+        StreamRequest: {
+            /** @description seconds; never faster than the server's tick */
+            interval?: number;
+            fields?: ("util_gpu" | "util_mem" | "mem_total" | "mem_used" | "mem_free" | "mem_reserved" | "temp_c" | "power_mw" | "power_limit_mw" | "clock_sm" | "clock_mem" | "pstate" | "throttle_reasons" | "fan_pct" | "pcie_tx_kbps" | "pcie_rx_kbps" | "pcie_gen" | "pcie_width" | "energy_mj" | "ecc_errors_volatile" | "nvlink_active" | "processes")[] | null;
+        };
+        StreamHello: {
+            /** @constant */
+            type: "hello";
+            status: components["schemas"]["Status"];
+        };
+        StreamSnapshot: {
+            /** @constant */
+            type: "snapshot";
+            snapshot: components["schemas"]["Snapshot"];
+        };
+        StreamConfig: {
+            /** @constant */
+            type: "config";
+            interval: number;
+            /** @description []: every field */
+            fields: ("util_gpu" | "util_mem" | "mem_total" | "mem_used" | "mem_free" | "mem_reserved" | "temp_c" | "power_mw" | "power_limit_mw" | "clock_sm" | "clock_mem" | "pstate" | "throttle_reasons" | "fan_pct" | "pcie_tx_kbps" | "pcie_rx_kbps" | "pcie_gen" | "pcie_width" | "energy_mj" | "ecc_errors_volatile" | "nvlink_active" | "processes")[];
+        };
+        StreamError: {
+            /** @constant */
+            type: "error";
+            message: string;
+        };
+        /** @description What the server sends on the stream: hello (once, first), snapshot (every tick at the client's rate), config (the answer to a valid StreamRequest), error (the answer to a bad one; the socket stays open). */
+        StreamMessage: components["schemas"]["StreamHello"] | components["schemas"]["StreamSnapshot"] | components["schemas"]["StreamConfig"] | components["schemas"]["StreamError"];
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export type operations = Record<string, never>;
