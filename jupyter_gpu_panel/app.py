@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import getpass
+import socket
 from typing import Any, Optional
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Unicode, validate
+from traitlets import Bool, Enum, Float, Unicode, default, validate
 
 from .metrics.sampler import MIN_INTERVAL, Sampler
 from .metrics.snapshot import Audience
@@ -92,6 +93,36 @@ class GPUPanel(ExtensionApp):
         "slower while Python stacks are captured.",
     ).tag(config=True)
 
+    node_name = Unicode(
+        help="This machine's name in the exported Prometheus series (the `Hostname` label, as NVIDIA's DCGM "
+        "exporter names it, so the two join). Default: the host name; on Kubernetes set it to the node's name.",
+    ).tag(config=True)
+
+    prometheus_url = Unicode(
+        "",
+        help="The Prometheus that scrapes this cluster (DCGM exporter and these servers' /metrics), e.g. "
+        "http://prometheus:9090. Set, the panel shows a Cluster section (GET cluster) and history older than "
+        "this server's own buffer comes from there. The browser never talks to Prometheus.",
+    ).tag(config=True)
+
+    cluster_show_users = Bool(
+        False,
+        help="Name other users and their notebooks in the cluster view (a teacher's or admin's deployment). "
+        "Off: other holders of a GPU are counted, not named.",
+    ).tag(config=True)
+
+    cluster_refresh = Float(5.0, help="Seconds a cluster view is reused before Prometheus is asked again.").tag(
+        config=True
+    )
+
+    cluster_stale_after = Float(
+        120.0, help="A GPU whose last scrape is older than this many seconds is shown as stale."
+    ).tag(config=True)
+
+    @default("node_name")
+    def _default_node_name(self) -> str:
+        return socket.gethostname()
+
     @validate("interval")
     def _floor_interval(self, proposal: dict) -> float:
         return max(MIN_INTERVAL, float(proposal["value"]))
@@ -129,6 +160,18 @@ class GPUPanel(ExtensionApp):
             self.serverapp, self.sampler, self.probes, period=self.kernel_refresh, triage_on_alarm=self.triage_on_alarm
         )
         self.hub.owner_of = self.tracker.owner_of
+        self.tracker.on_change = self.hub.publish_kernels
+        from .cluster.service import ClusterService
+        from .metrics import exporter
+
+        exporter.register(self)
+        self.cluster = ClusterService(
+            self.prometheus_url,
+            me=server_user(),
+            show_users=self.cluster_show_users,
+            refresh=self.cluster_refresh,
+            stale_after=self.cluster_stale_after,
+        )
         self.settings["gpu_panel"] = self
         self.log.info("jupyter-gpu-panel: source=%s interval=%ss", self.source, self.sampler.interval)
         # the sampler thread opens the source itself: NVML init (tens of ms, seconds on a sick
@@ -144,6 +187,9 @@ class GPUPanel(ExtensionApp):
         self.tracker.start()
 
     async def stop_extension(self) -> None:
+        from .metrics import exporter
+
+        exporter.register(None)
         self.tracker.stop()
         self.hub.close()
         await asyncio.get_running_loop().run_in_executor(None, self.sampler.stop)

@@ -240,3 +240,19 @@ async def test_a_script_with_a_probe_is_listed_with_its_leak_and_can_be_triaged(
     script_process.kill()
     script_process.wait()
     assert (await kernels(jp_fetch))["scripts"] == []  # a finished script leaves the list
+
+
+async def test_the_stream_pushes_the_kernels_document_when_it_changes(jp_fetch, jp_ws_fetch, jp_serverapp, panel, fake):
+    """The panel polls nothing: a new kernel holding GPU memory reaches an open socket by itself."""
+    ws = await jp_ws_fetch("api", "gpu-panel", "stream")
+    kid = await start_session(jp_fetch, "pushed.ipynb")
+    fake.processes[0] = [(kernel_pid(jp_serverapp, kid), 2 * GiB)]
+    deadline = asyncio.get_running_loop().time() + 10
+    seen = None
+    while seen is None:
+        assert asyncio.get_running_loop().time() < deadline, "no kernels message with the new kernel"
+        msg = json.loads(await asyncio.wait_for(ws.read_message(), 10))
+        if msg["type"] == "kernels":
+            seen = next((k for k in msg["kernels"]["kernels"] if k["kernel_id"] == kid and k["memory"]), None)
+    assert seen["notebook"] == "pushed.ipynb" and seen["memory"] == {"0": 2 * GiB}
+    ws.close()

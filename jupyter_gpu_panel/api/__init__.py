@@ -10,6 +10,7 @@ from .base import API
 def routes() -> list[tuple[str, Any]]:
     """Patterns relative to the server's base_url (ExtensionApp joins them)."""
     from .benchmarks import BenchmarksHandler
+    from .cluster import ClusterHandler
     from .kernels import KernelActionHandler, KernelsHandler, ProbeTriageHandler
     from .metrics import DevicesHandler, HistoryHandler, OpenAPIHandler, SnapshotHandler, StatusHandler
     from .stream import StreamHandler
@@ -22,7 +23,8 @@ def routes() -> list[tuple[str, Any]]:
         (rf"/{API}/openapi.json", OpenAPIHandler),
         (rf"/{API}/stream", StreamHandler),
         (rf"/{API}/kernels", KernelsHandler),
-        (rf"/{API}/kernels/(?P<kernel_id>[\w-]{{1,128}})/(?P<action>\w{{1,32}})", KernelActionHandler),
-        (rf"/{API}/probes/(?P<pid>\d{{1,20}})/triage", ProbeTriageHandler),
+        (rf"/{API}/kernels/(?P<kernel_id>[^/]+)/(?P<action>[^/]+)", KernelActionHandler),
+        (rf"/{API}/probes/(?P<pid>[^/]+)/triage", ProbeTriageHandler),
         (rf"/{API}/benchmarks", BenchmarksHandler),
+        (rf"/{API}/cluster", ClusterHandler),
     ]

@@ -17,6 +17,7 @@ from tornado import web, websocket
 from .. import __version__
 from ..metrics.sampler import MIN_INTERVAL
 from ..metrics.snapshot import Audience, parse_fields, snapshot_json
+from ..metrics.stream import kernels_message
 from .base import AUTH_RESOURCE, MAX_BODY_BYTES, PanelMixin, parse_json_object
 
 #: The slowest rate a client may ask for (one snapshot an hour).
@@ -86,6 +87,9 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
             doc = snapshot_json(sampler.status, snap, None, panel.tracker.owner_of, self.audience)
             self.send(json.dumps({"type": "snapshot", "snapshot": doc}))
             self.last_sent = snap.t
+        panel.tracker.start()  # idempotent: its refreshes are what this socket pushes
+        if panel.tracker.refreshed:  # then every change, as the tracker sees it
+            self.send(kernels_message(panel.tracker.doc))
         panel.hub.add(self)
 
     def on_message(self, message: Any) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
+import orjson
 
 from ..memory.follower import ProbeFollower, Probes
 from ..memory.verdict import nvml_verdict, verdict_from_records
@@ -39,6 +40,9 @@ class KernelTracker:
         self._task: Optional[asyncio.Task[None]] = None
         self._probe_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu-panel-probes")
         self.refreshed = False
+        #: called on the event loop with the new document when a refresh changed it
+        self.on_change: Optional[Callable[[dict[str, Any]], None]] = None
+        self._doc_bytes = b""
 
     async def _on_probe_thread(self, fn: Any, *args: Any) -> Any:
         future = asyncio.wrap_future(self._probe_io.submit(fn, *args))
@@ -92,6 +96,11 @@ class KernelTracker:
         except asyncio.TimeoutError:
             log.warning("kernel view: the probe files took over %.0f s; serving the last view", PROBE_IO_TIMEOUT)
         self.refreshed = True
+        encoded = orjson.dumps(self.doc, option=orjson.OPT_SERIALIZE_NUMPY)
+        if encoded != self._doc_bytes:
+            self._doc_bytes = encoded
+            if self.on_change is not None:
+                self.on_change(self.doc)
         return self.doc
 
     def _build(self, state: Any) -> dict[str, Any]:

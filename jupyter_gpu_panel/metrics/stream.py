@@ -12,6 +12,8 @@ import json
 import logging
 from typing import Any, Optional, Protocol
 
+import orjson
+
 from .sampler import Sampler, Snapshot
 from .snapshot import Audience, OwnerLookup, snapshot_json
 
@@ -68,8 +70,22 @@ class StreamHub:
                 doc = snapshot_json(self.sampler.status, snap, client.fields, self.owner_of, client.audience)
                 message = encoded[key] = json.dumps({"type": "snapshot", "snapshot": doc})
             client.last_sent = snap.t
-            try:
-                client.send(message)
-            except Exception:
-                log.debug("dropping stream client", exc_info=True)
-                self.remove(client)
+            self._send(client, message)
+
+    def publish_kernels(self, doc: dict[str, Any]) -> None:
+        """The kernels document (the tracker calls this when it changed): to every client, encoded once."""
+        message = kernels_message(doc)
+        for client in list(self.clients):
+            self._send(client, message)
+
+    def _send(self, client: StreamClient, message: str) -> None:
+        try:
+            client.send(message)
+        except Exception:
+            log.debug("dropping stream client", exc_info=True)
+            self.remove(client)
+
+
+def kernels_message(doc: dict[str, Any]) -> str:
+    """``{"type": "kernels", "kernels": doc}``: pushed on change, so the panel polls nothing."""
+    return orjson.dumps({"type": "kernels", "kernels": doc}, option=orjson.OPT_SERIALIZE_NUMPY).decode()

@@ -1,0 +1,148 @@
+"""Beyond one machine, with real components: Debian's Prometheus scrapes three Jupyter servers
+(two replaying different recorded H100 traces, one on the fake NVML with a real kernel holding
+memory) and a DCGM-style exporter serving recorded H100 readings for four nodes; a fourth
+Jupyter server (the test's own, pytest-jupyter) asks Prometheus through ``GET cluster``.
+"""
+
+import json
+import time
+
+import pytest
+from dcgm import exposition, gpus_from_trace
+from servers import Exposition, free_port, start_jupyter_server, start_prometheus, wait_until
+
+from conftest import TRACES
+
+GiB = 2**30
+TOKEN = "cluster-scrape-token"
+REPLAYS = {
+    "node-a": TRACES / "h100" / "leak_hidden.nvml.jsonl",
+    "node-b": TRACES / "h100-mlp" / "healthy_mlp.nvml.jsonl",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    work = tmp_path_factory.mktemp("cluster")
+    servers, prom, dcgm = {}, None, None
+    try:
+        for node, trace in REPLAYS.items():
+            servers[node] = start_jupyter_server(
+                work / node, "--GPUPanel.source=replay", f"--GPUPanel.replay_file={trace}",
+                "--GPUPanel.interval=0.2", f"--GPUPanel.node_name={node}", token=TOKEN,
+            )  # fmt: skip
+        servers["node-c"] = start_jupyter_server(
+            work / "node-c", "--GPUPanel.source=nvml", "--GPUPanel.interval=0.2", "--GPUPanel.kernel_refresh=0.5",
+            "--GPUPanel.node_name=node-c", fake_gpus=1, token=TOKEN,
+        )  # fmt: skip
+        # node-d runs no Jupyter: DCGM alone knows it
+        recorded = [
+            *gpus_from_trace("node-a", REPLAYS["node-a"]),
+            *gpus_from_trace("node-b", REPLAYS["node-b"]),
+            *gpus_from_trace("node-c", TRACES / "h100" / "healthy_plateau.nvml.jsonl"),
+            *gpus_from_trace("node-d", TRACES / "h100" / "leak_onset_200.nvml.jsonl", gpus=2),
+        ]
+        dcgm = Exposition(lambda: exposition(recorded)).start()
+        prom = start_prometheus(
+            work / "prometheus",
+            [
+                {"job_name": "jupyter", "authorization": {"credentials": TOKEN},
+                 "static_configs": [{"targets": [f"127.0.0.1:{s.port}" for s in servers.values()]}]},
+                {"job_name": "dcgm", "static_configs": [{"targets": [f"127.0.0.1:{dcgm.port}"]}]},
+            ],
+        )  # fmt: skip
+        # a real kernel on node-c, holding 3 GiB as NVML (the fake) reports it
+        session = servers["node-c"].api(
+            "api/sessions", "POST",
+            {"path": "course/train.ipynb", "type": "notebook", "name": "train", "kernel": {"name": "python3"}},
+        )  # fmt: skip
+        kid = session["kernel"]["id"]
+        pid = next(
+            k["pid"]
+            for k in servers["node-c"].api("api/gpu-panel/kernels?refresh=1")["kernels"]
+            if k["kernel_id"] == kid
+        )
+        servers["node-c"].set_gpu_processes({0: [(pid, 3 * GiB)]})
+        wait_until(lambda: bool(prom.query("jupyter_gpu_panel_kernel_memory_bytes")), 60, "the kernel's series")
+        wait_until(lambda: len(prom.query("DCGM_FI_DEV_FB_USED")) == 5, 30, "DCGM series")
+        # every server scraped at least once (a target's first scrape may lag its start)
+        wait_until(lambda: len(prom.query("jupyter_gpu_panel_memory_total_bytes")) == 3, 30, "every server's series")
+        yield {"prom": prom, "servers": servers, "kernel_id": kid, "recorded": recorded}
+    finally:
+        for s in servers.values():
+            s.stop()
+        if prom is not None:
+            prom.stop()
+        if dcgm is not None:
+            dcgm.stop()
+
+
+@pytest.fixture
+def gpu_panel_config(request):
+    cluster = request.getfixturevalue("cluster")
+    return {"source": "replay", "interval": 0.2, "prometheus_url": cluster["prom"].url, "cluster_refresh": 0.5}
+
+
+def test_every_server_is_scraped_with_dcgm_join_labels(cluster):
+    prom = cluster["prom"]
+    totals = {r["metric"]["Hostname"]: r for r in prom.query("jupyter_gpu_panel_memory_total_bytes")}
+    assert set(totals) == {"node-a", "node-b", "node-c"}
+    for node, trace in REPLAYS.items():
+        first = json.loads(trace.read_text().splitlines()[0])
+        assert float(totals[node]["value"][1]) == first["mem_total"]
+        assert totals[node]["metric"]["gpu"] == "0"
+    # the join: our series and DCGM's meet on Hostname and gpu, in PromQL
+    joined = prom.query(
+        "jupyter_gpu_panel_memory_total_bytes * on(Hostname, gpu) group_left() (DCGM_FI_DEV_FB_USED * 0 + 1)"
+    )
+    assert {r["metric"]["Hostname"] for r in joined} == {"node-a", "node-b", "node-c"}
+    [kernel] = prom.query("jupyter_gpu_panel_kernel_memory_bytes")
+    labels = kernel["metric"]
+    assert float(kernel["value"][1]) == 3 * GiB
+    assert labels["kernel_id"] == cluster["kernel_id"] and labels["notebook"] == "course/train.ipynb"
+    assert labels["Hostname"] == "node-c" and labels["gpu"] == "0" and "pid" not in labels
+
+
+async def test_cluster_lists_every_node_gpu_and_holder(cluster, jp_fetch):
+    doc = json.loads((await jp_fetch("api", "gpu-panel", "cluster")).body)
+    assert doc["state"] == "ok", doc["message"]
+    nodes = {n["node"]: n["gpus"] for n in doc["nodes"]}
+    assert set(nodes) == {"node-a", "node-b", "node-c", "node-d"}
+    assert [g["gpu"] for g in nodes["node-d"]] == ["0", "1"]
+    assert doc["summary"]["gpus"] == 5 and doc["summary"]["nodes"] == 4
+    [c0] = nodes["node-c"]
+    [holder] = c0["holders"]
+    assert holder["kernel_id"] == cluster["kernel_id"] and holder["notebook"] == "course/train.ipynb"
+    assert holder["memory"] == 3 * GiB and holder["mine"] is True  # same user as this server
+    assert c0["sources"] == ["dcgm", "jupyter"] or sorted(c0["sources"]) == ["dcgm", "jupyter"]
+    # DCGM is the reference where both report: its memory (MiB) in bytes, total = used + free
+    [d] = nodes["node-d"][:1]
+    assert d["sources"] == ["dcgm"] and d["holders"] == [] and d["others"]["count"] == 0
+    assert d["mem_total"] == pytest.approx(85520809984, rel=0.001)
+    assert 0 <= d["util"] <= 1 and d["sm_clock_hz"] >= 1e8 and d["age_s"] is not None and not d["stale"]
+
+
+async def test_prometheus_down_is_a_clear_state_and_the_server_goes_on(jp_fetch, panel):
+    from jupyter_gpu_panel.cluster.service import ClusterService
+
+    panel.cluster = ClusterService(f"http://127.0.0.1:{free_port()}", me="root", show_users=False, timeout=2)
+    doc = json.loads((await jp_fetch("api", "gpu-panel", "cluster")).body)
+    assert doc["state"] == "unreachable" and "cannot reach Prometheus" in doc["message"] and doc["nodes"] == []
+    assert (await jp_fetch("api", "gpu-panel", "status")).code == 200
+
+
+async def test_stale_scrapes_are_marked(cluster, jp_fetch, panel):
+    from jupyter_gpu_panel.cluster.service import ClusterService
+
+    time.sleep(0.05)
+    panel.cluster = ClusterService(cluster["prom"].url, me="root", show_users=False, stale_after=0.001)
+    doc = json.loads((await jp_fetch("api", "gpu-panel", "cluster")).body)
+    assert doc["state"] == "stale" and doc["summary"]["stale"] == doc["summary"]["gpus"] == 5
+
+
+async def test_not_configured_says_how(jp_fetch, panel):
+    from jupyter_gpu_panel.cluster.service import ClusterService
+
+    panel.cluster = ClusterService("", me="root", show_users=False)
+    doc = json.loads((await jp_fetch("api", "gpu-panel", "cluster")).body)
+    assert doc["state"] == "not-configured" and "prometheus_url" in doc["message"]
