@@ -60,3 +60,29 @@ def test_execute_in_place_saves_outputs_and_results(tmp_path, capsys):
     assert any(o.get("name") == "stdout" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     res = json.loads((tmp_path / results_name("check.ipynb")).read_text())
     assert res["errors"] == [] and res["gpu_vs_cpu"]["cpu"]["n"] == 64
+    # the summary shows the CPU's small TFLOP/s with the digits it needs, not "0.0"
+    cpu = res["gpu_vs_cpu"]["cpu"]["tflops"]
+    shown = "".join(
+        o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+    row = next(line for line in shown.splitlines() if line.startswith("| fp32 matmul on the CPU"))
+    assert row.split("|")[2].strip() == f"{cpu:.3g}", row
+
+
+def test_a_mistyped_parameter_is_refused(tmp_path, capsys):
+    """``-p quick=Tru e`` would reach the notebook as the truthy string 'Tru e'."""
+    for param in ("quick=Tru e", "quick=Flase", "repeats=ten"):
+        out = tmp_path / "p.ipynb"
+        assert main(["benchmark", "--template", "gpu-benchmark", "--out", str(out), "-p", param]) == 2
+        assert not out.exists()
+        err = capsys.readouterr().err
+        assert err.startswith("jupyter-gpu-panel benchmark: error: parameter ") and "must be" in err
+
+
+def test_out_paths_that_cannot_be_written_are_clear_errors(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for out in ("/proc/x.ipynb", str(blocker / "x.ipynb")):
+        assert main(["benchmark", "--template", "gpu-benchmark", "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("jupyter-gpu-panel benchmark: error: ") and "Traceback" not in err

@@ -165,3 +165,16 @@ def test_dist_script_runs_under_torchrun_on_cpu(tmp_path):
         assert r["algbw_GBps"] == pytest.approx(r["bytes"] / (r["time_us"] / 1e6) / 1e9)
         assert r["busbw_GBps"] == pytest.approx(r["algbw_GBps"] * 2 * (2 - 1) / 2)
     assert _finite_positive(res["training"]["samples_per_s"])
+
+
+def test_without_torch_the_first_cell_says_exactly_what_to_install():
+    """A kernel without torch stops at the setup cell with the command for this machine (no NVIDIA
+    driver here: the CPU wheel), not a bare ModuleNotFoundError."""
+    nb = build_notebook("gpu-health-check")
+    setup = next(c.source for c in code_cells(nb) if "import torch" in c.source)
+    prelude = "import sys\nsys.modules['torch'] = None  # this kernel has no torch\n"
+    with pytest.raises(SystemExit) as stop:
+        exec(compile(prelude + setup, "setup-cell", "exec"), {"__name__": "__main__"})
+    text = str(stop.value)
+    assert "needs PyTorch" in text and "restart the kernel" in text
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in text

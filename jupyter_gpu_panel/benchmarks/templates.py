@@ -356,6 +356,31 @@ def _reference_source(t: Template) -> str:
     )
 
 
+def _kind(value: Any) -> Optional[str]:
+    if isinstance(value, bool):
+        return "True or False"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a dict"
+    return None
+
+
+def check_override(param: Param, value: Any) -> None:
+    """ValueError unless ``value`` has the parameter's type (its default's, or its presets' when the
+    default is None): ``-p quick=Tru e`` must not reach the notebook as the truthy string 'Tru e'."""
+    examples = [param.default] if param.default is not None else list((param.presets or {}).values())
+    kinds = {k for k in map(_kind, examples) if k is not None}
+    if not kinds or value is None:
+        return
+    if _kind(value) not in kinds:
+        raise ValueError(f"parameter {param.name} must be {' or '.join(sorted(kinds))}, got {value!r}")
+
+
 def build_notebook(
     name: str,
     results_json: Optional[str] = None,
@@ -375,6 +400,9 @@ def build_notebook(
         unknown = set(overrides) - {p.name for p in t.params}
         if unknown:
             raise KeyError(f"unknown parameter(s) for {name}: {', '.join(sorted(unknown))}")
+        params = {p.name: p for p in t.params}
+        for key, value in overrides.items():
+            check_override(params[key], value)
         src = "# Injected parameters\n" + "\n".join(f"{k} = {v!r}" for k, v in overrides.items())
         cells.append(new_code_cell(src, metadata={"tags": ["injected-parameters"]}))
     cells.append(new_code_cell(_reference_source(t), metadata={"jupyter": {"source_hidden": True}}))

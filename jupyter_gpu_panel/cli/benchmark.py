@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ import nbformat
 from ..benchmarks.paths import results_name
 from ..benchmarks.templates import TEMPLATES, build_notebook, list_templates
 from .errors import fail, os_error_text, unwritable
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = dict(args.param or [])
     try:
         nb = build_notebook(args.template, results_json=results_name(out.name), overrides=overrides or None)
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:
         return fail("benchmark", str(exc.args[0]))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             execute_notebook(out, kernel_name=args.kernel, timeout=args.timeout or None)
         except Exception as exc:  # noqa: BLE001 - nbclient raises many kinds: outputs are saved, say where it broke
-            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+            text = ANSI.sub("", str(exc)).strip()  # nbclient's error text carries terminal colours
+            last = text.splitlines()[-1] if text else ""
             return fail(
                 "benchmark",
                 f"execution failed after {time.perf_counter() - t:.0f} s: {type(exc).__name__}: {last}",

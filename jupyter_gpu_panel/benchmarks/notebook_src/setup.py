@@ -21,7 +21,22 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
+try:
+    import torch
+except ModuleNotFoundError:
+    # say exactly what to run, for this kernel's Python and this machine (a plain `pip install
+    # torch` pulls the multi-GB CUDA build even where there is no GPU)
+    _has_driver = shutil.which("nvidia-smi") is not None or os.path.exists("/proc/driver/nvidia/version")
+    _how = (
+        f"{sys.executable} -m pip install torch" + "   # the CUDA build, for this machine's NVIDIA driver"
+        if _has_driver
+        else f"{sys.executable} -m pip install torch --index-url https://download.pytorch.org/whl/cpu"
+        + "   # the CPU build: no NVIDIA driver here"
+    )
+    raise SystemExit(
+        "This notebook needs PyTorch, and this kernel has none. Install it into the kernel's environment:\n\n"
+        f"    {_how}\n\nthen restart the kernel and run the notebook again."
+    ) from None
 
 try:
     try:
@@ -252,6 +267,17 @@ def spread(samples):
 
 def fmt(x, nd=1):
     return "—" if x is None else f"{x:,.{nd}f}"
+
+
+def fmt_sig(x):
+    """A measured value with the digits it deserves: 0.017 stays 0.017, 775.3 becomes 775."""
+    if x is None:
+        return "—"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:,.1f}"
+    return f"{x:.3g}"
 
 
 def show_table(rows, headers):

@@ -130,7 +130,7 @@ show_table(
     [
         [
             r[0],
-            fmt(r[1], 2 if r[2] == "ratio" else 0 if r[2] == "samples" else 1),
+            fmt(r[1], 2) if r[2] == "ratio" else fmt(r[1], 0) if r[2] == "samples" else fmt_sig(r[1]),
             r[2],
             fmt(r[3], 0),
             fmt(r[4], 0),
