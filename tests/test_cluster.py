@@ -4,6 +4,7 @@ memory) and a DCGM-style exporter serving recorded H100 readings for four nodes;
 Jupyter server (the test's own, pytest-jupyter) asks Prometheus through ``GET cluster``.
 """
 
+import gzip
 import json
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from dcgm import exposition, gpus_from_trace
 from servers import Exposition, free_port, start_jupyter_server, start_prometheus, wait_until
 
-from conftest import TRACES
+from conftest import ROOT, TRACES
 
 GiB = 2**30
 TOKEN = "cluster-scrape-token"
@@ -80,7 +81,13 @@ def cluster(tmp_path_factory):
 @pytest.fixture
 def gpu_panel_config(request):
     cluster = request.getfixturevalue("cluster")
-    return {"source": "replay", "interval": 0.2, "prometheus_url": cluster["prom"].url, "cluster_refresh": 0.5}
+    return {
+        "source": "replay",
+        "interval": 0.2,
+        "prometheus_url": cluster["prom"].url,
+        "cluster_refresh": 0.5,
+        "history_seconds": 10,
+    }
 
 
 def test_every_server_is_scraped_with_dcgm_join_labels(cluster):
@@ -146,3 +153,73 @@ async def test_not_configured_says_how(jp_fetch, panel):
     panel.cluster = ClusterService("", me="root", show_users=False)
     doc = json.loads((await jp_fetch("api", "gpu-panel", "cluster")).body)
     assert doc["state"] == "not-configured" and "prometheus_url" in doc["message"]
+
+
+async def test_history_older_than_the_buffer_comes_from_prometheus(cluster, jp_fetch, panel):
+    """This server says it is node-a (which Prometheus has scraped since the fixture started) and
+    keeps only 10 s itself: asked for the last minute, the rest comes from Prometheus."""
+    panel.node_name = "node-a"
+    panel.prometheus_url = cluster["prom"].url
+    first = json.loads(REPLAYS["node-a"].read_text().splitlines()[0])
+    since = time.time() - 60
+    doc = json.loads((await jp_fetch("api", "gpu-panel", "history", params={"since": str(since)})).body)
+    older = doc["older"]
+    assert older["source"] == "prometheus" and older["error"] is None and older["points"] >= 3
+    [gpu] = doc["gpus"]
+    t = gpu["t"]
+    assert t == sorted(t) and t[0] < older["until"] and since < t[0]
+    before = [i for i, x in enumerate(t) if x < older["until"]]
+    # the recorded card's total memory, in the history's own unit, from Prometheus
+    assert {gpu["values"]["mem_total"][i] for i in before} == {first["mem_total"]}
+    assert all(v is None or 0 <= v <= 100 for v in (gpu["values"]["util_gpu"][i] for i in before))
+    # without a Prometheus, the same question is answered from the buffer alone
+    panel.prometheus_url = ""
+    doc = json.loads((await jp_fetch("api", "gpu-panel", "history", params={"since": str(since)})).body)
+    assert doc["older"] is None
+
+
+SCALE = ROOT / "tests" / "data" / "cluster" / "dcgm-100x8.prom.gz"
+
+
+@pytest.fixture(scope="module")
+def big_cluster(tmp_path_factory):
+    """A real Prometheus scraping a recorded exposition of 100 nodes x 8 GPUs."""
+    text = gzip.decompress(SCALE.read_bytes()).decode()
+    exporter = Exposition(lambda: text).start()
+    prom = start_prometheus(
+        tmp_path_factory.mktemp("big"),
+        [{"job_name": "dcgm", "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}],
+    )
+    try:
+        wait_until(lambda: len(prom.query("DCGM_FI_DEV_FB_USED")) == 800, 30, "800 GPUs in Prometheus")
+        yield prom, text
+    finally:
+        prom.stop()
+        exporter.stop()
+
+
+@pytest.mark.parametrize("show_users", [False, True])
+async def test_a_cluster_of_100_nodes_by_8_gpus(big_cluster, jp_fetch, panel, show_users):
+    from jupyter_gpu_panel.cluster.service import ClusterService
+
+    prom, text = big_cluster
+    panel.cluster = ClusterService(prom.url, me="root", show_users=show_users)
+    doc = json.loads((await jp_fetch("api", "gpu-panel", "cluster")).body)
+    assert doc["state"] == "ok" and doc["summary"]["nodes"] == 100 and doc["summary"]["gpus"] == 800
+    assert all(len(n["gpus"]) == 8 for n in doc["nodes"])
+    held = text.count("\njupyter_gpu_panel_kernel_memory_bytes{")
+    leaking = sum(
+        1
+        for line in text.splitlines()
+        if line.startswith("jupyter_gpu_panel_kernel_leak_actionable{") and line.endswith(" 1")
+    )
+    gpus = [g for n in doc["nodes"] for g in n["gpus"]]
+    assert doc["summary"]["held"] == held and doc["summary"]["leak_alarms"] == leaking > 0
+    named = sum(len(g["holders"]) for g in gpus)
+    counted = sum(g["others"]["count"] for g in gpus)
+    if show_users:  # a teacher's deployment: every holder named
+        assert named == held and counted == 0
+        assert all(h["user"].startswith("user") and h["notebook"] for g in gpus for h in g["holders"])
+    else:  # other users are counted, never named
+        assert named == 0 and counted == held
+        assert "user0" not in json.dumps(doc)

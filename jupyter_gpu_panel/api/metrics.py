@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from importlib import resources
-from typing import Optional
+from typing import Any, Optional
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from .. import __version__
+from ..metrics.older_history import merge_older, older_history
 from ..metrics.readings import HISTORY_FIELDS
 from ..metrics.snapshot import parse_fields, snapshot_json
+from ..metrics.sources.prometheus import PrometheusClient, PrometheusError
 from .base import BaseHandler, chunked_json
 
 MAX_HISTORY_POINTS = 100_000
@@ -73,20 +76,29 @@ class HistoryHandler(BaseHandler):
             missing = sorted(set(gpus) - known)
             if missing and self.panel.sampler.status.ok:
                 raise web.HTTPError(400, f"no GPU {missing[0]}; this server has {sorted(known) or 'none'}")
-        sampler = self.panel.sampler
-        audience = self.panel.audience()
+        panel = self.panel
+        sampler = panel.sampler
+        audience = panel.audience()
+        loop = asyncio.get_running_loop()
 
-        def build() -> str:
-            doc = sampler.history.query(
+        def query() -> dict:
+            return sampler.history.query(
                 since=since,
                 fields=fields,
                 max_points=max_points,
                 gpus=gpus,
                 pid_visible=lambda pid: audience.sees_process(sampler.user_of(pid)),
             )
+
+        doc = await loop.run_in_executor(None, query)
+        doc["older"], older_columns = await older_part(panel, doc, since, gpus, max_points)
+
+        def encode() -> bytes:
+            if older_columns:
+                merge_older(doc, older_columns)
             return chunked_json({"now": sampler.health.last_tick, "interval": sampler.interval, **doc})
 
-        text = await asyncio.get_running_loop().run_in_executor(None, build)
+        text = await loop.run_in_executor(None, encode)
         self.set_header("Content-Type", "application/json")
         self.finish(text)
 
@@ -114,3 +126,26 @@ class OpenAPIHandler(BaseHandler):
 def openapi_text() -> str:
     """The API's contract (``api/openapi.json``), as shipped in the package."""
     return (resources.files("jupyter_gpu_panel.api") / "openapi.json").read_text(encoding="utf-8")
+
+
+async def older_part(
+    panel: Any, doc: dict, since: Optional[float], gpus: Optional[list[int]], max_points: int
+) -> tuple[Optional[dict], dict]:
+    """What Prometheus holds of this server before its own buffer starts, when one is configured and
+    asked for (``since`` older than the buffer): ``({"source": "prometheus", "until", "points",
+    "error"}, columns to merge)``; ``(None, {})`` when not asked."""
+    if since is None or not panel.prometheus_url:
+        return None, {}
+    starts = [float(g["t"][0]) for g in doc["gpus"] if len(g["t"])]
+    until = min(starts) if starts else time.time()
+    if since >= until - panel.sampler.interval:
+        return None, {}
+    client = PrometheusClient(panel.prometheus_url)
+    try:
+        columns = await older_history(
+            client, panel.node_name, since, until, doc["fields"], gpus, max_points // 2, panel.sampler.interval
+        )
+    except PrometheusError as err:
+        return {"source": "prometheus", "until": until, "points": 0, "error": str(err)}, {}
+    points = max((len(c["t"]) for c in columns.values()), default=0)
+    return {"source": "prometheus", "until": until, "points": points, "error": None}, columns

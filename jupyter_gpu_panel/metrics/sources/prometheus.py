@@ -14,6 +14,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import orjson
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 
@@ -43,7 +44,7 @@ class PrometheusClient:
         self.timeout = timeout
         self.headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
 
-    async def _get(self, path: str, params: dict[str, str]) -> Any:
+    async def _get(self, path: str, params: dict[str, str]) -> bytes:
         query = urllib.parse.urlencode(params)
         request = HTTPRequest(
             f"{self.url}{path}?{query}",
@@ -59,62 +60,70 @@ class PrometheusClient:
             detail = ""
             if err.response is not None and err.response.body:
                 try:
-                    detail = json.loads(err.response.body).get("error", "")
-                except ValueError:
+                    detail = str(json.loads(err.response.body).get("error", ""))[:300]
+                except (ValueError, AttributeError):
                     detail = ""
             raise PrometheusError(f"Prometheus answered {err.code}{': ' + detail if detail else ''}") from None
         except OSError as err:  # refused, unreachable, DNS
             raise PrometheusError(f"cannot reach Prometheus at {self.url}: {err.strerror or err}") from None
         except asyncio.TimeoutError:
             raise PrometheusError(f"Prometheus at {self.url} did not answer within {self.timeout:.0f} s") from None
-        body = resp.body
-        try:
-            return await self._decode(body)
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise PrometheusError(f"Prometheus answered something that is not its API: {err}") from None
-
-    async def _decode(self, body: bytes) -> Any:
-        if len(body) > 65536:  # a cluster's answer: decode it off the event loop
-            doc = await asyncio.get_running_loop().run_in_executor(None, json.loads, body)
-        else:
-            doc = json.loads(body)
-        if not isinstance(doc, dict) or doc.get("status") != "success":
-            raise PrometheusError(f"Prometheus error: {doc.get('error') if isinstance(doc, dict) else 'bad answer'}")
-        return doc["data"]
+        return resp.body
 
     async def query(self, promql: str, at: Optional[float] = None) -> list[Sample]:
         """An instant query; only vector results."""
         params = {"query": promql}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        data = await self._get("/api/v1/query", params)
-        out = []
-        try:
-            for item in data.get("result", []) if data.get("resultType") == "vector" else []:
-                labels = {str(k): str(v) for k, v in item.get("metric", {}).items()}
-                t, raw = item["value"]
-                value = _number(raw)
-                if value is not None:
-                    out.append(Sample(labels.pop("__name__", ""), labels, value, float(t)))
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise PrometheusError(f"Prometheus answered a result that is not a vector: {err}") from None
-        return out
+        body = await self._get("/api/v1/query", params)
+        # decoding a cluster's answer grows with the cluster: off the event loop
+        return await asyncio.get_running_loop().run_in_executor(None, parse_vector, body)
 
     async def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:
-        data = await self._get(
-            "/api/v1/query_range",
-            {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{max(step, 0.001):.3f}"},
-        )
-        out = []
-        try:
-            for item in data.get("result", []):
-                labels = {str(k): str(v) for k, v in item.get("metric", {}).items()}
-                points = item.get("values", [])
-                times = [float(t) for t, _ in points]
-                out.append(Series(labels.pop("__name__", ""), labels, times, [_number(v) for _, v in points]))
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise PrometheusError(f"Prometheus answered a result that is not a matrix: {err}") from None
-        return out
+        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{max(step, 0.001):.3f}"}
+        body = await self._get("/api/v1/query_range", params)
+        return await asyncio.get_running_loop().run_in_executor(None, parse_matrix, body)
+
+
+def _data(body: bytes) -> Any:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise PrometheusError(f"Prometheus answered something that is not JSON: {err}") from None
+    if not isinstance(doc, dict) or doc.get("status") != "success" or not isinstance(doc.get("data"), dict):
+        raise PrometheusError(f"Prometheus error: {doc.get('error') if isinstance(doc, dict) else 'bad answer'}")
+    return doc["data"]
+
+
+def parse_vector(body: bytes) -> list[Sample]:
+    data = _data(body)
+    out = []
+    try:
+        for item in data.get("result", []) if data.get("resultType") == "vector" else []:
+            labels = item["metric"]  # Prometheus' label values are strings: used as decoded, not copied
+            if not isinstance(labels, dict):
+                raise TypeError("metric is not an object")
+            t, raw = item["value"]
+            value = _number(raw)
+            if value is not None:
+                out.append(Sample(labels.pop("__name__", ""), labels, value, float(t)))
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise PrometheusError(f"Prometheus answered a result that is not a vector: {err}") from None
+    return out
+
+
+def parse_matrix(body: bytes) -> list[Series]:
+    data = _data(body)
+    out = []
+    try:
+        for item in data.get("result", []):
+            labels = {str(k): str(v) for k, v in item.get("metric", {}).items()}
+            points = item.get("values", [])
+            times = [float(t) for t, _ in points]
+            out.append(Series(labels.pop("__name__", ""), labels, times, [_number(v) for _, v in points]))
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise PrometheusError(f"Prometheus answered a result that is not a matrix: {err}") from None
+    return out
 
 
 def _number(raw: Any) -> Optional[float]:
