@@ -123,6 +123,19 @@ class GPUPanel(ExtensionApp):
     def _default_node_name(self) -> str:
         return socket.gethostname()
 
+    idle_after = Float(
+        900.0,
+        help="Seconds a kernel must sit idle while its processes hold GPU memory before the panel flags it "
+        "as an idle holder (offering Release cached memory, Restart, Shut down) and exports its idle time.",
+    ).tag(config=True)
+
+    cull_idle_gpu_kernels_after = Float(
+        0.0,
+        help="Shut down kernels that have sat idle this many seconds while holding GPU memory (0: never, the "
+        "default). Logged; a busy kernel is never touched. Complements jupyterhub-idle-culler, which stops "
+        "whole servers and knows nothing of GPUs.",
+    ).tag(config=True)
+
     @validate("interval")
     def _floor_interval(self, proposal: dict) -> float:
         return max(MIN_INTERVAL, float(proposal["value"]))
@@ -157,7 +170,13 @@ class GPUPanel(ExtensionApp):
         self.hub = StreamHub(self.sampler)
         self.probes = Probes.in_runtime_dir(self.serverapp.runtime_dir)
         self.tracker = KernelTracker(
-            self.serverapp, self.sampler, self.probes, period=self.kernel_refresh, triage_on_alarm=self.triage_on_alarm
+            self.serverapp,
+            self.sampler,
+            self.probes,
+            period=self.kernel_refresh,
+            triage_on_alarm=self.triage_on_alarm,
+            idle_after=self.idle_after,
+            cull_after=self.cull_idle_gpu_kernels_after,
         )
         self.hub.owner_of = self.tracker.owner_of
         self.tracker.on_change = self.hub.publish_kernels

@@ -223,3 +223,22 @@ async def test_a_cluster_of_100_nodes_by_8_gpus(big_cluster, jp_fetch, panel, sh
     else:  # other users are counted, never named
         assert named == 0 and counted == held
         assert "user0" not in json.dumps(doc)
+
+
+def test_the_grafana_dashboard_queries_run_on_prometheus(cluster):
+    """Every panel's PromQL (variables filled with 'all') is accepted by the real Prometheus, and the
+    memory-per-notebook panel shows the notebook that holds a GPU."""
+    dash = json.loads((ROOT / "dashboards" / "jupyter-gpu-panel.json").read_text())
+    prom = cluster["prom"]
+    results = {}
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$node", ".*").replace("$user", ".*")
+            results[panel["title"]] = prom.query(expr)  # raises on a PromQL error
+    assert {r["metric"]["notebook"] for r in results["GPU memory per notebook"]} == {"course/train.ipynb"}
+    assert {r["metric"]["Hostname"] for r in results["GPU memory used per node (DCGM exporter)"]} == {
+        "node-a",
+        "node-b",
+        "node-c",
+        "node-d",
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from jupyter_core.utils import ensure_async
@@ -10,9 +11,10 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..memory import protocol
+from ..memory.wording import human_bytes
 from .base import BaseHandler
 
-ACTIONS = ("interrupt", "restart", "shutdown", "probe", "triage")
+ACTIONS = ("interrupt", "restart", "shutdown", "probe", "triage", "release")
 #: Largest pid a kernel may have (Linux's pid_max is at most 2**22).
 MAX_PID = 2**22
 
@@ -53,6 +55,10 @@ class KernelActionHandler(BaseHandler):
             result = await load_probe(km, kernel_id)
             self.write_json({"kernel_id": kernel_id, "action": action, **result})
             return
+        if action == "release":
+            result = await release_cached(self, kernel_id)
+            self.write_json({"kernel_id": kernel_id, "action": action, **result})
+            return
         act = {"interrupt": km.interrupt_kernel, "restart": km.restart_kernel, "shutdown": km.shutdown_kernel}[action]
         await ensure_async(act(kernel_id))
         self.write_json({"kernel_id": kernel_id, "action": action, "ok": True})
@@ -81,27 +87,19 @@ async def ask_triage(handler: BaseHandler, missing: tuple[int, str], **target: A
     return int(triage["steps"])
 
 
-async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str, Any]:
-    """Start the probe in the kernel (silently, outside its history); the kernel's answer.
-
-    A kernel busy in a training cell runs it when that cell ends: requests are queued.
-    """
+async def run_in_kernel(km: Any, kernel_id: str, code: str, timeout: float = 10.0) -> tuple[bool, str]:
+    """Run ``code`` in the kernel (outside its history); (finished in time, its printed output).
+    A busy kernel runs it when its cell ends: (False, "") comes back at once then."""
     kernel = km.get_kernel(kernel_id)
-    busy = getattr(kernel, "execution_state", None) == "busy"
     client = kernel.client()
     client.start_channels()
     try:
-        msg_id = client.execute(protocol.LOAD_CODE, silent=False, store_history=False)
-        if busy:
-            return {
-                "ok": True,
-                "queued": True,
-                "message": "The kernel is busy: the probe starts when the running cell ends.",
-            }
+        msg_id = client.execute(code, silent=False, store_history=False)
+        if getattr(kernel, "execution_state", None) == "busy":
+            return False, ""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         text = []
-        done = False
         while loop.time() < deadline:
             try:
                 msg = await ensure_async(client.get_iopub_msg(timeout=1))
@@ -115,11 +113,47 @@ async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str
             elif kind == "error":
                 text.append(f"{msg['content'].get('ename')}: {msg['content'].get('evalue')}")
             elif kind == "status" and msg["content"].get("execution_state") == "idle":
-                done = True
-                break
-        message = "".join(text).strip()
-        if not done and not message:
-            message = f"The kernel did not answer within {timeout:.0f} s."
-        return {"ok": protocol.load_succeeded(message), "queued": False, "message": message}
+                return True, "".join(text).strip()
+        return False, "".join(text).strip()
     finally:
         client.stop_channels()
+
+
+async def load_probe(km: Any, kernel_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Start the probe in the kernel; the kernel's answer. A busy kernel starts it when its cell ends."""
+    busy = getattr(km.get_kernel(kernel_id), "execution_state", None) == "busy"
+    done, message = await run_in_kernel(km, kernel_id, protocol.LOAD_CODE, timeout)
+    if busy:
+        return {
+            "ok": True,
+            "queued": True,
+            "message": "The kernel is busy: the probe starts when the running cell ends.",
+        }
+    if not done and not message:
+        message = f"The kernel did not answer within {timeout:.0f} s."
+    return {"ok": protocol.load_succeeded(message), "queued": False, "message": message}
+
+
+async def release_cached(handler: BaseHandler, kernel_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """*Release cached memory* in an idle kernel: torch's cache emptied, the variables kept; what the
+    kernel's allocator gave back, and what NVML shows for the kernel's processes before and after."""
+    km = handler.kernel_manager
+    if getattr(km.get_kernel(kernel_id), "execution_state", None) == "busy":
+        raise web.HTTPError(409, "the kernel is busy: release its cached memory when its cell has ended")
+    tracker = handler.panel.tracker
+    before = tracker.kernel_gpu_memory(kernel_id)
+    done, output = await run_in_kernel(km, kernel_id, protocol.RELEASE_CODE, timeout)
+    line = next((x for x in output.splitlines() if x.startswith(protocol.RELEASED_PREFIX)), None)
+    if not done or line is None:
+        return {"ok": False, "message": output or f"The kernel did not answer within {timeout:.0f} s."}
+    report = json.loads(line[len(protocol.RELEASED_PREFIX) :])
+    await asyncio.sleep(2 * handler.panel.sampler.interval)  # NVML sees the change on a later tick
+    after = tracker.kernel_gpu_memory(kernel_id)
+    freed = max(0, report["reserved_before"] - report["reserved_after"])
+    if not report["torch"]:
+        message = "This kernel has not imported torch: there is no torch cache to release."
+    elif not report["cuda"]:
+        message = "torch in this kernel has not used a GPU: nothing to release."
+    else:
+        message = f"Released {human_bytes(freed)} of torch's cached GPU memory; the kernel's variables are kept."
+    return {"ok": True, "message": message, "freed": freed, "nvml_before": before, "nvml_after": after, **report}

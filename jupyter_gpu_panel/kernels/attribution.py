@@ -37,6 +37,7 @@ class KernelRef:
     notebook: Optional[str] = None
     execution_state: Optional[str] = None
     user: Optional[str] = None
+    last_activity: Optional[float] = None  # Unix seconds of the kernel's last message
 
     def owner(self, via_pid: Optional[int] = None) -> dict[str, Any]:
         return {
@@ -140,6 +141,7 @@ class Attribution:
                 kernel_name=getattr(kernel, "kernel_name", None),
                 notebook=sessions.get(kid),
                 execution_state=getattr(kernel, "execution_state", None),
+                last_activity=_timestamp(getattr(kernel, "last_activity", None)),
                 user=getattr(user, "username", None) or _username(),
             )
         return out
@@ -205,3 +207,11 @@ def _username() -> Optional[str]:
         return getpass.getuser()
     except Exception:  # noqa: BLE001
         return os.environ.get("USER")
+
+
+def _timestamp(value: Any) -> Optional[float]:
+    """jupyter_server keeps ``last_activity`` as a timezone-aware datetime."""
+    try:
+        return float(value.timestamp()) if value is not None else None
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return None

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
 import numpy as np
 import orjson
+from jupyter_core.utils import ensure_async
 
 from ..memory.follower import ProbeFollower, Probes
 from ..memory.verdict import nvml_verdict, verdict_from_records
 from .attribution import Attribution
+from .idle import idle_view, to_cull
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,21 @@ PROBE_IO_TIMEOUT = 5.0
 
 class KernelTracker:
     def __init__(
-        self, serverapp: Any, sampler: Any, probes: Probes, period: float = 2.0, triage_on_alarm: bool = True
+        self,
+        serverapp: Any,
+        sampler: Any,
+        probes: Probes,
+        period: float = 2.0,
+        triage_on_alarm: bool = True,
+        idle_after: float = 900.0,
+        cull_after: float = 0.0,
     ) -> None:
+        self.serverapp = serverapp
+        self.idle_after = idle_after
+        self.cull_after = cull_after
+        #: kernels shut down for sitting idle on GPU memory (newest last, bounded)
+        self.culled: list[dict[str, Any]] = []
+        self._culling: set[str] = set()
         self.sampler = sampler
         self.probes = probes
         self.triage_on_alarm = triage_on_alarm
@@ -66,6 +82,12 @@ class KernelTracker:
             raise LookupError(kernel_id if kernel_id is not None else pid)
         return probe.request_triage()
 
+    def kernel_gpu_memory(self, kernel_id: str) -> int:
+        """Bytes NVML shows for the kernel's processes now (its pids as last attributed)."""
+        pids = set(self.attribution.pids_of(kernel_id))
+        snap = self.sampler.snapshot()
+        return sum(p.used or 0 for g in (snap.gpus if snap else []) for p in g.processes if p.pid in pids)
+
     def owner_of(self, pid: int) -> Optional[dict[str, Any]]:
         return self.attribution.owner_of(pid)
 
@@ -96,12 +118,36 @@ class KernelTracker:
         except asyncio.TimeoutError:
             log.warning("kernel view: the probe files took over %.0f s; serving the last view", PROBE_IO_TIMEOUT)
         self.refreshed = True
+        await self._cull()
         encoded = orjson.dumps(self.doc, option=orjson.OPT_SERIALIZE_NUMPY)
         if encoded != self._doc_bytes:
             self._doc_bytes = encoded
             if self.on_change is not None:
                 self.on_change(self.doc)
         return self.doc
+
+    async def _cull(self) -> None:
+        """``cull_idle_gpu_kernels_after``: shut down idle holders past it; never a busy kernel."""
+        km = self.serverapp.kernel_manager
+        for kid in to_cull(self.doc["kernels"], self.cull_after):
+            kernel = km.get_kernel(kid) if kid in km else None
+            if kernel is None or kid in self._culling or getattr(kernel, "execution_state", None) != "idle":
+                continue  # gone, already being shut down by a concurrent refresh, or awake again
+            self._culling.add(kid)
+            row = next(k for k in self.doc["kernels"] if k["kernel_id"] == kid)
+            held = sum(row["memory"].values())
+            log.warning(
+                "culling kernel %s (%s): idle %.0f s while holding %d bytes of GPU memory",
+                kid, row["notebook"], row["idle"]["seconds"], held,
+            )  # fmt: skip
+            try:
+                await ensure_async(km.shutdown_kernel(kid))
+            finally:
+                self._culling.discard(kid)
+            entry = {"kernel_id": kid, "notebook": row["notebook"], "t": time.time(),
+                     "idle_seconds": row["idle"]["seconds"], "memory": held}  # fmt: skip
+            self.culled = [*self.culled, entry][-20:]
+        self.doc["culled"] = list(self.culled)
 
     def _build(self, state: Any) -> dict[str, Any]:
         self.probes.poll()
@@ -128,6 +174,15 @@ class KernelTracker:
             if main is not None:
                 probe, steps_leak = self._probe_view(main)
                 leak = steps_leak or leak  # per-step readings beat NVML's coarse reserve
+            last_step = main.steps[-1] if main is not None and main.steps else None
+            idle = idle_view(
+                ref.execution_state,
+                ref.last_activity,
+                sum(memory.values()),
+                last_step,
+                now=time.time(),
+                idle_after=self.idle_after,
+            )
             kernels.append(
                 {
                     "kernel_id": kid,
@@ -141,6 +196,7 @@ class KernelTracker:
                     "history": history,
                     "probe": probe,
                     "leak": leak,
+                    "idle": idle,
                 }
             )
         # probes in no kernel: scripts and torchrun ranks that called probe.start() (poll has
@@ -158,6 +214,7 @@ class KernelTracker:
                     "owner": self.attribution.owner_of(f.pid),
                     "probe": probe,
                     "leak": leak,
+                    "idle": idle,
                 }
             )
         return {
@@ -165,6 +222,7 @@ class KernelTracker:
             "scripts": scripts,
             "pid_namespace": state.pid_namespace,
             "probe_warnings": list(self.probes.warnings),
+            "culled": list(self.culled),
         }
 
     def _probe_view(self, main: ProbeFollower) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:

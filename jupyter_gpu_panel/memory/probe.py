@@ -34,6 +34,7 @@ from .protocol import (
     ALREADY_LOADED,
     MAX_META_BYTES,
     PROBE_DIR_NAME,
+    RELEASED_PREFIX,
     TRIAGE_MAX_STEPS,
     TRIAGE_STEPS,
     loaded_reply,
@@ -377,3 +378,18 @@ def unload_ipython_extension(ipython: Any) -> None:
     except ValueError:
         pass
     stop()
+
+
+def release_cached() -> dict[str, Any]:
+    """``torch.cuda.empty_cache()`` in this process, and what it gave back (the panel's *Release
+    cached memory* on an idle kernel). Variables stay; only the allocator's unused blocks go.
+    Prints one line the server reads (``protocol.RELEASED_PREFIX`` + JSON)."""
+    torch = sys.modules.get("torch")  # never import torch here: a kernel that did not, holds none
+    report: dict[str, Any] = {"torch": torch is not None, "cuda": False, "reserved_before": 0, "reserved_after": 0}
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        report["cuda"] = True
+        report["reserved_before"] = int(sum(torch.cuda.memory_reserved(d) for d in range(torch.cuda.device_count())))
+        torch.cuda.empty_cache()
+        report["reserved_after"] = int(sum(torch.cuda.memory_reserved(d) for d in range(torch.cuda.device_count())))
+    print(RELEASED_PREFIX + json.dumps(report))
+    return report

@@ -82,3 +82,9 @@ def loaded_reply(device: int) -> str:
 def load_succeeded(output: str) -> bool:
     """Whether the kernel's output to ``LOAD_CODE`` says the probe runs (started now or before)."""
     return LOADED_PREFIX in output or ALREADY_LOADED in output
+
+
+# -- releasing torch's cache in an idle kernel ------------------------------------------------
+#: Frees torch's cached GPU memory in the kernel (variables stay); prints one RELEASED_PREFIX line.
+RELEASE_CODE = "__import__('jupyter_gpu_panel.memory.probe', fromlist=['_']).release_cached()"
+RELEASED_PREFIX = "jupyter-gpu-panel: released "

@@ -97,11 +97,14 @@ def kernel_families(panel: GPUPanel) -> Iterator[GaugeMetricFamily]:
     rate = _fam("kernel_leak_bytes_per_second", "Memory a kernel keeps per second (0: no leak).", leak_labels)
     oom = _fam("kernel_seconds_to_oom", "Forecast seconds until the kernel's GPU memory is full.", leak_labels)
     actionable = _fam("kernel_leak_actionable", "1 when the kernel's leak fills the GPU within 24 h.", leak_labels)
+    idle = _fam("kernel_idle_seconds", "Seconds an idle kernel has sat on GPU memory (idle holders only).", leak_labels)
     for k in doc.get("kernels", []):
         who = [k["kernel_id"], k.get("notebook") or "", k.get("user") or ""]
         for gpu, used in (k.get("memory") or {}).items():
             memory.add_metric([*who, gpu, uuids.get(gpu, ""), host], float(used))
         _add_leak(k.get("leak"), [*who, host], rate, oom, actionable)
+        if (k.get("idle") or {}).get("holder"):
+            idle.add_metric([*who, host], float(k["idle"]["seconds"]))
     s_rate = _fam("script_leak_bytes_per_second", "Memory a probed script keeps per second.", SCRIPT_LABELS)
     s_oom = _fam("script_seconds_to_oom", "Forecast seconds until a probed script's memory is full.", SCRIPT_LABELS)
     s_act = _fam("script_leak_actionable", "1 when a probed script's leak fills the GPU within 24 h.", SCRIPT_LABELS)
@@ -110,7 +113,7 @@ def kernel_families(panel: GPUPanel) -> Iterator[GaugeMetricFamily]:
         argv = s.get("argv") or []
         name = (argv[0].rsplit("/", 1)[-1] if argv else "") or "script"
         _add_leak(s.get("leak"), [name, s.get("rank") or "", user, host], s_rate, s_oom, s_act)
-    yield from (memory, rate, oom, actionable, s_rate, s_oom, s_act)
+    yield from (memory, rate, oom, actionable, idle, s_rate, s_oom, s_act)
 
 
 def _add_leak(
