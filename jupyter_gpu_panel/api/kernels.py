@@ -155,5 +155,16 @@ async def release_cached(handler: BaseHandler, kernel_id: str, timeout: float = 
     elif not report["cuda"]:
         message = "torch in this kernel has not used a GPU: nothing to release."
     else:
-        message = f"Released {human_bytes(freed)} of torch's cached GPU memory; the kernel's variables are kept."
+        # what stays cached sits in segments that also hold live tensors: torch cannot return it
+        stuck = max(0, report["reserved_after"] - report.get("allocated_after", 0))
+        message = (
+            f"Released {human_bytes(freed)} of torch's cached GPU memory; the kernel's variables are kept."
+            if freed
+            else "Nothing could be released."
+        )
+        if stuck >= 64 * 2**20:
+            message += (
+                f" {human_bytes(stuck)} stays cached in blocks that share their segments with live tensors "
+                "(fragmentation): only Restart gives that back."
+            )
     return {"ok": True, "message": message, "freed": freed, "nvml_before": before, "nvml_after": after, **report}
