@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -25,7 +23,7 @@ from pathlib import Path
 from tornado.httpclient import AsyncHTTPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server_e2e import TOKEN, api, execute, free_port, nvidia_smi
+from server_e2e import TOKEN, api, execute, free_port, nvidia_smi, start_server, wait_ready
 
 IDLE_AFTER = 15
 CELL = """
@@ -52,9 +50,14 @@ def smi_apps() -> dict[int, int]:
 
 
 async def main(out: Path, prometheus: str) -> int:
-    port, pport = free_port(), free_port()
-    root = Path(tempfile.mkdtemp())
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTER_CONFIG_DIR=str(root / "cfg"))
+    pport = free_port()
+    purl = f"http://127.0.0.1:{pport}/"
+    server, port, root, _ = start_server(
+        out,
+        f"--GPUPanel.idle_after={IDLE_AFTER}",
+        f"--GPUPanel.prometheus_url={purl}",
+        "--GPUPanel.node_name=h200-node",
+    )
     (root / "prom").mkdir()
     (root / "prom" / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -67,25 +70,11 @@ async def main(out: Path, prometheus: str) -> int:
          "--log.level=warn"],
         stdout=open(out / "prometheus.log", "w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    purl = f"http://127.0.0.1:{pport}/"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.jpserver_extensions={'jupyter_gpu_panel': True}", "--GPUPanel.source=nvml",
-         "--GPUPanel.interval=0.5", "--GPUPanel.kernel_refresh=1", f"--GPUPanel.idle_after={IDLE_AFTER}",
-         f"--GPUPanel.prometheus_url={purl}", "--GPUPanel.node_name=h200-node"],
-        env=env, stdout=open(out / "server.log", "w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
     base = f"http://127.0.0.1:{port}/api/gpu-panel"
     http = AsyncHTTPClient()
     result: dict = {"idle_after_s": IDLE_AFTER}
     try:
-        for _ in range(120):
-            try:
-                if (await api(http, base, "status"))["state"] == "ok":
-                    break
-            except Exception:  # noqa: BLE001 - not up yet
-                await asyncio.sleep(0.5)
+        await wait_ready(http, port)
         session = await api(
             http, f"http://127.0.0.1:{port}", "api/sessions", "POST",
             {"path": "finished.ipynb", "type": "notebook", "name": "finished", "kernel": {"name": "python3"}},

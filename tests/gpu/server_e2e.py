@@ -77,8 +77,12 @@ def free_port() -> int:
 
 async def api(http: AsyncHTTPClient, base: str, path: str, method: str = "GET", body: object = None) -> dict:
     resp = await http.fetch(
-        f"{base}/{path}", method=method, headers=HEAD, body=None if body is None else json.dumps(body),
-        raise_error=False, request_timeout=60,
+        f"{base}/{path}",
+        method=method,
+        headers=HEAD,
+        body=None if body is None else json.dumps(body),
+        raise_error=False,
+        request_timeout=60,
     )
     if resp.code >= 400:
         raise RuntimeError(f"{method} {path}: {resp.code} {resp.body[:300]!r}")
@@ -89,18 +93,35 @@ async def execute(port: int, kernel_id: str, code: str) -> None:
     url = f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
     ws = await websocket_connect(HTTPRequest(url, headers=HEAD))
     msg = {
-        "header": {"msg_id": uuid.uuid4().hex, "msg_type": "execute_request", "username": "e2e",
-                   "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "msg_type": "execute_request",
+            "username": "e2e",
+            "session": uuid.uuid4().hex,
+            "version": "5.3",
+            "date": "",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "channel": "shell",
+        "buffers": [],
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
     }
     ws.write_message(json.dumps(msg))
     ws.close()
 
 
 def nvidia_smi(*query: str) -> list[list[str]]:
-    out = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["nvidia-smi", *query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30
+    )
     return [[c.strip() for c in line.split(",")] for line in out.stdout.strip().splitlines()]
 
 
@@ -108,8 +129,10 @@ def compare_with_nvidia_smi(snap: dict) -> dict:
     """The server's snapshot against nvidia-smi read right after it (the loops have finished, so
     memory is still): device memory used and total, and each process's memory, in MiB."""
     MiB = 2**20
-    gpus = {int(r[0]): {"used": int(r[1]), "total": int(r[2])}
-            for r in nvidia_smi("--query-gpu=index,memory.used,memory.total")}
+    gpus = {
+        int(r[0]): {"used": int(r[1]), "total": int(r[2])}
+        for r in nvidia_smi("--query-gpu=index,memory.used,memory.total")
+    }
     apps = {int(r[0]): int(r[1]) for r in nvidia_smi("--query-compute-apps=pid,used_memory") if r[1].isdigit()}
     rows, agree = [], True
     for g in snap["gpus"]:
@@ -122,40 +145,56 @@ def compare_with_nvidia_smi(snap: dict) -> dict:
         for p in g["processes"]:
             if p["pid"] in apps:
                 pok = abs(round(p["used"] / MiB) - apps[p["pid"]]) <= 64
-                rows.append({"pid": p["pid"], "ours": round(p["used"] / MiB), "nvidia_smi": apps[p["pid"]], "agree": pok})
+                rows.append(
+                    {"pid": p["pid"], "ours": round(p["used"] / MiB), "nvidia_smi": apps[p["pid"]], "agree": pok}
+                )
                 agree = agree and pok
     return {"agree": agree, "rows": rows}
 
 
-async def main(out: Path) -> int:
+def start_server(out: Path, *options: str) -> tuple[subprocess.Popen, int, Path, dict]:
+    """`jupyter server` with the panel on the NVML source (plus ``options``): process, port, root, env."""
     port = free_port()
     root = Path(tempfile.mkdtemp())
-    runtime = root / "runtime"
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_CONFIG_DIR=str(root / "cfg"))
-    log = open(out / "server.log", "w")
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTER_CONFIG_DIR=str(root / "cfg"))
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}",
-         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
          "--ServerApp.jpserver_extensions={'jupyter_gpu_panel': True}",
-         "--GPUPanel.source=nvml", "--GPUPanel.interval=0.5", "--GPUPanel.kernel_refresh=1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+         "--GPUPanel.source=nvml", "--GPUPanel.interval=0.5", "--GPUPanel.kernel_refresh=1", *options],
+        env=env, stdout=open(out / "server.log", "w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return server, port, root, env
+
+
+async def wait_ready(http: AsyncHTTPClient, port: int) -> None:
+    for _ in range(150):
+        try:
+            await api(http, f"http://127.0.0.1:{port}", "api/gpu-panel/status")
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            await asyncio.sleep(0.2)
+
+
+async def main(out: Path) -> int:
+    server, port, root, env = start_server(out)
+    log = open(out / "script.log", "w")
     base = f"http://127.0.0.1:{port}"
     http = AsyncHTTPClient()
     result: dict = {"ok": False}
     try:
-        for _ in range(150):
-            try:
-                await api(http, base, "api/gpu-panel/status")
-                break
-            except Exception:  # noqa: BLE001
-                await asyncio.sleep(0.2)
+        await wait_ready(http, port)
         result["status"] = await api(http, base, "api/gpu-panel/status")
         result["snapshot_idle"] = await api(http, base, "api/gpu-panel/snapshot")
         sessions = {}
         for name in ("leaky", "healthy"):
-            s = await api(http, base, "api/sessions", "POST",
-                          {"path": f"{name}.ipynb", "type": "notebook", "name": f"{name}.ipynb", "kernel": {"name": "python3"}})
+            s = await api(
+                http,
+                base,
+                "api/sessions",
+                "POST",
+                {"path": f"{name}.ipynb", "type": "notebook", "name": f"{name}.ipynb", "kernel": {"name": "python3"}},
+            )
             sessions[name] = s["kernel"]["id"]
         await asyncio.sleep(3)
         result["probe_load"] = {}
@@ -179,11 +218,18 @@ async def main(out: Path) -> int:
                 name = "leaky" if k["kernel_id"] == sessions["leaky"] else "healthy"
                 leak = k.get("leak") or {}
                 probe = k.get("probe") or {}
-                row[name] = {"notebook": k["notebook"], "pids": k["pids"], "memory": k["memory"],
-                             "steps": probe.get("steps"), "leak": leak.get("leak"),
-                             "actionable": leak.get("actionable"), "source": leak.get("source"),
-                             "message": leak.get("message"), "steps_to_oom": leak.get("steps_to_oom"),
-                             "triage": probe.get("triage")}
+                row[name] = {
+                    "notebook": k["notebook"],
+                    "pids": k["pids"],
+                    "memory": k["memory"],
+                    "steps": probe.get("steps"),
+                    "leak": leak.get("leak"),
+                    "actionable": leak.get("actionable"),
+                    "source": leak.get("source"),
+                    "message": leak.get("message"),
+                    "steps_to_oom": leak.get("steps_to_oom"),
+                    "triage": probe.get("triage"),
+                }
                 if name == "leaky" and leak.get("actionable") and first_alarm is None:
                     first_alarm = {"t": row["t"], "step": probe.get("steps"), "leak": leak}
                 if name == "healthy" and leak.get("actionable"):
@@ -191,13 +237,21 @@ async def main(out: Path) -> int:
             for sc in doc.get("scripts", []):
                 if sc["pid"] == script.pid:
                     script_seen = sc
-                    row["script"] = {"steps": (sc["probe"] or {}).get("steps"), "actionable": (sc["leak"] or {}).get("actionable"),
-                                     "triage": ((sc["probe"] or {}).get("triage") or {}).get("state")}
+                    row["script"] = {
+                        "steps": (sc["probe"] or {}).get("steps"),
+                        "actionable": (sc["leak"] or {}).get("actionable"),
+                        "triage": ((sc["probe"] or {}).get("triage") or {}).get("state"),
+                    }
             timeline.append(row)
             print(json.dumps(row)[:400], flush=True)
             triage = (row.get("leaky") or {}).get("triage") or {}
             script_done = (row.get("script") or {}).get("triage") in ("done", "error")
-            if first_alarm and (row.get("leaky", {}).get("steps") or 0) >= 499 and triage.get("state") in ("done", "error") and script_done:
+            if (
+                first_alarm
+                and (row.get("leaky", {}).get("steps") or 0) >= 499
+                and triage.get("state") in ("done", "error")
+                and script_done
+            ):
                 break
         result["kernels_final"] = doc
         script.kill()  # before comparing memory with nvidia-smi: a running leak moves it
@@ -214,19 +268,45 @@ async def main(out: Path) -> int:
         result["healthy_flagged"] = healthy_flagged
         leaky_nb = any((o or {}).get("notebook") == "leaky.ipynb" for o in owners.values())
         # the alarm asked the probe for the allocation history: it must name the leaking line
-        triage = next((k.get("probe") or {}).get("triage") for k in doc["kernels"] if k["kernel_id"] == sessions["leaky"])
+        triage = next(
+            (k.get("probe") or {}).get("triage") for k in doc["kernels"] if k["kernel_id"] == sessions["leaky"]
+        )
         result["triage"] = triage
-        triage_ok = bool(triage) and triage.get("state") == "done" and "h = model[0](x)" in (triage.get("message") or "") \
+        triage_ok = (
+            bool(triage)
+            and triage.get("state") == "done"
+            and "h = model[0](x)" in (triage.get("message") or "")
             and "32 MiB a step" in (triage.get("message") or "")
+        )
         print("triage:", json.dumps(triage)[:600])
         # the script beside the kernels: listed under scripts, its leak found and its line named
         result["script"] = script_seen
         st = ((script_seen or {}).get("probe") or {}).get("triage") or {}
-        script_ok = bool(script_seen) and bool((script_seen.get("leak") or {}).get("actionable")) \
-            and st.get("state") == "done" and "y = model(x)" in (st.get("message") or "")
-        print("script:", json.dumps({"argv": (script_seen or {}).get("argv"), "owner": (script_seen or {}).get("owner"),
-                                     "leak": ((script_seen or {}).get("leak") or {}).get("message"), "triage": st.get("message")}))
-        result["ok"] = bool(first_alarm) and not healthy_flagged and leaky_nb and result["vs_nvidia_smi"]["agree"] and triage_ok and script_ok
+        script_ok = (
+            bool(script_seen)
+            and bool((script_seen.get("leak") or {}).get("actionable"))
+            and st.get("state") == "done"
+            and "y = model(x)" in (st.get("message") or "")
+        )
+        print(
+            "script:",
+            json.dumps(
+                {
+                    "argv": (script_seen or {}).get("argv"),
+                    "owner": (script_seen or {}).get("owner"),
+                    "leak": ((script_seen or {}).get("leak") or {}).get("message"),
+                    "triage": st.get("message"),
+                }
+            ),
+        )
+        result["ok"] = (
+            bool(first_alarm)
+            and not healthy_flagged
+            and leaky_nb
+            and result["vs_nvidia_smi"]["agree"]
+            and triage_ok
+            and script_ok
+        )
         print("\nSUMMARY", json.dumps({k: result[k] for k in ("ok", "first_alarm", "healthy_flagged")})[:1500])
         print("owners:", json.dumps(owners))
     finally:
