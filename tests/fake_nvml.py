@@ -172,8 +172,12 @@ class FakeNVML:
         f = self.facts
         used = f["mem_used"] + sum(u for _, u in self.processes.get(h, []))
         if version is None:  # v1: the driver's reservation counts as used, as on real NVML
-            return SimpleNamespace(total=f["mem_total"], used=used + f["mem_reserved"], free=f["mem_total"] - used - f["mem_reserved"])
-        return SimpleNamespace(total=f["mem_total"], used=used, free=f["mem_total"] - used - f["mem_reserved"], reserved=f["mem_reserved"])
+            return SimpleNamespace(
+                total=f["mem_total"], used=used + f["mem_reserved"], free=f["mem_total"] - used - f["mem_reserved"]
+            )
+        return SimpleNamespace(
+            total=f["mem_total"], used=used, free=f["mem_total"] - used - f["mem_reserved"], reserved=f["mem_reserved"]
+        )
 
     def nvmlDeviceGetUtilizationRates(self, h: int) -> SimpleNamespace:
         self._call("nvmlDeviceGetUtilizationRates", h)

@@ -12,7 +12,12 @@ KERNEL = KernelRef("k-1", "python3", "work/train.ipynb", "busy", "ada")
 def test_the_kernel_itself_and_its_worker_children_count_toward_it():
     # this test process plays the kernel; a real child and grandchild play DataLoader workers
     child = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess,sys,time; p=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)']); print(p.pid, flush=True); time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            "import subprocess,sys,time; p=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)']); "
+            "print(p.pid, flush=True); time.sleep(30)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

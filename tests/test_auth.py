@@ -36,12 +36,20 @@ def test_server_with_unauthenticated_access_forbidden_raises_no_auth_warning(tmp
         ext.sampler.stop()
         """
     ).replace("ROOT", repr(str(tmp_path)))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=str(tmp_path), env=_env(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(tmp_path),
+        env=_env(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "UNGUARDED" not in proc.stdout, proc.stdout
     n = int(proc.stdout.split("routes")[1].split()[0])
-    assert n >= 9  # status, devices, snapshot, history, openapi, stream, kernels, kernel actions, probe triage, benchmarks
+    assert (
+        n >= 9
+    )  # status, devices, snapshot, history, openapi, stream, kernels, kernel actions, probe triage, benchmarks
 
 
 def _env(tmp_path):

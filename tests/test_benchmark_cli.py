@@ -36,15 +36,28 @@ def test_template_into_folder_then_refuses_to_overwrite(tmp_path, capsys):
 
 def test_params_and_bad_input(tmp_path, capsys):
     out = tmp_path / "lab" / "mine"
-    assert main(["benchmark", "--template", "gpu-class-lab", "--out", str(out), "-p", "student=Ada",
-                 "-p", "matmul_sizes=[64, 128]"]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                "--template",
+                "gpu-class-lab",
+                "--out",
+                str(out),
+                "-p",
+                "student=Ada",
+                "-p",
+                "matmul_sizes=[64, 128]",
+            ]
+        )
+        == 0
+    )
     nb = nbformat.read(tmp_path / "lab" / "mine.ipynb", as_version=4)
     injected = nb.cells[3]
     assert "injected-parameters" in injected.metadata.tags
     assert "student = 'Ada'" in injected.source and "matmul_sizes = [64, 128]" in injected.source
     assert main(["benchmark", "--template", "nope", "--out", str(tmp_path / "x.ipynb")]) == 2
-    assert main(["benchmark", "--template", "gpu-benchmark", "--out", str(tmp_path / "y.ipynb"),
-                 "-p", "bogus=1"]) == 2
+    assert main(["benchmark", "--template", "gpu-benchmark", "--out", str(tmp_path / "y.ipynb"), "-p", "bogus=1"]) == 2
     assert main(["benchmark", "--template", "gpu-benchmark"]) == 2
     assert not (tmp_path / "x.ipynb").exists() and not (tmp_path / "y.ipynb").exists()
     with pytest.raises(SystemExit):
@@ -53,8 +66,23 @@ def test_params_and_bad_input(tmp_path, capsys):
 
 def test_execute_in_place_saves_outputs_and_results(tmp_path, capsys):
     path = tmp_path / "check.ipynb"
-    assert main(["benchmark", "--template", "gpu-health-check", "--out", str(path), "--execute",
-                 "-p", "matmul_size=64", "-p", "cpu_matmul_size=64"]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                "--template",
+                "gpu-health-check",
+                "--out",
+                str(path),
+                "--execute",
+                "-p",
+                "matmul_size=64",
+                "-p",
+                "cpu_matmul_size=64",
+            ]
+        )
+        == 0
+    )
     nb = nbformat.read(path, as_version=4)
     assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
     assert any(o.get("name") == "stdout" for c in nb.cells if c.cell_type == "code" for o in c.outputs)

@@ -44,8 +44,10 @@ def test_match_known_cards(name, mem_gb, key):
     assert row is not None and row["key"] == key
 
 
-@pytest.mark.parametrize("name", ["NVIDIA A10G", "NVIDIA H100 NVL", "NVIDIA GeForce RTX 3090 Ti", "NVIDIA L40",
-                                  "AMD Instinct MI300X", "", None])
+@pytest.mark.parametrize(
+    "name",
+    ["NVIDIA A10G", "NVIDIA H100 NVL", "NVIDIA GeForce RTX 3090 Ti", "NVIDIA L40", "AMD Instinct MI300X", "", None],
+)
 def test_unknown_cards_get_no_row(name):
     # a wrong row would print a wrong "% of peak": better no comparison than a false one
     assert reference_for(name, 80 * GB) is None

@@ -51,8 +51,10 @@ async def test_post_into_folder_and_to_an_existing_file(jp_fetch, jp_root_dir):
     r = await post(jp_fetch, {"template": "gpu-health-check", "path": "class/lab.ipynb"})
     assert json.loads(r.body)["path"] == "class/lab-2.ipynb"
     assert (jp_root_dir / "class" / "lab.ipynb").read_text() == "not mine"
-    assert nbformat.read(jp_root_dir / "class" / "lab-2.ipynb", as_version=4).metadata.jupyter_gpu_panel.template \
+    assert (
+        nbformat.read(jp_root_dir / "class" / "lab-2.ipynb", as_version=4).metadata.jupyter_gpu_panel.template
         == "gpu-health-check"
+    )
 
 
 @pytest.mark.parametrize(

@@ -51,9 +51,22 @@ def test_notebook_is_valid_self_contained_and_parameterised(name):
 
 def test_benchmark_teaches_the_method_and_pitfalls():
     text = "\n".join(c.source for c in build_notebook("gpu-benchmark").cells)
-    for phrase in ("CUDA events", "Warm-up", "Median", "L2", "allow_tf32", "synchronize", "zeros",
-                   "busbw = algbw x 2(n-1)/n", "throughput(N) / (N x throughput(1))", "compute capability 8.0",
-                   "is_bf16_supported", "SM clock", "torch.compile", "largest batch"):
+    for phrase in (
+        "CUDA events",
+        "Warm-up",
+        "Median",
+        "L2",
+        "allow_tf32",
+        "synchronize",
+        "zeros",
+        "busbw = algbw x 2(n-1)/n",
+        "throughput(N) / (N x throughput(1))",
+        "compute capability 8.0",
+        "is_bf16_supported",
+        "SM clock",
+        "torch.compile",
+        "largest batch",
+    ):
         assert phrase.lower() in text.lower(), phrase
 
 
@@ -81,13 +94,11 @@ def _execute(name, tmp_path, overrides=None):
 
     nb = build_notebook(name, results_json=f"{name}.results.json", overrides=overrides)
     t = time.perf_counter()
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     wall = time.perf_counter() - t
     nbformat.write(nb, tmp_path / f"{name}.ipynb")
     results = json.loads((tmp_path / f"{name}.results.json").read_text())
-    outputs = "\n".join(o.get("text", "") + json.dumps(o.get("data", {}))
-                        for c in code_cells(nb) for o in c.outputs)
+    outputs = "\n".join(o.get("text", "") + json.dumps(o.get("data", {})) for c in code_cells(nb) for o in c.outputs)
     return results, outputs, wall
 
 
@@ -151,11 +162,38 @@ def test_dist_script_runs_under_torchrun_on_cpu(tmp_path):
     out = tmp_path / "result.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-         "--out", str(out), "--backend", "gloo", "--max-bytes", str(1 << 20), "--min-bytes", str(1 << 16),
-         "--iters", "3", "--warmup", "1", "--train-batch", "4", "--train-image", "16", "--train-width", "4",
-         "--train-steps", "2"],
-        capture_output=True, text=True, timeout=180, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            "--out",
+            str(out),
+            "--backend",
+            "gloo",
+            "--max-bytes",
+            str(1 << 20),
+            "--min-bytes",
+            str(1 << 16),
+            "--iters",
+            "3",
+            "--warmup",
+            "1",
+            "--train-batch",
+            "4",
+            "--train-image",
+            "16",
+            "--train-width",
+            "4",
+            "--train-steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())

@@ -4,8 +4,9 @@ import json
 import subprocess
 import sys
 
-from conftest import TRACES
 from jupyter_gpu_panel.metrics.sources.replay import load_trace
+
+from conftest import TRACES
 
 CLI = [sys.executable, "-m", "jupyter_gpu_panel"]
 
@@ -50,7 +51,17 @@ def test_record_writes_a_trace_that_replays(tmp_path):
     samples = load_trace(out)[0]
     assert 3 <= len(samples) <= 8
     for rec in samples:
-        assert set(rec) >= {"t", "mem_used", "mem_total", "util_gpu", "util_mem", "power_mw", "temp_c", "clock_sm", "procs"}
+        assert set(rec) >= {
+            "t",
+            "mem_used",
+            "mem_total",
+            "util_gpu",
+            "util_mem",
+            "power_mw",
+            "temp_c",
+            "clock_sm",
+            "procs",
+        }
     assert (tmp_path / "mine.device.json").exists()
     # and the recording plays back through the replay source, name included
     doc = json.loads(run("snapshot", "--source", "replay", "--replay-file", str(out), "--json").stdout)

@@ -9,10 +9,10 @@ import json
 import time
 
 import pytest
-from dcgm import exposition, gpus_from_trace
-from servers import Exposition, free_port, start_jupyter_server, start_prometheus, wait_until
 
 from conftest import ROOT, TRACES
+from dcgm import exposition, gpus_from_trace
+from servers import Exposition, free_port, start_jupyter_server, start_prometheus, wait_until
 
 GiB = 2**30
 TOKEN = "cluster-scrape-token"

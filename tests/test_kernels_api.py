@@ -33,7 +33,9 @@ def gpu_panel_config(fake):
 
 async def start_session(jp_fetch, path):
     resp = await jp_fetch(
-        "api", "sessions", method="POST",
+        "api",
+        "sessions",
+        method="POST",
         body=json.dumps({"path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"}}),
     )
     return json.loads(resp.body)["kernel"]["id"]
@@ -118,8 +120,14 @@ async def test_kernel_action_errors(jp_fetch, panel, kid, action, code):
 async def test_kernel_routes_refuse_unauthenticated(jp_fetch, panel):
     for args, method in ((("kernels",), "GET"), (("kernels", "abc", "shutdown"), "POST")):
         with pytest.raises(HTTPClientError) as err:
-            await jp_fetch("api", "gpu-panel", *args, method=method, body="{}" if method == "POST" else None,
-                           headers={"Authorization": ""})
+            await jp_fetch(
+                "api",
+                "gpu-panel",
+                *args,
+                method=method,
+                body="{}" if method == "POST" else None,
+                headers={"Authorization": ""},
+            )
         assert err.value.code == 403
 
 
@@ -128,8 +136,9 @@ def write_probe(probe_dir, pid, kid, scenario):
     import time
 
     probe_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (probe_dir / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": kid, "device": 0,
-                                                             "limit": 85520809984, "started": time.time()}))
+    (probe_dir / f"probe-{pid}.json").write_text(
+        json.dumps({"pid": pid, "kernel_id": kid, "device": 0, "limit": 85520809984, "started": time.time()})
+    )
     shutil.copy(TRACES / "h100" / f"{scenario}.iters.jsonl", probe_dir / f"probe-{pid}.iters.jsonl")
 
 
@@ -167,15 +176,24 @@ async def test_triage_action(jp_fetch, jp_serverapp, panel, fake):
     pid = kernel_pid(jp_serverapp, kid)
     write_probe(panel.probes.dir, pid, kid, "healthy_plateau")
     resp = await jp_fetch("api", "gpu-panel", "kernels", kid, "triage", method="POST", body="{}")
-    assert resp.code == 202 and json.loads(resp.body) == {"kernel_id": kid, "action": "triage", "requested": True, "steps": 4}
+    assert resp.code == 202 and json.loads(resp.body) == {
+        "kernel_id": kid,
+        "action": "triage",
+        "requested": True,
+        "steps": 4,
+    }
     assert json.loads((panel.probes.dir / f"probe-{pid}.triage-request").read_text())["steps"] == 4
     [k] = [k for k in (await kernels(jp_fetch))["kernels"] if k["kernel_id"] == kid]
     assert k["probe"]["triage"]["state"] == "requested" and k["probe"]["triage"]["auto"] is False
 
     # what the probe writes after recording (a real H100 history: 4 steps keeping `h`)
     snap = json.loads((ROOT / "tests" / "data" / "leaks" / "snapshot_leak.json").read_text())
-    snap["code"] = {f"{fr['filename']}:{fr['line']}": "h = model[1](model[0](x))"
-                    for ev in snap["device_traces"][0] for fr in ev["frames"] if fr["line"] == 27}
+    snap["code"] = {
+        f"{fr['filename']}:{fr['line']}": "h = model[1](model[0](x))"
+        for ev in snap["device_traces"][0]
+        for fr in ev["frames"]
+        if fr["line"] == 27
+    }
     (panel.probes.dir / f"probe-{pid}.triage.json").write_text(json.dumps(snap))
     [k] = [k for k in (await kernels(jp_fetch))["kernels"] if k["kernel_id"] == kid]
     t = k["probe"]["triage"]
@@ -213,15 +231,23 @@ def script_process():
     proc.wait()
 
 
-async def test_a_script_with_a_probe_is_listed_with_its_leak_and_can_be_triaged(jp_fetch, jp_serverapp, panel, fake, script_process):
+async def test_a_script_with_a_probe_is_listed_with_its_leak_and_can_be_triaged(
+    jp_fetch, jp_serverapp, panel, fake, script_process
+):
     kid = await start_session(jp_fetch, "k.ipynb")
     probe_dir = panel.probes.dir
     write_probe(probe_dir, script_process.pid, None, "leak_hidden")
     meta = json.loads((probe_dir / f"probe-{script_process.pid}.json").read_text())
-    (probe_dir / f"probe-{script_process.pid}.json").write_text(json.dumps({**meta, "argv": ["train.py", "--epochs", "3"], "rank": "1"}))
+    (probe_dir / f"probe-{script_process.pid}.json").write_text(
+        json.dumps({**meta, "argv": ["train.py", "--epochs", "3"], "rank": "1"})
+    )
     doc = await kernels(jp_fetch)
     [script] = doc["scripts"]
-    assert script["pid"] == script_process.pid and script["argv"] == ["train.py", "--epochs", "3"] and script["rank"] == "1"
+    assert (
+        script["pid"] == script_process.pid
+        and script["argv"] == ["train.py", "--epochs", "3"]
+        and script["rank"] == "1"
+    )
     assert script["probe"]["steps"] == 400
     assert script["leak"]["actionable"] and script["leak"]["bytes_per_step"] == pytest.approx(32 * 2**20, rel=0.05)
     assert script["probe"]["triage"]["state"] == "requested"  # asked on the alarm, as for a kernel

@@ -6,10 +6,11 @@ import time
 import pynvml
 import pytest
 
-from fake_nvml import FakeNVML, h100_facts
 from jupyter_gpu_panel.metrics.readings import STATE_DRIVER_NOT_LOADED, STATE_NO_DEVICES, STATE_NVML_MISSING
 from jupyter_gpu_panel.metrics.sampler import Sampler
 from jupyter_gpu_panel.metrics.sources.nvml import NvmlSource, decode_throttle_reasons
+
+from fake_nvml import FakeNVML, h100_facts
 
 
 def open_source(fake, **kw):

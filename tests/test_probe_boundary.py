@@ -14,9 +14,10 @@ import time
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from conftest import TRACES
 from jupyter_gpu_panel.memory.follower import LineFollower, Probes
 from jupyter_gpu_panel.memory.protocol import MAX_LINE_BYTES
+
+from conftest import TRACES
 
 REFRESH_LIMIT = 8.0  # seconds a refresh may take here; a hang fails the test instead of CI
 
@@ -219,7 +220,9 @@ def test_a_garbled_triage_result_is_an_error_state_not_a_crash(tmp_path, live_pi
     d.mkdir(mode=0o700)
     pid = live_pids[0]
     write_good_probe(d, pid)
-    (d / f"probe-{pid}.triage.json").write_text(json.dumps({"steps": "many", "device_traces": [[{"addr": "x", "action": "alloc"}]]}))
+    (d / f"probe-{pid}.triage.json").write_text(
+        json.dumps({"steps": "many", "device_traces": [[{"addr": "x", "action": "alloc"}]]})
+    )
     probes = Probes(d)
     probes.poll()
     follower = probes.followers[pid]

@@ -15,13 +15,16 @@ import time
 
 import pytest
 
-from conftest import ROOT, TRACES
 from jupyter_gpu_panel.cli.leaks import STEP_FIELDS
 from jupyter_gpu_panel.memory.follower import Probes
 from jupyter_gpu_panel.memory.traces import sibling_mem_total
 from jupyter_gpu_panel.memory.verdict import verdict_from_records
 
-STEP_TRACES = sorted(TRACES.glob("*/*.iters.jsonl")) + sorted((ROOT / "tests" / "data" / "leaks" / "h100-extra").glob("*.iters.jsonl"))
+from conftest import ROOT, TRACES
+
+STEP_TRACES = sorted(TRACES.glob("*/*.iters.jsonl")) + sorted(
+    (ROOT / "tests" / "data" / "leaks" / "h100-extra").glob("*.iters.jsonl")
+)
 
 
 @pytest.fixture
@@ -32,7 +35,10 @@ def gpu_panel_config():
 def cli_verdict(path):
     out = subprocess.run(
         [sys.executable, "-m", "jupyter_gpu_panel", "leaks", str(path), "--json"],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return json.loads(out.stdout)
 
@@ -49,7 +55,9 @@ async def test_cli_tracker_and_api_agree_on_every_recorded_trace(jp_fetch, panel
         by_pid = {}
         for proc, path in zip(procs, STEP_TRACES):
             limit = sibling_mem_total(path)
-            (d / f"probe-{proc.pid}.json").write_text(json.dumps({"pid": proc.pid, "limit": limit, "started": time.time()}))
+            (d / f"probe-{proc.pid}.json").write_text(
+                json.dumps({"pid": proc.pid, "limit": limit, "started": time.time()})
+            )
             shutil.copy(path, d / f"probe-{proc.pid}.iters.jsonl")
             by_pid[proc.pid] = path
         resp = await jp_fetch("api", "gpu-panel", "kernels", params={"refresh": "1"})

@@ -24,7 +24,11 @@ for stem in ("gpu-benchmark", "gpu-benchmark-quick"):
         rows.append((stem, "bf16 8192^3 TFLOP/s", v, ind_mm, min(abs(v / x - 1) for x in ind_mm) * 100))
     if r.get("copy"):
         v = r["copy"]["GBps"]
-        rows.append((stem, f"copy {r['copy']['bytes'] >> 20} MiB GB/s", v, ind_cp, min(abs(v / x - 1) for x in ind_cp) * 100))
+        rows.append(
+            (stem, f"copy {r['copy']['bytes'] >> 20} MiB GB/s", v, ind_cp, min(abs(v / x - 1) for x in ind_cp) * 100)
+        )
 for stem, what, v, ind, dev in rows:
-    print(f"{stem:22} {what:24} notebook {v:8.1f}  independent pre/post {ind[0]:8.1f} / {ind[1]:8.1f}  "
-          f"diff {dev:4.1f} %  {'OK' if dev <= 5 else 'OVER 5%'}")
+    print(
+        f"{stem:22} {what:24} notebook {v:8.1f}  independent pre/post {ind[0]:8.1f} / {ind[1]:8.1f}  "
+        f"diff {dev:4.1f} %  {'OK' if dev <= 5 else 'OVER 5%'}"
+    )

@@ -30,8 +30,10 @@ def events_median(fn, iters=20, warm=10):
 def main(out):
     dev = torch.device("cuda")
     n = 8192
-    sets = [(torch.randn(n, n, device=dev, dtype=torch.bfloat16), torch.randn(n, n, device=dev, dtype=torch.bfloat16))
-            for _ in range(3)]
+    sets = [
+        (torch.randn(n, n, device=dev, dtype=torch.bfloat16), torch.randn(n, n, device=dev, dtype=torch.bfloat16))
+        for _ in range(3)
+    ]
     c = torch.empty(n, n, device=dev, dtype=torch.bfloat16)
     k = [0]
 
@@ -41,12 +43,13 @@ def main(out):
         torch.matmul(x, y, out=c)
 
     t = events_median(mm)
-    res = {"gpu": torch.cuda.get_device_name(0), "bf16_8192_tflops": 2 * n ** 3 / t / 1e12}
-    del sets, c
+    res = {"gpu": torch.cuda.get_device_name(0), "bf16_8192_tflops": 2 * n**3 / t / 1e12}
+    sets.clear()  # free the inputs before the copy test
+    c = None
     for gib in (1, 2):
         src = torch.randn(gib << 28, device=dev)  # gib GiB of float32
         dst = torch.empty_like(src)
-        t = events_median(lambda: dst.copy_(src))
+        t = events_median(lambda dst=dst, src=src: dst.copy_(src))
         res[f"copy_{gib}GiB_GBps"] = 2 * src.numel() * 4 / t / 1e9
         del src, dst
     torch.cuda.empty_cache()

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import Exposition, start_jupyter_server, start_prometheus, wait_until  # noqa: E402
-
 from jupyter_gpu_panel.cluster import promql  # noqa: E402
+
+from servers import Exposition, start_jupyter_server, start_prometheus, wait_until  # noqa: E402
 
 SCALE = ROOT / "tests" / "data" / "cluster" / "dcgm-100x8.prom.gz"
 
@@ -82,7 +82,8 @@ def main() -> None:
         for name, med, p95, size in rows:
             print(f"{name:<46} {med:>10.1f} {p95:>8.1f} {size:>10,}")
         print(
-            f"our share on top of Prometheus: {rows[0][1] - rows[1][1]:.1f} ms ({rows[0][1] / rows[1][1]:.1f}x the queries alone)"
+            f"our share on top of Prometheus: {rows[0][1] - rows[1][1]:.1f} ms "
+            f"({rows[0][1] / rows[1][1]:.1f}x the queries alone)"
         )
     finally:
         if server is not None:

@@ -99,7 +99,9 @@ def part1(repeats: int) -> None:
         doc = {"gpus": [], "processes": []}
         for rows in gpu_rows:
             rows = loop_downsample(rows, 4000, GPU_MEAN_COLUMNS)
-            doc["gpus"].append([[None if v != v else round(float(v), 3) for v in rows[:, c]] for c in range(rows.shape[1])])
+            doc["gpus"].append(
+                [[None if v != v else round(float(v), 3) for v in rows[:, c]] for c in range(rows.shape[1])]
+            )
         for rows in proc_rows:
             rows = loop_downsample(rows, 4000)
             doc["processes"].append([[None if v != v else round(float(v), 3) for v in rows[:, c]] for c in range(2)])
@@ -133,9 +135,16 @@ def serve(port: int, seconds: float) -> None:
     app = ServerApp()
     app.initialize(
         argv=[
-            f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}", "--no-browser", "--allow-root",
-            f"--ServerApp.root_dir={tmp}", "--ServerApp.jpserver_extensions={'jupyter_gpu_panel': True}",
-            "--GPUPanel.source=replay", f"--GPUPanel.interval={TICK}", "--ServerApp.log_level=ERROR",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--ServerApp.token={TOKEN}",
+            "--no-browser",
+            "--allow-root",
+            f"--ServerApp.root_dir={tmp}",
+            "--ServerApp.jpserver_extensions={'jupyter_gpu_panel': True}",
+            "--GPUPanel.source=replay",
+            f"--GPUPanel.interval={TICK}",
+            "--ServerApp.log_level=ERROR",
         ]
     )
     panel = app.extension_manager.extension_points["jupyter_gpu_panel"].app
@@ -173,7 +182,7 @@ async def load(port: int, clients: int, queries: int, seconds: float, out: dict)
     received = [0]
 
     async def drain(ws) -> None:
-        while (msg := await ws.read_message()) is not None:
+        while await ws.read_message() is not None:
             received[0] += 1
 
     drains = [asyncio.ensure_future(drain(ws)) for ws in socks]
@@ -214,7 +223,9 @@ def part2(clients: int, queries: int, seconds: float) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port), "--seconds", str(seconds + 4)],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     time.sleep(1.5)
     out: dict = {}
@@ -231,7 +242,10 @@ def part2(clients: int, queries: int, seconds: float) -> None:
     finally:
         server.kill()
         server.wait()
-    print(f"\nReal server, {clients} websocket clients at 1 msg/s + {queries} concurrent full-hour history queries, {seconds:.0f} s")
+    print(
+        f"\nReal server, {clients} websocket clients at 1 msg/s + {queries} concurrent full-hour history queries, "
+        f"{seconds:.0f} s"
+    )
     print(f"{'measure':<44} {'p50':>8} {'p99':>8} {'max':>8} {'n':>7}")
     for name, values in (
         ("event-loop lag inside the server (ms)", lag),

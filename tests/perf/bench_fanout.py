@@ -62,7 +62,9 @@ async def run(args: argparse.Namespace, port: int, proc: psutil.Process) -> dict
     stop = time.time() + args.seconds
     proc.cpu_percent(None)
     t0 = time.time()
-    counts = await asyncio.gather(*(client(f"ws://127.0.0.1:{port}/api/gpu-panel/stream", delays, stop) for _ in range(args.clients)))
+    counts = await asyncio.gather(
+        *(client(f"ws://127.0.0.1:{port}/api/gpu-panel/stream", delays, stop) for _ in range(args.clients))
+    )
     cpu = proc.cpu_percent(None)
     wall = time.time() - t0
     status1 = json.loads((await http.fetch(f"{base}/status", headers={"Authorization": f"token {TOKEN}"})).body)
@@ -93,11 +95,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=tmp, JUPYTER_CONFIG_DIR=tmp)
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}",
-             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={tmp}",
-             "--ServerApp.jpserver_extensions={'jupyter_gpu_panel': True}",
-             f"--GPUPanel.source={args.source}", f"--GPUPanel.interval={args.interval}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--no-browser",
+                "--allow-root",
+                f"--port={port}",
+                f"--ServerApp.token={TOKEN}",
+                f"--ServerApp.root_dir={tmp}",
+                "--ServerApp.jpserver_extensions={'jupyter_gpu_panel': True}",
+                f"--GPUPanel.source={args.source}",
+                f"--GPUPanel.interval={args.interval}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             for _ in range(100):
@@ -111,10 +124,15 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(10)
-    print(f"\n{'clients':>8} {'seconds':>8} {'messages':>9} {'server CPU %':>13} {'p50 ms':>8} {'p99 ms':>8} {'reads/tick':>11}  source")
+    print(
+        f"\n{'clients':>8} {'seconds':>8} {'messages':>9} {'server CPU %':>13} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'reads/tick':>11}  source"
+    )
     r = result
-    print(f"{r['clients']:>8} {r['seconds']:>8} {r['messages']:>9} {r['server_cpu_pct']:>13.1f} "
-          f"{r['delay_p50_ms']:>8.2f} {r['delay_p99_ms']:>8.2f} {r['reads_per_tick']:>11.2f}  {r['source']}")
+    print(
+        f"{r['clients']:>8} {r['seconds']:>8} {r['messages']:>9} {r['server_cpu_pct']:>13.1f} "
+        f"{r['delay_p50_ms']:>8.2f} {r['delay_p99_ms']:>8.2f} {r['reads_per_tick']:>11.2f}  {r['source']}"
+    )
     return 0
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from jupyter_gpu_panel.metrics.history import History  # noqa: E402
-from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS  # noqa: E402
-from jupyter_gpu_panel.metrics.sampler import Sampler  # noqa: E402
-from jupyter_gpu_panel.metrics.sources import make_source  # noqa: E402
+from jupyter_gpu_panel.metrics.history import History
+from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS
+from jupyter_gpu_panel.metrics.sampler import Sampler
+from jupyter_gpu_panel.metrics.sources import make_source
 
 SMI_QUERY = (
     "index,name,utilization.gpu,utilization.memory,memory.used,memory.total,temperature.gpu,"
@@ -104,7 +104,10 @@ def main() -> int:
         smi_med = statistics.median(runs)
     sampler.stop()
 
-    print(f"\nsource={status.source if status.ok else 'replay'}  device={sampler.devices[0].name if sampler.devices else '-'}")
+    print(
+        f"\nsource={status.source if status.ok else 'replay'}  "
+        f"device={sampler.devices[0].name if sampler.devices else '-'}"
+    )
     print(f"{'measurement':<52} {'median us':>10} {'max us':>10}  unit")
     print("-" * 90)
     for name, med, mx, per in rows:
@@ -116,8 +119,10 @@ def main() -> int:
     if smi_med:
         print(f"\nnvidia-smi / our fast read: {smi_med / statistics.median(fast):,.0f}x (target >= 100x)")
     h = History(3600, 1.0)
-    print(f"history: {h.capacity * (1 + len(HISTORY_FIELDS)) * 8 / 1024:.0f} KiB per GPU-hour at a 1 s tick "
-          f"(+ {h.capacity * 2 * 8 / 1024:.0f} KiB per GPU process)")
+    print(
+        f"history: {h.capacity * (1 + len(HISTORY_FIELDS)) * 8 / 1024:.0f} KiB per GPU-hour at a 1 s tick "
+        f"(+ {h.capacity * 2 * 8 / 1024:.0f} KiB per GPU process)"
+    )
     return 0
 
 
