@@ -29,3 +29,39 @@ def jp_server_config(gpu_panel_config):
 def panel(jp_serverapp):
     """The running GPUPanel extension of the test server."""
     return jp_serverapp.extension_manager.extension_points["jupyter_gpu_panel"].app
+
+
+@pytest.fixture
+def jp_fetch(jp_fetch):
+    """pytest-jupyter's ``jp_fetch``, checking every answer of ours against ``openapi.json``.
+
+    Every response under ``/api/gpu-panel/`` (a 4xx raised as ``HTTPClientError`` too) must be
+    one the contract documents, so each test of the API checks the contract as well. A 404
+    for a path that is no route of ours (``api/gpu-panel/nope``) has nothing to match.
+    """
+    from tornado.httpclient import HTTPClientError
+
+    from contract import UndocumentedRoute, api_path, validate_response
+
+    def check(method, response):
+        url = response.effective_url or response.request.url
+        if api_path(url) is None:
+            return
+        try:
+            validate_response(method, url, response.code, dict(response.headers), response.body)
+        except UndocumentedRoute:
+            if response.code != 404:
+                raise
+
+    async def fetch(*parts, **kwargs):
+        method = kwargs.get("method", "GET")
+        try:
+            response = await jp_fetch(*parts, **kwargs)
+        except HTTPClientError as err:
+            if err.response is not None:
+                check(method, err.response)
+            raise
+        check(method, response)
+        return response
+
+    return fetch

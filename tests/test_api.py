@@ -7,9 +7,11 @@ import time
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from conftest import TRACES
 from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS
 from jupyter_gpu_panel.metrics.sources.replay import demo_trace_path, load_trace
+
+from conftest import TRACES
+from contract import validate_ws_message
 
 BUNDLED_FROM = TRACES / "h100" / "two_procs_one_leaks.nvml.jsonl"
 
@@ -100,11 +102,15 @@ async def test_history_grows_and_matches_the_trace(jp_fetch, panel):
     later = await get_json(jp_fetch, "history", since=str(gpu["t"][-2]), fields="util_gpu")
     assert later["gpus"][0]["t"][0] > gpu["t"][-2]
     assert list(later["gpus"][0]["values"]) == ["util_gpu"]
-    small = await get_json(jp_fetch, "history", max_points="2")
-    assert len(small["gpus"][0]["t"]) == 2
-    assert max(v for v in small["gpus"][0]["values"]["mem_used"] if v is not None) == max(
-        v for v in gpu["values"]["mem_used"] if v is not None
-    ) or len(gpu["t"]) != len(small["gpus"][0]["t"])
+    small = (await get_json(jp_fetch, "history", max_points="2"))["gpus"][0]
+    assert len(small["t"]) == 2
+    # the full series up to the same instant, split as the server splits it into 2 buckets:
+    # each point is its bucket's last time and its maximum memory (a peak is never averaged away)
+    full = (await get_json(jp_fetch, "history"))["gpus"][0]
+    rows = [(t, used) for t, used in zip(full["t"], full["values"]["mem_used"]) if t <= small["t"][-1]]
+    buckets = [rows[: len(rows) // 2], rows[len(rows) // 2 :]]
+    assert small["t"] == [bucket[-1][0] for bucket in buckets]
+    assert small["values"]["mem_used"] == [max(used for _, used in bucket) for bucket in buckets]
 
 
 @pytest.mark.parametrize(
@@ -150,14 +156,14 @@ async def _read_until(ws, kind, timeout=5.0):
     while True:
         left = deadline - time.monotonic()
         assert left > 0, f"no {kind} message"
-        msg = json.loads(await asyncio.wait_for(ws.read_message(), left))
+        msg = validate_ws_message(await asyncio.wait_for(ws.read_message(), left))
         if msg["type"] == kind:
             return msg
 
 
 async def test_stream_hello_then_snapshots(jp_ws_fetch, panel):
     ws = await jp_ws_fetch("api", "gpu-panel", "stream")
-    hello = json.loads(await ws.read_message())
+    hello = validate_ws_message(await ws.read_message())
     assert hello["type"] == "hello"
     assert hello["status"]["source"] == "replay"
     first = await _read_until(ws, "snapshot")

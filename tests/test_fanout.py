@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from contract import validate_ws_message
 from fake_nvml import FakeNVML
 
 
@@ -30,7 +31,7 @@ async def test_n_clients_one_read_per_tick(jp_ws_fetch, jp_fetch, panel, fake):
             msg = await ws.read_message()
             if msg is None:
                 return
-            if json.loads(msg)["type"] == "snapshot":
+            if validate_ws_message(msg)["type"] == "snapshot":
                 received[i] += 1
 
     tasks = [asyncio.create_task(drain(i, ws)) for i, ws in enumerate(clients)]

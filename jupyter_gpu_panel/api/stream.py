@@ -5,7 +5,6 @@ A bad message gets an ``{"type": "error", "message": ...}`` reply and the socket
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Optional
 
@@ -17,7 +16,7 @@ from tornado import web, websocket
 from .. import __version__
 from ..metrics.sampler import MIN_INTERVAL
 from ..metrics.snapshot import Audience, parse_fields, snapshot_json
-from ..metrics.stream import kernels_message
+from ..metrics.stream import kernels_message, message_json
 from .base import AUTH_RESOURCE, MAX_BODY_BYTES, PanelMixin, parse_json_object
 
 #: The slowest rate a client may ask for (one snapshot an hour).
@@ -81,11 +80,11 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
         self.fields = None
         self.last_sent = 0.0
         self.audience = panel.audience()
-        self.send(json.dumps({"type": "hello", "status": {"version": __version__, **sampler.status_json()}}))
+        self.send(message_json({"type": "hello", "status": {"version": __version__, **sampler.status_json()}}))
         snap = sampler.snapshot()
         if snap is not None:  # the first picture at once, not after a tick
             doc = snapshot_json(sampler.status, snap, None, panel.tracker.owner_of, self.audience)
-            self.send(json.dumps({"type": "snapshot", "snapshot": doc}))
+            self.send(message_json({"type": "snapshot", "snapshot": doc}))
             self.last_sent = snap.t
         panel.tracker.start()  # idempotent: its refreshes are what this socket pushes
         if panel.tracker.refreshed:  # then every change, as the tracker sees it
@@ -96,12 +95,12 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
         try:
             config = parse_stream_message(message, self.panel.sampler.interval)
         except ValueError as err:
-            self.send(json.dumps({"type": "error", "message": str(err)}))
+            self.send(message_json({"type": "error", "message": str(err)}))
             return
         self.interval = config.get("interval", self.interval)
         if "fields" in config:
             self.fields = config["fields"]
-        self.send(json.dumps({"type": "config", "interval": self.interval, "fields": list(self.fields or [])}))
+        self.send(message_json({"type": "config", "interval": self.interval, "fields": list(self.fields or [])}))
 
     def send(self, message: str) -> None:
         """Write, or drop the client quietly when it has gone (a tab closed mid-tick)."""

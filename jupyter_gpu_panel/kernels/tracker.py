@@ -52,7 +52,13 @@ class KernelTracker:
         self.triage_on_alarm = triage_on_alarm
         self.attribution = Attribution(serverapp, sampler, probes)
         self.period = period
-        self.doc: dict[str, Any] = {"kernels": [], "pid_namespace": "host"}
+        self.doc: dict[str, Any] = {
+            "kernels": [],
+            "scripts": [],
+            "pid_namespace": "host",
+            "probe_warnings": [],
+            "culled": [],
+        }
         self._task: Optional[asyncio.Task[None]] = None
         self._probe_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu-panel-probes")
         self.refreshed = False
@@ -214,7 +220,6 @@ class KernelTracker:
                     "owner": self.attribution.owner_of(f.pid),
                     "probe": probe,
                     "leak": leak,
-                    "idle": idle,
                 }
             )
         return {

@@ -8,7 +8,6 @@ selection, so 100 clients cost one NVML read and a handful of ``json.dumps`` per
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any, Optional, Protocol
 
@@ -68,7 +67,7 @@ class StreamHub:
             message = encoded.get(key)
             if message is None:
                 doc = snapshot_json(self.sampler.status, snap, client.fields, self.owner_of, client.audience)
-                message = encoded[key] = json.dumps({"type": "snapshot", "snapshot": doc})
+                message = encoded[key] = orjson.dumps({"type": "snapshot", "snapshot": doc}).decode()
             client.last_sent = snap.t
             self._send(client, message)
 
@@ -89,3 +88,8 @@ class StreamHub:
 def kernels_message(doc: dict[str, Any]) -> str:
     """``{"type": "kernels", "kernels": doc}``: pushed on change, so the panel polls nothing."""
     return orjson.dumps({"type": "kernels", "kernels": doc}, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def message_json(doc: dict[str, Any]) -> str:
+    """A websocket message as strict JSON: NaN and infinities become null, as in REST answers."""
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY).decode()
