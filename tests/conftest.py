@@ -12,6 +12,22 @@ TRACES = SHARED / "traces"
 
 
 @pytest.fixture
+def fake_gpus():
+    """How many GPUs the fake NVML answers with (override in a module)."""
+    return 1
+
+
+@pytest.fixture
+def fake(monkeypatch, fake_gpus):
+    """The fake ``pynvml`` (the NVML boundary, nothing else), answering like the recorded H100."""
+    from fake_nvml import FakeNVML
+
+    nvml = FakeNVML(gpus=fake_gpus)
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    return nvml
+
+
+@pytest.fixture
 def gpu_panel_config():
     """Override in a test module to change ``c.GPUPanel``."""
     return {"source": "replay", "interval": 0.1, "slow_interval": 0.5}

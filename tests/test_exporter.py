@@ -6,21 +6,13 @@ process; the exposition is parsed with prometheus_client's own parser.
 
 import asyncio
 import json
-import sys
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fake_nvml import FakeNVML, h100_facts
+from fake_nvml import h100_facts
 
 GiB = 2**30
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    fake = FakeNVML()
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    return fake
 
 
 @pytest.fixture

@@ -11,10 +11,8 @@ from fake_nvml import FakeNVML
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    fake = FakeNVML(gpus=2)
-    monkeypatch.setitem(sys.modules, "pynvml", fake)  # the NVML boundary, nothing else
-    return fake
+def fake_gpus():
+    return 2
 
 
 @pytest.fixture

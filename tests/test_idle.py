@@ -6,20 +6,10 @@ GPU processes holding memory. ``idle_after`` is shortened to a second.
 
 import asyncio
 import json
-import sys
 
 import pytest
 
-from fake_nvml import FakeNVML
-
 GiB = 2**30
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    fake = FakeNVML()
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    return fake
 
 
 @pytest.fixture

@@ -14,16 +14,8 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from conftest import ROOT, TRACES
-from fake_nvml import FakeNVML
 
 GiB = 2**30
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    fake = FakeNVML()
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    return fake
 
 
 @pytest.fixture
