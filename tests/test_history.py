@@ -92,3 +92,29 @@ def test_vectorised_downsample_matches_the_bucket_definition():
             assert math.isclose(out[k, 3], want.mean())
         else:
             assert math.isnan(out[k, 3])
+
+
+async def test_history_queries_and_their_json_run_off_the_event_loop(jp_fetch, panel, monkeypatch):
+    """Downsampling an hour of 8 GPUs and writing it as JSON grow with the data: neither may run on
+    the tornado loop, where every other request and socket waits."""
+    import threading
+
+    from jupyter_gpu_panel.api import metrics
+
+    seen = {}
+    query, encode = panel.sampler.history.query, metrics.chunked_json
+
+    def spy_query(*args, **kwargs):
+        seen["query"] = threading.current_thread()
+        return query(*args, **kwargs)
+
+    def spy_encode(doc):
+        seen["encode"] = threading.current_thread()
+        return encode(doc)
+
+    monkeypatch.setattr(panel.sampler.history, "query", spy_query)
+    monkeypatch.setattr(metrics, "chunked_json", spy_encode)
+    resp = await jp_fetch("api", "gpu-panel", "history", params={"max_points": "100"})
+    assert resp.code == 200 and json.loads(resp.body)["gpus"]
+    loop_thread = threading.main_thread()
+    assert seen["query"] is not loop_thread and seen["encode"] is not loop_thread
