@@ -224,7 +224,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** WebSocket. The server sends StreamMessage documents: {type: hello, status} then {type: snapshot, snapshot} every tick. Send a StreamRequest {interval: s, fields: [...]} to slow down or select fields; the server answers {type: config, interval, fields} and never sends faster than min_interval (0.1 s) or its own tick; a bad message gets {type: error, message} and the socket stays open. */
+        /** WebSocket. The server sends StreamMessage documents: {type: hello, status} then {type: snapshot, snapshot} every tick, and {type: kernels, kernels} when the kernels document changes. Send a StreamRequest {interval: s, fields: [...]} to slow down or select fields; the server answers {type: config, interval, fields} and never sends faster than min_interval (0.1 s) or its own tick; a bad message gets {type: error, message} and the socket stays open. */
         get: {
             parameters: {
                 query?: never;
@@ -382,26 +382,26 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Act on a kernel: interrupt, restart, shutdown; probe (load the in-kernel memory probe); triage (record a few steps of allocation history to name the leaking line) */
+        /** Act on a kernel: interrupt, restart, shutdown; probe (load the in-kernel memory probe); triage (record a few steps of allocation history to name the leaking line); release (empty torch's cache in an idle kernel, variables kept) */
         post: {
             parameters: {
                 query?: never;
                 header?: never;
                 path: {
                     kernel_id: string;
-                    action: "interrupt" | "restart" | "shutdown" | "probe" | "triage";
+                    action: "interrupt" | "restart" | "shutdown" | "probe" | "triage" | "release";
                 };
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description interrupt, restart, shutdown: done; probe: the kernel's answer */
+                /** @description interrupt, restart, shutdown: done; probe: the kernel's answer; release: what was released */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["KernelActionDone"] | components["schemas"]["ProbeLoaded"];
+                        "application/json": components["schemas"]["KernelActionDone"] | components["schemas"]["ProbeLoaded"] | components["schemas"]["Released"] | components["schemas"]["ReleaseFailed"];
                     };
                 };
                 /** @description triage: requested; the probe records the next `steps` optimizer steps and `GET kernels` shows the result under probe.triage */
@@ -440,7 +440,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description triage: the kernel runs no memory probe, or its probe cannot be reached */
+                /** @description triage: the kernel runs no memory probe, or its probe cannot be reached; release: the kernel is busy */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -832,6 +832,15 @@ export interface components {
                 t: number[];
                 used: (number | null)[];
             }[];
+            /** @description null unless a Prometheus is configured and `since` asks for more than this server's own buffer; then what came from there (prepended to the GPU columns) */
+            older: {
+                /** @constant */
+                source: "prometheus";
+                /** @description Unix time the server's own buffer starts */
+                until: number;
+                points: number;
+                error: string | null;
+            } | null;
         };
         /** @description One validated step record of the probe (`*.iters.jsonl`). */
         StepRecord: {
@@ -842,6 +851,7 @@ export interface components {
             inactive_split?: number;
             peak_allocated?: number;
             limit?: number;
+            free?: number;
             max_allocated?: number;
             mem_total?: number;
             mem_limit?: number;
@@ -855,6 +865,15 @@ export interface components {
             device?: number;
             /** @constant */
             oom?: true;
+            /**
+             * @description an optimizer step, or a top-level module call
+             * @enum {string}
+             */
+            kind?: "step" | "forward";
+            iter?: number;
+            opt?: number;
+            mod?: number;
+            steps_per_iteration?: number;
         };
         /** @description Near-OOM from fragmentation; message suggests expandable_segments. Null without readings of the reserve. */
         Fragmentation: {
@@ -881,7 +900,7 @@ export interface components {
             /** @description bytes: the limit */
             y1: number;
         } | null;
-        /** @description Verdict from the probe's per-step readings. */
+        /** @description Verdict from the probe's per-step (per-iteration) readings. */
         StepsVerdict: {
             /** @constant */
             source: "steps";
@@ -906,6 +925,18 @@ export interface components {
             skipped: number;
             /** @description says when the capacity was assumed */
             capacity_note: string | null;
+            /**
+             * @description which bound the headroom came from
+             * @enum {string}
+             */
+            headroom_bound: "process cap" | "device free" | "capacity";
+            /** @description hook calls per iteration; null when the records do not say */
+            steps_per_iteration: number | null;
+            /**
+             * @description what an iteration is
+             * @enum {string}
+             */
+            step_source: "optimizer" | "forward";
         };
         /** @description Verdict from NVML's per-process memory over time. */
         NvmlVerdict: {
@@ -979,6 +1010,24 @@ export interface components {
             cells: components["schemas"]["CellLeaks"];
             fragmentation: components["schemas"]["Fragmentation"];
         } | null;
+        /** @description an idle notebook sitting on GPU memory */
+        Idle: {
+            /** @description idle for this long; null unless idle */
+            seconds: number | null;
+            /** @description idle past idle_after while holding GPU memory */
+            holder: boolean;
+            /** @description bytes of torch's cache (reserved - allocated) at the probe's last step */
+            cached: number | null;
+            message: string | null;
+        };
+        /** @description a kernel shut down for sitting idle on GPU memory (cull_idle_gpu_kernels_after) */
+        Culled: {
+            kernel_id: string;
+            notebook: string | null;
+            t: number;
+            idle_seconds: number | null;
+            memory: number;
+        };
         Kernel: {
             kernel_id: string;
             kernel_name: string | null;
@@ -998,6 +1047,7 @@ export interface components {
             };
             probe: components["schemas"]["Probe"];
             leak: components["schemas"]["LeakVerdict"];
+            idle: components["schemas"]["Idle"];
         };
         /** @description a running probe that belongs to no kernel (a script, a torchrun rank) */
         Script: {
@@ -1018,6 +1068,8 @@ export interface components {
             pid_namespace: "host" | "mismatch";
             /** @description probe files refused or unreadable (newest last, at most 20) */
             probe_warnings: string[];
+            /** @description newest last */
+            culled: components["schemas"]["Culled"][];
         };
         KernelActionDone: {
             kernel_id: string;
@@ -1034,6 +1086,34 @@ export interface components {
             ok: boolean;
             queued: boolean;
             message: string;
+        };
+        /** @description the kernel did not answer in time, or not as expected */
+        ReleaseFailed: {
+            kernel_id: string;
+            /** @constant */
+            action: "release";
+            /** @constant */
+            ok: false;
+            message: string;
+        };
+        /** @description torch's cache emptied in the kernel (its variables kept), and the kernel's GPU memory as NVML saw it before and after */
+        Released: {
+            kernel_id: string;
+            /** @constant */
+            action: "release";
+            /** @constant */
+            ok: true;
+            message: string;
+            /** @description bytes torch's allocator gave back */
+            freed: number;
+            nvml_before: number;
+            nvml_after: number;
+            /** @description the kernel has imported torch */
+            torch: boolean;
+            /** @description torch in the kernel has used a GPU */
+            cuda: boolean;
+            reserved_before: number;
+            reserved_after: number;
         };
         KernelTriageRequested: {
             kernel_id: string;
@@ -1149,13 +1229,19 @@ export interface components {
             /** @description []: every field */
             fields: ("util_gpu" | "util_mem" | "mem_total" | "mem_used" | "mem_free" | "mem_reserved" | "temp_c" | "power_mw" | "power_limit_mw" | "clock_sm" | "clock_mem" | "pstate" | "throttle_reasons" | "fan_pct" | "pcie_tx_kbps" | "pcie_rx_kbps" | "pcie_gen" | "pcie_width" | "energy_mj" | "ecc_errors_volatile" | "nvlink_active" | "processes")[];
         };
+        /** @description the kernels document (as GET kernels answers it), pushed when it changes */
+        StreamKernels: {
+            /** @constant */
+            type: "kernels";
+            kernels: components["schemas"]["Kernels"];
+        };
         StreamError: {
             /** @constant */
             type: "error";
             message: string;
         };
-        /** @description What the server sends on the stream: hello (once, first), snapshot (every tick at the client's rate), config (the answer to a valid StreamRequest), error (the answer to a bad one; the socket stays open). */
-        StreamMessage: components["schemas"]["StreamHello"] | components["schemas"]["StreamSnapshot"] | components["schemas"]["StreamConfig"] | components["schemas"]["StreamError"];
+        /** @description What the server sends on the stream: hello (once, first), snapshot (every tick at the client's rate), kernels (the kernels document, when it changes), config (the answer to a valid StreamRequest), error (the answer to a bad one; the socket stays open). */
+        StreamMessage: components["schemas"]["StreamHello"] | components["schemas"]["StreamSnapshot"] | components["schemas"]["StreamKernels"] | components["schemas"]["StreamConfig"] | components["schemas"]["StreamError"];
     };
     responses: never;
     parameters: never;

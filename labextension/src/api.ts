@@ -6,15 +6,17 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { components, paths } from './api-schema';
+import { components } from './api-schema';
 import {
   HistoryField,
   IBenchmarkTemplate,
   IDeviceInfo,
   IHistoryResponse,
   IKernelsReply,
+  IProbeLoaded,
   ISnapshot,
-  IStatus
+  IStatus,
+  ITriageRequested
 } from './types';
 
 type Schemas = components['schemas'];
@@ -31,10 +33,6 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 }
-
-/** POST kernels/{kernel_id}/{action}: the actions the contract names. */
-export type KernelAction =
-  paths['/api/gpu-panel/kernels/{kernel_id}/{action}']['post']['parameters']['path']['action'];
 
 export class GpuApiClient {
   constructor(settings?: ServerConnection.ISettings) {
@@ -106,24 +104,39 @@ export class GpuApiClient {
     );
   }
 
-  /** Kernels and probed scripts, one request. */
-  kernels(): Promise<IKernelsReply> {
-    return this.request<IKernelsReply>('kernels');
+  /**
+   * Kernels and probed scripts, one request. The stream pushes this document
+   * when it changes; this is for an explicit refresh (`refresh`: the server
+   * re-reads its kernels first).
+   */
+  kernels(refresh = false): Promise<IKernelsReply> {
+    return this.request<IKernelsReply>(
+      refresh ? 'kernels?refresh=1' : 'kernels'
+    );
+  }
+
+  /** Load the memory probe into a kernel: the kernel's answer, ok or not. */
+  loadProbe(kernelId: string): Promise<IProbeLoaded> {
+    return this.request<IProbeLoaded>(
+      `kernels/${encodeURIComponent(kernelId)}/probe`,
+      { method: 'POST', body: '{}' }
+    );
+  }
+
+  /** Ask a kernel's probe to record its allocations: 202, or 409 when it runs none. */
+  kernelTriage(kernelId: string): Promise<ITriageRequested> {
+    return this.request<ITriageRequested>(
+      `kernels/${encodeURIComponent(kernelId)}/triage`,
+      { method: 'POST', body: '{}' }
+    );
   }
 
   /** Ask a script's probe (no kernel) to record its allocations: 202, or 404 when it is gone. */
-  probeTriage(pid: number): Promise<unknown> {
-    return this.request(`probes/${encodeURIComponent(String(pid))}/triage`, {
-      method: 'POST',
-      body: '{}'
-    });
-  }
-
-  kernelAction(kernelId: string, action: KernelAction): Promise<unknown> {
-    return this.request(`kernels/${encodeURIComponent(kernelId)}/${action}`, {
-      method: 'POST',
-      body: '{}'
-    });
+  probeTriage(pid: number): Promise<ITriageRequested> {
+    return this.request<ITriageRequested>(
+      `probes/${encodeURIComponent(String(pid))}/triage`,
+      { method: 'POST', body: '{}' }
+    );
   }
 
   async benchmarks(): Promise<IBenchmarkTemplate[]> {

@@ -2,11 +2,28 @@
  * Pure formatting: numbers to the short strings the panel and status bar show.
  * No DOM, no JupyterLab imports, so jest covers it directly.
  */
-import { IGpuReading, IKernelInfo, ILeakVerdict, IProbeInfo } from './types';
+import { ITrans, plainTrans } from './i18n';
+import { IKernelInfo, ILeakVerdict } from './types';
 
 export type MemoryUnits = 'GiB' | 'GB';
 
-const NA = 'n/a';
+/** What a formatter returns for a reading it does not have; views word it (`missingText`). */
+export const NA = 'n/a';
+
+/**
+ * A formatted value as shown: "n/a" (the card does not report it) is
+ * "not recorded" on replay (the recording lacks it), both translated.
+ */
+export function missingText(
+  text: string,
+  replay: boolean,
+  trans: ITrans = plainTrans
+): string {
+  if (text !== NA) {
+    return text;
+  }
+  return replay ? trans.__('not recorded') : trans.__('n/a');
+}
 
 function isNum(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);
@@ -141,26 +158,42 @@ export function formatKbps(kbps: number | null | undefined): string {
  * panel shows. Anything else (the server's "other (0x200)" for bits it does
  * not name) is shown as sent.
  */
-const THROTTLE_WORDS: { [k: string]: string } = {
-  idle: 'idle',
-  'applications clock setting': 'application clocks setting',
-  'software power cap': 'software power cap',
-  'hardware slowdown': 'hardware slowdown',
-  'sync boost': 'sync boost',
-  'software thermal slowdown': 'software thermal slowdown',
-  'hardware thermal slowdown': 'hardware thermal slowdown',
-  'power brake': 'power brake (external)',
-  'display clock setting': 'display clock setting'
-};
+function throttleWord(reason: string, trans: ITrans): string {
+  switch (reason) {
+    case 'idle':
+      return trans.__('idle');
+    case 'applications clock setting':
+      return trans.__('application clocks setting');
+    case 'software power cap':
+      return trans.__('software power cap');
+    case 'hardware slowdown':
+      return trans.__('hardware slowdown');
+    case 'sync boost':
+      return trans.__('sync boost');
+    case 'software thermal slowdown':
+      return trans.__('software thermal slowdown');
+    case 'hardware thermal slowdown':
+      return trans.__('hardware thermal slowdown');
+    case 'power brake':
+      return trans.__('power brake (external)');
+    case 'display clock setting':
+      return trans.__('display clock setting');
+    default:
+      return reason;
+  }
+}
 
-export function throttleText(reasons: string[] | null | undefined): string {
+export function throttleText(
+  reasons: string[] | null | undefined,
+  trans: ITrans = plainTrans
+): string {
   if (!reasons) {
     return NA;
   }
   if (reasons.length === 0) {
-    return 'none';
+    return trans.__('none');
   }
-  const words = reasons.map(r => THROTTLE_WORDS[r] ?? r);
+  const words = reasons.map(r => throttleWord(r, trans));
   return Array.from(new Set(words)).join(', ');
 }
 
@@ -205,31 +238,34 @@ export function formatRate(
  */
 export function leakText(
   leak: ILeakVerdict | null | undefined,
-  units: MemoryUnits = 'GiB'
+  units: MemoryUnits = 'GiB',
+  trans: ITrans = plainTrans
 ): string {
   if (!leak) {
-    return 'No verdict yet';
+    return trans.__('No verdict yet');
   }
   if (!leak.leak) {
-    return leak.message || 'No leak';
+    return leak.message || trans.__('No leak');
   }
   const parts: string[] = [];
   if (isNum(leak.bytes_per_second)) {
     parts.push(formatRate(leak.bytes_per_second, units));
   }
-  const eta: string[] = [];
-  if (isNum(leak.seconds_to_oom)) {
-    eta.push(`in about ${formatDuration(leak.seconds_to_oom)}`);
+  const time = isNum(leak.seconds_to_oom)
+    ? formatDuration(leak.seconds_to_oom)
+    : null;
+  const steps =
+    leak.source === 'steps' && isNum(leak.steps_to_oom)
+      ? Math.round(leak.steps_to_oom)
+      : null;
+  if (time !== null && steps !== null) {
+    parts.push(trans.__('out of memory in about %1 (~%2 steps)', time, steps));
+  } else if (time !== null) {
+    parts.push(trans.__('out of memory in about %1', time));
+  } else if (steps !== null) {
+    parts.push(trans.__('out of memory ~%1 steps', steps));
   }
-  if (leak.source === 'steps' && isNum(leak.steps_to_oom)) {
-    eta.push(`~${Math.round(leak.steps_to_oom)} steps`);
-  }
-  if (eta.length) {
-    parts.push(
-      `out of memory ${eta.length === 2 ? `${eta[0]} (${eta[1]})` : eta[0]}`
-    );
-  }
-  const head = leak.actionable ? 'Leak' : 'Possible leak';
+  const head = leak.actionable ? trans.__('Leak') : trans.__('Possible leak');
   return parts.length ? `${head}: ${parts.join(', ')}` : head;
 }
 
@@ -237,45 +273,6 @@ export function leakText(
 export function baseName(path: string): string {
   const i = path.lastIndexOf('/');
   return i >= 0 ? path.slice(i + 1) : path;
-}
-
-/** The GPU the status bar reports: the busiest, ties broken by memory use. */
-export function busiestGpu(gpus: IGpuReading[]): IGpuReading | null {
-  let best: IGpuReading | null = null;
-  let bestKey = -Infinity;
-  for (const g of gpus) {
-    if (g.state !== 'ok') {
-      continue;
-    }
-    const util = isNum(g.util_gpu) ? g.util_gpu : 0;
-    const mem = memoryPercent(g.mem_used, g.mem_total) ?? 0;
-    const key = util * 1000 + mem;
-    if (key > bestKey) {
-      best = g;
-      bestKey = key;
-    }
-  }
-  return best;
-}
-
-/**
- * Status bar text: "GPU 63% · 12.4/79.6 GiB" for one GPU; with several,
- * the busiest one with its index: "GPU2 63% · 12.4/79.6 GiB".
- */
-export function statusBarText(
-  gpus: IGpuReading[],
-  units: MemoryUnits = 'GiB'
-): string {
-  const g = busiestGpu(gpus);
-  if (!g) {
-    return gpus.length ? 'GPU lost' : 'GPU —';
-  }
-  const label = gpus.length > 1 ? `GPU${g.index}` : 'GPU';
-  return `${label} ${formatPercent(g.util_gpu)} · ${formatMemoryPair(
-    g.mem_used,
-    g.mem_total,
-    units
-  )}`;
 }
 
 /** Sum of one kernel's GPU memory over all GPUs. */
@@ -305,27 +302,12 @@ export function niceCeil(v: number): number {
   return Math.ceil(v / step - 1e-9) * step;
 }
 
-/** The in-kernel memory probe's state in words: tracking or stopped, and its steps. */
-export function probeText(
-  probe: IProbeInfo | null | undefined,
-  requested = false
-): string {
-  if (!probe) {
-    return requested ? 'loading, waiting for the first step…' : 'not tracked';
-  }
-  const steps = probe.steps;
-  const n = `, ${steps} step${steps === 1 ? '' : 's'}`;
-  if (!probe.alive) {
-    return `stopped${n}`;
-  }
-  return `tracking${n}`;
-}
-
 /** A kernel's GPU memory: "none" when it holds no GPU memory at all. */
 export function kernelMemoryText(
   k: IKernelInfo,
-  units: MemoryUnits = 'GiB'
+  units: MemoryUnits = 'GiB',
+  trans: ITrans = plainTrans
 ): string {
   const hasAny = Object.keys(k.memory || {}).length > 0;
-  return hasAny ? formatBytes(kernelMemory(k), units) : 'none';
+  return hasAny ? formatBytes(kernelMemory(k), units) : trans.__('none');
 }

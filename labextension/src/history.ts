@@ -6,7 +6,12 @@
  * both the server sends and uPlot draws, so no per-tick reshaping is needed.
  * Pure: no DOM, no I/O.
  */
-import { HistoryField, IGpuReading, IHistoryResponse } from './types';
+import {
+  HistoryField,
+  IGpuReading,
+  IHistoryResponse,
+  ISnapshot
+} from './types';
 
 /** Fields the charts draw; also the ones asked of `GET history`. */
 export const CHART_FIELDS = [
@@ -240,4 +245,25 @@ export function legendValue(
     }
   }
   return null;
+}
+
+/**
+ * A stream tick into the series map, in place: each GPU's reading appended,
+ * then points older than `keepSeconds` before it dropped.
+ */
+export function appendSnapshot(
+  series: SeriesMap,
+  snap: ISnapshot,
+  keepSeconds: number,
+  fields: readonly HistoryField[] = CHART_FIELDS
+): void {
+  for (const g of snap.gpus || []) {
+    const next = appendReading(
+      series.get(g.index) ?? emptySeries(fields),
+      g,
+      fields
+    );
+    series.set(g.index, next);
+    trimSeries(next, g.t - keepSeconds);
+  }
 }

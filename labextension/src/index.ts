@@ -1,7 +1,9 @@
 /**
  * jupyter-gpu-panel front end: one plugin wires one API client and one
- * store (one stream socket per tab) to the sidebar panel, the status bar
- * item, commands, launcher tiles and settings.
+ * store (one stream socket per tab) to the sidebar panel, the summary item
+ * (JupyterLab's status bar, or Notebook 7's top bar), commands, benchmark
+ * launchers and settings. Every token is optional, so the plugin activates
+ * in JupyterLab and in Jupyter Notebook 7 alike.
  */
 import {
   ILayoutRestorer,
@@ -12,6 +14,7 @@ import {
   Dialog,
   ICommandPalette,
   IThemeManager,
+  IToolbarWidgetRegistry,
   Notification,
   showDialog
 } from '@jupyterlab/apputils';
@@ -19,13 +22,21 @@ import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
 
 import gpuSvg from '../style/icons/gpu.svg';
 import { GpuApiClient } from './api';
+import { CREATE_BENCHMARK, registerBenchmarks } from './benchmarks/commands';
 import { baseName } from './format';
-import { leakLine, scriptName } from './kernelview';
+import { GpuStatusItem } from './gpus/statusitem';
+import { DOMAIN } from './i18n';
+import { kernelControl } from './memory/kernelcontrol';
+import { scriptName } from './memory/scripts';
+import { leakLine } from './memory/words';
+import { GpuPanel, IPanelActions } from './panel';
 import {
   clampInterval,
   DEFAULT_SETTINGS,
@@ -33,21 +44,17 @@ import {
   parseSettings
 } from './settings';
 import { GpuStore } from './store';
-import { IBenchmarkTemplate, IKernelInfo, IScriptInfo } from './types';
-import { GpuPanel, IPanelActions } from './widgets/panel';
-import { GpuStatusItem } from './widgets/statusbar';
+import { IKernelInfo, IScriptInfo } from './types';
 
 const PLUGIN_ID = 'jupyter-gpu-panel:plugin';
+/** The top-bar item's name in schema/plugin.json's jupyter.lab.toolbars. */
+const TOP_BAR_ITEM = 'gpu-panel-status';
+const OPEN = 'gpu-panel:open';
 
 export const gpuIcon = new LabIcon({
   name: 'jupyter-gpu-panel:gpu',
   svgstr: gpuSvg
 });
-
-namespace CommandIDs {
-  export const open = 'gpu-panel:open';
-  export const createBenchmark = 'gpu-panel:create-benchmark';
-}
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
@@ -55,9 +62,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   requires: [],
   optional: [
+    ITranslator,
     ICommandPalette,
     ILauncher,
     IStatusBar,
+    IToolbarWidgetRegistry,
     ISettingRegistry,
     IThemeManager,
     IDefaultFileBrowser,
@@ -65,20 +74,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ],
   activate: (
     app: JupyterFrontEnd,
+    translator: ITranslator | null,
     palette: ICommandPalette | null,
     launcher: ILauncher | null,
     statusBar: IStatusBar | null,
+    toolbarRegistry: IToolbarWidgetRegistry | null,
     settingRegistry: ISettingRegistry | null,
     themeManager: IThemeManager | null,
     fileBrowser: IDefaultFileBrowser | null,
     restorer: ILayoutRestorer | null
   ) => {
+    const trans = (translator ?? nullTranslator).load(DOMAIN);
     let settings: IPanelSettings = DEFAULT_SETTINGS;
     let themeKey = themeManager?.theme ?? 'default';
     const settingsChanged = new Signal<object, void>({});
-
     const client = new GpuApiClient(app.serviceManager.serverSettings);
-
     const openNotebook = (path: string) => {
       void app.commands.execute('docmanager:open', { path });
     };
@@ -93,20 +103,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const actions: Notification.IAction[] = [];
       if (notebook) {
         actions.push({
-          label: 'Open notebook',
+          label: trans.__('Open notebook'),
           callback: () => openNotebook(notebook)
         });
       }
       actions.push({
-        label: 'Open GPU panel',
-        callback: () => void app.commands.execute(CommandIDs.open)
+        label: trans.__('Open GPU panel'),
+        callback: () => void app.commands.execute(OPEN)
       });
       Notification.warning(
-        `GPU memory leak in ${name}: ${leakLine(leak, settings.memoryUnits)}`,
-        {
-          autoClose: false,
-          actions
-        }
+        trans.__(
+          'GPU memory leak in %1: %2',
+          name,
+          leakLine(leak, settings.memoryUnits, trans)
+        ),
+        { autoClose: false, actions }
       );
     };
     const onLeak = (k: IKernelInfo) =>
@@ -117,9 +128,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
       );
     // A script outside any kernel (a terminal's training run): named by its command.
     const onScriptLeak = (sc: IScriptInfo) =>
-      warnLeak(scriptName(sc), sc.leak, null);
-
+      warnLeak(scriptName(sc, trans), sc.leak, null);
     const store = new GpuStore({ client, onLeak, onScriptLeak });
+
+    const addTemplates = registerBenchmarks(app, {
+      client,
+      icon: gpuIcon,
+      trans,
+      currentDir: () => fileBrowser?.model.path ?? '',
+      launcher,
+      palette
+    });
+    store.changed.connect((_, kind) => {
+      if (kind === 'benchmarks') {
+        addTemplates(store.state.benchmarks);
+      }
+    });
 
     const actions: IPanelActions = {
       openNotebook,
@@ -131,8 +155,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
           panel.update();
         }
       },
-      createBenchmark: (template: string) =>
-        void app.commands.execute(CommandIDs.createBenchmark, { template }),
+      createBenchmark: async (template: string) => {
+        await app.commands.execute(CREATE_BENCHMARK, { template });
+      },
       confirm: async (title, body, accept) => {
         const r = await showDialog({
           title,
@@ -141,9 +166,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         });
         return r.button.accept;
       },
-      notifyError: (message: string) => {
-        Notification.error(message, { autoClose: 8000 });
-      }
+      kernels: kernelControl(
+        app.serviceManager.kernels,
+        app.serviceManager.serverSettings,
+        store
+      )
     };
 
     const panel = new GpuPanel(
@@ -151,6 +178,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       () => settings,
       () => themeKey,
       actions,
+      trans,
       gpuIcon
     );
     app.shell.add(panel, 'right', { rank: 900 });
@@ -173,7 +201,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         applyInterval();
       }
     });
-
     const applySettings = () => {
       store.setLeakHorizon(
         settings.leakForecastMinutes * 60,
@@ -183,7 +210,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       panel.update();
       settingsChanged.emit();
     };
-
     if (settingRegistry) {
       settingRegistry
         .load(PLUGIN_ID)
@@ -203,96 +229,33 @@ const plugin: JupyterFrontEndPlugin<void> = {
       applySettings();
     }
 
-    if (themeManager) {
-      themeManager.themeChanged.connect((_, args) => {
-        // Canvas charts read --jp-* colours at creation: recreate them. Twice,
-        // because the new theme's CSS may still be applying on the first pass.
+    themeManager?.themeChanged.connect((_, args) => {
+      // Canvas charts read --jp-* colours at creation: recreate them. Twice,
+      // because the new theme's CSS may still be applying on the first pass.
+      themeKey = `${args.newValue}-${Date.now()}`;
+      panel.update();
+      window.setTimeout(() => {
         themeKey = `${args.newValue}-${Date.now()}`;
         panel.update();
-        window.setTimeout(() => {
-          themeKey = `${args.newValue}-${Date.now()}`;
-          panel.update();
-        }, 300);
-      });
-    }
+      }, 300);
+    });
 
-    app.commands.addCommand(CommandIDs.open, {
-      label: 'Open GPU panel',
-      caption: 'Show live GPU metrics in the sidebar',
+    app.commands.addCommand(OPEN, {
+      label: trans.__('Open GPU panel'),
+      caption: trans.__('Show live GPU metrics in the sidebar'),
       icon: gpuIcon,
-      execute: () => {
-        app.shell.activateById(panel.id);
-      }
+      execute: () => app.shell.activateById(panel.id)
     });
+    palette?.addItem({ command: OPEN, category: 'GPU' });
 
-    app.commands.addCommand(CommandIDs.createBenchmark, {
-      // Launcher tiles sit under a "GPU" heading: the title alone reads best there.
-      label: args =>
-        !args.title
-          ? 'New GPU benchmark notebook'
-          : args.isPalette
-            ? `New benchmark notebook: ${args.title as string}`
-            : (args.title as string),
-      caption: args =>
-        (args.description as string) ?? 'Create a GPU benchmark notebook',
-      icon: args => (args.isPalette ? undefined : gpuIcon),
-      execute: async args => {
-        const template = args.template as string;
-        // The file browser's current folder, like File > New does.
-        const dir = fileBrowser?.model.path ?? '';
-        try {
-          const path = await client.createBenchmark(template, dir);
-          await app.commands.execute('docmanager:open', { path });
-        } catch (err) {
-          Notification.error(
-            `Could not create the ${template} benchmark: ${(err as Error).message}`,
-            { autoClose: 8000 }
-          );
-        }
-      }
-    });
-
-    palette?.addItem({ command: CommandIDs.open, category: 'GPU' });
-
-    // Benchmark templates come from the server: add a tile/palette entry per
-    // template once they load.
-    const added = new Set<string>();
-    const addTemplates = (templates: IBenchmarkTemplate[]) => {
-      for (const t of templates) {
-        if (added.has(t.name)) {
-          continue;
-        }
-        added.add(t.name);
-        const args = {
-          template: t.name,
-          title: t.title,
-          description: t.description
-        };
-        launcher?.add({
-          command: CommandIDs.createBenchmark,
-          args,
-          category: 'GPU',
-          rank: added.size
-        });
-        palette?.addItem({
-          command: CommandIDs.createBenchmark,
-          args: { ...args, isPalette: true },
-          category: 'GPU'
-        });
-      }
-    };
-    store.changed.connect((_, kind) => {
-      if (kind === 'benchmarks') {
-        addTemplates(store.state.benchmarks);
-      }
-    });
-
+    const item = new GpuStatusItem(
+      store,
+      () => settings.memoryUnits,
+      () => void app.commands.execute(OPEN),
+      trans
+    );
+    settingsChanged.connect(() => item.update());
     if (statusBar) {
-      const item = new GpuStatusItem(
-        store,
-        () => settings.memoryUnits,
-        () => void app.commands.execute(CommandIDs.open)
-      );
       statusBar.registerStatusItem('jupyter-gpu-panel:status', {
         item,
         align: 'left',
@@ -300,8 +263,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
         isActive: () => settings.statusBar,
         activeStateChanged: settingsChanged
       });
-      settingsChanged.connect(() => item.update());
     }
+    // Notebook 7 has no status bar: the same item goes in its top bar. Where
+    // there is a status bar (JupyterLab) the top-bar slot stays empty.
+    toolbarRegistry?.addFactory('TopBar', TOP_BAR_ITEM, () => {
+      if (statusBar) {
+        const empty = new Widget();
+        empty.hide();
+        return empty;
+      }
+      item.addClass('jp-GpuPanel-topBarItem');
+      settingsChanged.connect(() => item.setHidden(!settings.statusBar));
+      return item;
+    });
 
     store.start();
   }

@@ -5,6 +5,7 @@
  * read the derived view.
  */
 import { clockTime } from './format';
+import { ITrans, plainTrans } from './i18n';
 import { IStatus, SourceState } from './types';
 
 export type Phase =
@@ -108,30 +109,44 @@ export interface IView {
   shortText: string | null;
 }
 
-const STATE_TEXT: {
-  [state in Exclude<SourceState, 'ok'>]: { title: string; hint: string };
-} = {
-  starting: {
-    title: 'Starting the GPU reader…',
-    hint: 'The server has not opened the GPU library yet.'
-  },
-  'nvml-missing': {
-    title: 'NVIDIA driver library (NVML) not found',
-    hint: 'This machine has no NVIDIA driver installed, so no GPU can be read.'
-  },
-  'driver-not-loaded': {
-    title: 'NVIDIA driver not loaded',
-    hint: 'The NVIDIA library is present but its kernel driver is not running.'
-  },
-  'no-devices': {
-    title: 'No NVIDIA GPU found',
-    hint: 'The driver is running but reports no GPU visible to this server.'
-  },
-  error: {
-    title: 'Cannot read the GPUs',
-    hint: 'The GPU library returned an error.'
+function stateText(
+  state: Exclude<SourceState, 'ok'>,
+  trans: ITrans
+): { title: string; hint: string } {
+  switch (state) {
+    case 'starting':
+      return {
+        title: trans.__('Starting the GPU reader…'),
+        hint: trans.__('The server has not opened the GPU library yet.')
+      };
+    case 'nvml-missing':
+      return {
+        title: trans.__('NVIDIA driver library (NVML) not found'),
+        hint: trans.__(
+          'This machine has no NVIDIA driver installed, so no GPU can be read.'
+        )
+      };
+    case 'driver-not-loaded':
+      return {
+        title: trans.__('NVIDIA driver not loaded'),
+        hint: trans.__(
+          'The NVIDIA library is present but its kernel driver is not running.'
+        )
+      };
+    case 'no-devices':
+      return {
+        title: trans.__('No NVIDIA GPU found'),
+        hint: trans.__(
+          'The driver is running but reports no GPU visible to this server.'
+        )
+      };
+    default:
+      return {
+        title: trans.__('Cannot read the GPUs'),
+        hint: trans.__('The GPU library returned an error.')
+      };
   }
-};
+}
 
 export interface IViewInput {
   conn: IConnection;
@@ -144,15 +159,18 @@ export interface IViewInput {
   now: number;
 }
 
-function retryIn(conn: IConnection, now: number): string {
-  if (conn.retryAt === null) {
-    return 'retrying now';
-  }
-  const s = Math.max(0, Math.ceil((conn.retryAt - now) / 1000));
-  return s <= 0 ? 'retrying now' : `retrying in ${s} s`;
+function retryIn(conn: IConnection, now: number, trans: ITrans): string {
+  const s =
+    conn.retryAt === null
+      ? 0
+      : Math.max(0, Math.ceil((conn.retryAt - now) / 1000));
+  return s <= 0 ? trans.__('retrying now') : trans.__('retrying in %1 s', s);
 }
 
-export function deriveView(input: IViewInput): IView {
+export function deriveView(
+  input: IViewInput,
+  trans: ITrans = plainTrans
+): IView {
   const { conn, status, gpuCount, lastDataT, now } = input;
   const banners: IBanner[] = [];
   const hasData = gpuCount !== null && gpuCount > 0;
@@ -160,31 +178,41 @@ export function deriveView(input: IViewInput): IView {
   if (conn.phase === 'no-extension') {
     const m: IBanner = {
       level: 'error',
-      title: 'GPU panel server extension not enabled',
-      detail:
-        'The server has no api/gpu-panel endpoint. Enable it with ' +
-        '`jupyter server extension enable jupyter_gpu_panel` and restart.'
+      title: trans.__('GPU panel server extension not enabled'),
+      detail: trans.__(
+        'The server has no api/gpu-panel endpoint. Enable it with `jupyter server extension enable jupyter_gpu_panel` and restart.'
+      )
     };
-    return { body: 'message', message: m, banners, shortText: 'GPU off' };
+    return {
+      body: 'message',
+      message: m,
+      banners,
+      shortText: trans.__('GPU off')
+    };
   }
 
   if (conn.phase === 'reconnecting' || conn.phase === 'unreachable') {
     const title =
       conn.phase === 'unreachable'
-        ? 'Jupyter server unreachable'
-        : 'Reconnecting to the GPU stream';
-    const since =
-      hasData && lastDataT !== null
-        ? `Showing data from ${clockTime(lastDataT)}; `
-        : '';
+        ? trans.__('Jupyter server unreachable')
+        : trans.__('Reconnecting to the GPU stream');
+    const retry = retryIn(conn, now, trans);
     const b: IBanner = {
       level: conn.phase === 'unreachable' ? 'error' : 'warning',
       title,
-      detail: `${since}${retryIn(conn, now)}.`,
+      detail:
+        hasData && lastDataT !== null
+          ? trans.__('Showing data from %1; %2.', clockTime(lastDataT), retry)
+          : `${retry}.`,
       retry: true
     };
     if (!hasData) {
-      return { body: 'message', message: b, banners, shortText: 'GPU offline' };
+      return {
+        body: 'message',
+        message: b,
+        banners,
+        shortText: trans.__('GPU offline')
+      };
     }
     banners.push(b);
   }
@@ -195,25 +223,26 @@ export function deriveView(input: IViewInput): IView {
         body: 'loading',
         message: {
           level: 'info',
-          title: 'Connecting to the GPU service…',
+          title: trans.__('Connecting to the GPU service…'),
           detail: null
         },
         banners,
-        shortText: 'GPU …'
+        shortText: trans.__('GPU …')
       };
     }
   } else {
     if (status.source === 'replay') {
       banners.push({
         level: 'info',
-        title: 'Recorded data (replay)',
-        detail: `Not this machine's GPUs: replaying ${
-          status.replay_file ? status.replay_file : 'a recorded trace'
-        }.`
+        title: trans.__('Recorded data (replay)'),
+        detail: trans.__(
+          "Not this machine's GPUs: replaying %1.",
+          status.replay_file ? status.replay_file : trans.__('a recorded trace')
+        )
       });
     }
     if (status.state !== 'ok') {
-      const text = STATE_TEXT[status.state];
+      const text = stateText(status.state, trans);
       const m: IBanner = {
         level: status.state === 'error' ? 'error' : 'info',
         title: text.title,
@@ -221,7 +250,8 @@ export function deriveView(input: IViewInput): IView {
         detail: status.message || text.hint
       };
       if (!hasData) {
-        const shortText = status.state === 'starting' ? 'GPU …' : 'No GPU';
+        const shortText =
+          status.state === 'starting' ? trans.__('GPU …') : trans.__('No GPU');
         return { body: 'message', message: m, banners, shortText };
       }
       banners.push(m);
@@ -233,8 +263,12 @@ export function deriveView(input: IViewInput): IView {
     ) {
       banners.push({
         level: 'warning',
-        title: 'Sampler errors',
-        detail: `${status.sampler.errors} failed reads; last: ${status.sampler.last_error}`
+        title: trans.__('Sampler errors'),
+        detail: trans.__(
+          '%1 failed reads; last: %2',
+          status.sampler.errors,
+          status.sampler.last_error
+        )
       });
     }
   }
@@ -244,20 +278,25 @@ export function deriveView(input: IViewInput): IView {
       body: 'loading',
       message: {
         level: 'info',
-        title: 'Waiting for the first reading…',
+        title: trans.__('Waiting for the first reading…'),
         detail: null
       },
       banners,
-      shortText: 'GPU …'
+      shortText: trans.__('GPU …')
     };
   }
   if (gpuCount === 0) {
     const m: IBanner = {
       level: 'info',
-      title: 'No NVIDIA GPU found',
+      title: trans.__('No NVIDIA GPU found'),
       detail: status?.message ?? null
     };
-    return { body: 'message', message: m, banners, shortText: 'No GPU' };
+    return {
+      body: 'message',
+      message: m,
+      banners,
+      shortText: trans.__('No GPU')
+    };
   }
   return { body: 'gpus', message: null, banners, shortText: null };
 }
@@ -265,16 +304,19 @@ export function deriveView(input: IViewInput): IView {
 /** Per-GPU state words shown on a card that is not 'ok'. */
 export function gpuStateText(
   state: string,
-  error: string | null
+  error: string | null,
+  trans: ITrans = plainTrans
 ): string | null {
   switch (state) {
     case 'ok':
       return null;
     case 'lost':
-      return 'GPU lost: it fell off the bus (Xid 79). A reboot or GPU reset is needed.';
+      return trans.__(
+        'GPU lost: it fell off the bus (Xid 79). A reboot or GPU reset is needed.'
+      );
     case 'unresponsive':
-      return 'GPU not responding: the last query timed out.';
+      return trans.__('GPU not responding: the last query timed out.');
     default:
-      return `GPU error${error ? `: ${error}` : ''}`;
+      return error ? trans.__('GPU error: %1', error) : trans.__('GPU error');
   }
 }

@@ -1,40 +1,42 @@
 /**
- * The one store per browser tab: owns the one stream socket (with
- * reconnect/backoff), the history series, the kernels poll, and the
- * benchmark templates. Widgets only read `store.state` and listen to
- * `changed`; user actions go back through store/client methods. Data flows
- * one way: socket/REST -> store -> widgets.
+ * The one store per browser tab, fed by the one stream socket: status,
+ * ticks, the kernels document (pushed when it changes), seeded history, and
+ * the benchmark templates. Widgets only read `store.state` and listen to
+ * `changed`; user actions go back through store methods. Data flows one
+ * way: socket/REST -> store -> widgets.
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ApiError, GpuApiClient, KernelAction } from './api';
+import { GpuApiClient } from './api';
 import {
-  appendReading,
+  appendSnapshot,
   CHART_FIELDS,
   latestTime,
   mergeSeriesMaps,
   SeriesMap,
   seriesFromHistory,
-  trimSeries,
-  emptySeries
+  trimSeries
 } from './history';
 import { updateEpisodes } from './leakepisodes';
+import { TickMeter } from './perf';
 import {
-  backoffDelay,
   ConnEvent,
   IConnection,
   initialConnection,
   reduceConnection
 } from './state';
+import { StreamSocket } from './stream';
 import {
   IBenchmarkTemplate,
   IDeviceInfo,
   IKernelInfo,
+  IKernelsReply,
+  IProbeLoaded,
   IScriptInfo,
   ISnapshot,
   IStatus,
-  StreamMessage,
-  StreamRequest
+  ITriageRequested,
+  StreamMessage
 } from './types';
 
 export type ChangeKind =
@@ -50,11 +52,11 @@ export interface IStoreState {
   seriesVersion: number;
   /** Interval the server confirmed for this socket. */
   effectiveInterval: number | null;
-  /** null: not loaded yet. */
+  /** null: the stream has not sent the kernels document yet. */
   kernels: IKernelInfo[] | null;
-  /** Processes outside any kernel that run the memory probe; from the same poll. */
+  /** Processes outside any kernel that run the memory probe; same document. */
   scripts: IScriptInfo[];
-  /** The last kernels poll's error, null once one succeeds. */
+  /** The last explicit refresh's error, null once a document arrives. */
   kernelsError: string | null;
   benchmarks: IBenchmarkTemplate[];
 }
@@ -65,22 +67,30 @@ export interface IStoreOptions {
   onLeak?: (k: IKernelInfo) => void;
   /** Called once per probed script per leak episode. */
   onScriptLeak?: (s: IScriptInfo) => void;
-  kernelsPollMs?: number;
 }
 
 /** Longest chart window; the history kept in the browser. */
 export const KEEP_SECONDS = 3600;
-const TICK_MARK = 'gpu-panel:tick-start';
-export const TICK_MEASURE = 'gpu-panel:tick';
-/** WebSocket.OPEN, spelled out so the store also runs where no global WebSocket exists (tests). */
-const WS_OPEN = 1;
 
 export class GpuStore {
   constructor(options: IStoreOptions) {
     this.client = options.client;
     this._onLeak = options.onLeak ?? null;
     this._onScriptLeak = options.onScriptLeak ?? null;
-    this._kernelsPollMs = options.kernelsPollMs ?? 5000;
+    this._socket = new StreamSocket(this.client, {
+      message: msg => this._onMessage(msg),
+      dispatch: e => this._dispatch(e),
+      conn: () => this._state.conn,
+      countdown: () => this._changed.emit('conn'),
+      stallLimitMs: () => {
+        const s = this._state;
+        return Math.max(
+          10000,
+          5000 * (s.effectiveInterval ?? s.status?.interval ?? 1)
+        );
+      }
+    });
+    this._socket.onOpen = () => this._sendConfig();
   }
 
   readonly client: GpuApiClient;
@@ -95,7 +105,7 @@ export class GpuStore {
 
   /** How many stream sockets this store has opened (for tests and debugging). */
   get socketsOpened(): number {
-    return this._socketsOpened;
+    return this._socket.opened;
   }
 
   get isDisposed(): boolean {
@@ -107,11 +117,8 @@ export class GpuStore {
       return;
     }
     this._started = true;
-    this._connect();
-    void this._pollKernels();
+    this._socket.start();
     void this.loadBenchmarks();
-    // Drives the retry countdown and the stall watchdog.
-    this._timer = window.setInterval(() => this._onTimer(), 1000);
   }
 
   dispose(): void {
@@ -119,14 +126,7 @@ export class GpuStore {
       return;
     }
     this._disposed = true;
-    window.clearInterval(this._timer);
-    window.clearTimeout(this._retryTimer);
-    window.clearTimeout(this._kernelsTimer);
-    if (this._ws) {
-      this._ws.onclose = null;
-      this._ws.close();
-      this._ws = null;
-    }
+    this._socket.dispose();
     Signal.clearData(this);
   }
 
@@ -143,22 +143,40 @@ export class GpuStore {
 
   /** Skip the backoff wait and try now (the "Retry now" button). */
   retryNow(): void {
-    if (this._ws || this._disposed) {
-      return;
+    this._socket.retryNow();
+  }
+
+  /** The kernels document now, over REST (the Refresh button; after an action). */
+  async refreshKernels(): Promise<void> {
+    try {
+      this._setKernels(await this.client.kernels(true));
+    } catch (err) {
+      this._state = { ...this._state, kernelsError: (err as Error).message };
+      this._changed.emit('kernels');
     }
-    window.clearTimeout(this._retryTimer);
-    this._connect();
   }
 
-  async kernelAction(id: string, action: KernelAction): Promise<void> {
-    await this.client.kernelAction(id, action);
-    await this._pollKernels(false);
+  /** Load the memory probe in a kernel; resolves with the kernel's answer, ok or not. */
+  async loadProbe(kernelId: string): Promise<IProbeLoaded> {
+    const reply = await this.client.loadProbe(kernelId);
+    if (reply.ok) {
+      void this.refreshKernels();
+    }
+    return reply;
   }
 
-  /** "Find the leaking line" for a script's probe (no kernel): the server asks it to record. */
-  async scriptTriage(pid: number): Promise<void> {
-    await this.client.probeTriage(pid);
-    await this._pollKernels(false);
+  /** "Find the leaking line" in a kernel's probe; rejects with the server's message (409). */
+  async kernelTriage(kernelId: string): Promise<ITriageRequested> {
+    const r = await this.client.kernelTriage(kernelId);
+    await this.refreshKernels();
+    return r;
+  }
+
+  /** "Find the leaking line" for a script's probe (no kernel); rejects with the server's message (404). */
+  async scriptTriage(pid: number): Promise<ITriageRequested> {
+    const r = await this.client.probeTriage(pid);
+    await this.refreshKernels();
+    return r;
   }
 
   async loadBenchmarks(): Promise<void> {
@@ -174,121 +192,18 @@ export class GpuStore {
 
   /** A tick that will not be drawn (panel hidden): not a cost to record. */
   skipTick(): void {
-    this._tickPending = false;
+    this._meter.skip();
   }
 
   /** Called by the panel once a tick is on screen: records its cost. */
   markTickRendered(): void {
-    if (!this._tickPending) {
-      return;
-    }
-    this._tickPending = false;
-    try {
-      performance.measure(TICK_MEASURE, TICK_MARK);
-      performance.clearMarks(TICK_MARK);
-      // Bound the buffer: a panel left open for a day must not grow it forever.
-      if (performance.getEntriesByName(TICK_MEASURE).length > 500) {
-        performance.clearMeasures(TICK_MEASURE);
-      }
-    } catch {
-      // Performance API missing (tests): nothing to record.
-    }
-  }
-
-  private _connect(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._dispatch({ type: 'connecting' });
-    let ws: WebSocket;
-    try {
-      ws = this.client.openStream();
-    } catch (err) {
-      this._onClosed((err as Error).message);
-      return;
-    }
-    this._socketsOpened++;
-    this._ws = ws;
-    this._lastMessageAt = Date.now();
-    ws.onopen = () => {
-      this._lastMessageAt = Date.now();
-      this._sendConfig();
-    };
-    ws.onmessage = ev => {
-      this._lastMessageAt = Date.now();
-      let msg: StreamMessage;
-      try {
-        msg = JSON.parse(String(ev.data));
-      } catch {
-        return;
-      }
-      this._onMessage(msg);
-    };
-    ws.onclose = ev => {
-      if (this._ws !== ws) {
-        return;
-      }
-      this._ws = null;
-      this._onClosed(ev.reason || `socket closed (${ev.code})`);
-    };
-    ws.onerror = () => {
-      // onclose follows and handles the retry.
-    };
-  }
-
-  private _onClosed(reason: string): void {
-    if (this._disposed) {
-      return;
-    }
-    const failures = this._state.conn.failures + 1;
-    const delay = backoffDelay(failures, Math.random());
-    this._dispatch({ type: 'closed', reason, retryAt: Date.now() + delay });
-    this._retryTimer = window.setTimeout(() => void this._retry(), delay);
-  }
-
-  private async _retry(): Promise<void> {
-    // A missing extension answers 404 over REST; the socket only says "closed".
-    // Ask once per retry so the panel can say which it is.
-    try {
-      await this.client.status();
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        this._dispatch({ type: 'not-found' });
-        this._retryTimer = window.setTimeout(() => void this._retry(), 30000);
-        return;
-      }
-    }
-    this._connect();
-  }
-
-  private _onTimer(): void {
-    const c = this._state.conn;
-    if (c.phase !== 'live') {
-      // Retry countdown in the banner.
-      this._changed.emit('conn');
-      return;
-    }
-    // A socket can stay "open" while nothing arrives (proxy dropped it,
-    // server wedged): close it so the reconnect path runs.
-    const interval =
-      this._state.effectiveInterval ?? this._state.status?.interval ?? 1;
-    const limit = Math.max(10000, 5000 * interval);
-    if (this._ws && Date.now() - this._lastMessageAt > limit) {
-      const ws = this._ws;
-      this._ws = null;
-      ws.onclose = null;
-      ws.close();
-      this._onClosed('no data from the server');
-    }
+    this._meter.rendered();
   }
 
   private _sendConfig(): void {
-    const ws = this._ws;
-    if (!ws || ws.readyState !== WS_OPEN || this._wantedInterval === null) {
-      return;
+    if (this._wantedInterval !== null) {
+      this._socket.send({ interval: this._wantedInterval });
     }
-    const request: StreamRequest = { interval: this._wantedInterval };
-    ws.send(JSON.stringify(request));
   }
 
   private _onMessage(msg: StreamMessage): void {
@@ -305,6 +220,9 @@ export class GpuStore {
       case 'snapshot':
         this._onSnapshot(msg.snapshot);
         break;
+      case 'kernels':
+        this._setKernels(msg.kernels);
+        break;
       case 'config':
         this._state = { ...this._state, effectiveInterval: msg.interval };
         this._changed.emit('status');
@@ -314,30 +232,30 @@ export class GpuStore {
     }
   }
 
+  private _setKernels(doc: IKernelsReply): void {
+    const { kernels, scripts } = doc;
+    this._state = { ...this._state, kernels, scripts, kernelsError: null };
+    if (this._leakNotify) {
+      const u = updateEpisodes(
+        this._leakEpisodes,
+        kernels,
+        this._leakHorizon,
+        scripts
+      );
+      this._leakEpisodes = u.open;
+      u.notify.forEach(k => this._onLeak?.(k));
+      u.notifyScripts.forEach(sc => this._onScriptLeak?.(sc));
+    }
+    this._changed.emit('kernels');
+  }
+
   private _onSnapshot(snap: ISnapshot): void {
-    try {
-      performance.mark(TICK_MARK);
-      this._tickPending = true;
-    } catch {
-      // no Performance API
-    }
-    const series = this._state.series;
-    let keep = KEEP_SECONDS;
-    if (this._state.status?.history_seconds) {
-      keep = Math.min(keep, this._state.status.history_seconds);
-    }
-    for (const g of snap.gpus || []) {
-      let s = series.get(g.index);
-      if (!s) {
-        s = emptySeries(CHART_FIELDS);
-        series.set(g.index, s);
-      }
-      const next = appendReading(s, g, CHART_FIELDS);
-      if (next !== s) {
-        series.set(g.index, next);
-      }
-      trimSeries(series.get(g.index)!, g.t - keep);
-    }
+    this._meter.start();
+    const keep = Math.min(
+      KEEP_SECONDS,
+      this._state.status?.history_seconds || KEEP_SECONDS
+    );
+    appendSnapshot(this._state.series, snap, keep);
     let status = this._state.status;
     if (
       status &&
@@ -394,51 +312,6 @@ export class GpuStore {
     }
   }
 
-  private async _pollKernels(reschedule = true): Promise<void> {
-    if (this._disposed) {
-      return;
-    }
-    if (
-      typeof document === 'undefined' ||
-      !document.hidden ||
-      this._leakNotify
-    ) {
-      try {
-        const { kernels, scripts } = await this.client.kernels();
-        this._state = {
-          ...this._state,
-          kernels,
-          scripts,
-          kernelsError: null
-        };
-        if (this._leakNotify) {
-          const u = updateEpisodes(
-            this._leakEpisodes,
-            kernels,
-            this._leakHorizon,
-            scripts
-          );
-          this._leakEpisodes = u.open;
-          for (const k of u.notify) {
-            this._onLeak?.(k);
-          }
-          for (const sc of u.notifyScripts) {
-            this._onScriptLeak?.(sc);
-          }
-        }
-      } catch (err) {
-        this._state = { ...this._state, kernelsError: (err as Error).message };
-      }
-      this._changed.emit('kernels');
-    }
-    if (reschedule && !this._disposed) {
-      this._kernelsTimer = window.setTimeout(
-        () => void this._pollKernels(),
-        this._kernelsPollMs
-      );
-    }
-  }
-
   private _dispatch(e: ConnEvent): void {
     const conn = reduceConnection(this._state.conn, e);
     if (conn !== this._state.conn) {
@@ -461,19 +334,13 @@ export class GpuStore {
     benchmarks: []
   };
   private _changed = new Signal<this, ChangeKind>(this);
-  private _ws: WebSocket | null = null;
+  private _socket: StreamSocket;
   private _started = false;
   private _disposed = false;
-  private _socketsOpened = 0;
-  private _timer = 0;
-  private _retryTimer = 0;
-  private _kernelsTimer = 0;
-  private _lastMessageAt = 0;
   private _wantedInterval: number | null = null;
-  private _tickPending = false;
+  private _meter = new TickMeter();
   private _onLeak: ((k: IKernelInfo) => void) | null;
   private _onScriptLeak: ((s: IScriptInfo) => void) | null;
-  private _kernelsPollMs: number;
   private _leakHorizon = 1800;
   private _leakNotify = true;
   private _leakEpisodes: Set<string> = new Set();

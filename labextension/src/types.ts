@@ -49,6 +49,13 @@ export type IKernelsReply = Schemas['Kernels'];
 
 export type IKernelInfo = Schemas['Kernel'];
 
+/** POST kernels/{id}/probe: the kernel's answer (ok: the probe runs; queued: after the running cell). */
+export type IProbeLoaded = Schemas['ProbeLoaded'];
+
+/** POST kernels/{id}/triage, POST probes/{pid}/triage: 202, recording the next `steps` steps. */
+export type ITriageRequested =
+  Schemas['KernelTriageRequested'] | Schemas['ProbeTriageRequested'];
+
 /**
  * A process outside any kernel (a training script, a torchrun rank started
  * from a terminal) that runs the memory probe.
@@ -64,7 +71,7 @@ export type IMemorySubject = Pick<IScriptInfo, 'probe' | 'leak'> &
 
 export type IBenchmarkTemplate = Schemas['Templates']['templates'][number];
 
-/** What the server sends on the stream socket. */
+/** What the server sends on the stream socket: hello, snapshot, kernels, config, error. */
 export type StreamMessage = Schemas['StreamMessage'];
 
 /** What the client sends on the stream socket. */

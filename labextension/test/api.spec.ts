@@ -30,14 +30,14 @@ jest.mock('@jupyterlab/services', () => ({
 
 import { ApiError, GpuApiClient } from '../src/api';
 
-describe('GpuApiClient.kernelAction', () => {
+describe('GpuApiClient kernel routes', () => {
   beforeEach(() => {
     calls.length = 0;
   });
 
   it('posts {} to kernels/{id}/triage', async () => {
     const c = new GpuApiClient();
-    await expect(c.kernelAction('a b', 'triage')).resolves.toEqual({
+    await expect(c.kernelTriage('a b')).resolves.toEqual({
       requested: true,
       steps: 4
     });
@@ -54,12 +54,37 @@ describe('GpuApiClient.kernelAction', () => {
       body: '{"message": "this kernel has no memory probe: track its memory first"}'
     };
     const c = new GpuApiClient();
-    const err = (await c.kernelAction('k', 'triage').catch(e => e)) as ApiError;
+    const err = (await c.kernelTriage('k').catch(e => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err.status).toBe(409);
     expect(err.message).toBe(
       'this kernel has no memory probe: track its memory first'
     );
+  });
+});
+
+describe('GpuApiClient probe', () => {
+  beforeEach(() => {
+    calls.length = 0;
+  });
+
+  it("posts {} to kernels/{id}/probe and returns the kernel's answer, ok or not", async () => {
+    reply = {
+      status: 200,
+      body: JSON.stringify({
+        kernel_id: 'k',
+        action: 'probe',
+        ok: false,
+        queued: false,
+        message:
+          'jupyter-gpu-panel: torch is not installed: the GPU memory probe does nothing.'
+      })
+    };
+    const r = await new GpuApiClient().loadProbe('k');
+    expect(calls[0].url).toBe('http://h/base/api/gpu-panel/kernels/k/probe');
+    expect(calls[0].init).toEqual({ method: 'POST', body: '{}' });
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(/torch is not installed/);
   });
 });
 
@@ -90,6 +115,8 @@ describe('GpuApiClient kernels and scripts', () => {
     expect(calls[0].url).toBe('http://h/base/api/gpu-panel/kernels');
     expect(r.kernels.map(k => k.kernel_id)).toEqual(['k']);
     expect(r.scripts.map(s => s.pid)).toEqual([7]);
+    await new GpuApiClient().kernels(true);
+    expect(calls[1].url).toBe('http://h/base/api/gpu-panel/kernels?refresh=1');
   });
 
   it('posts {} to probes/{pid}/triage, and raises the 404 message', async () => {

@@ -100,6 +100,9 @@ export function stepsVerdict(
     current_step: 100,
     skipped: 0,
     capacity_note: null,
+    headroom_bound: 'capacity',
+    steps_per_iteration: null,
+    step_source: 'optimizer',
     ...partial
   };
 }
@@ -175,6 +178,7 @@ export function kernel(partial: Partial<IKernelInfo> = {}): IKernelInfo {
     history: { t: [], used: [] },
     probe: null,
     leak: null,
+    idle: { seconds: null, holder: false, cached: null, message: null },
     ...partial
   };
 }

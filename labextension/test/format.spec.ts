@@ -1,8 +1,6 @@
 import {
   niceCeil,
-  probeText,
   kernelMemoryText,
-  busiestGpu,
   clocksText,
   formatBytes,
   formatDuration,
@@ -13,11 +11,11 @@ import {
   formatTemp,
   leakText,
   memoryPercent,
+  missingText,
   shortNumber,
-  statusBarText,
   throttleText
 } from '../src/format';
-import { GiB, gpu, kernel, nvmlVerdict, probe, stepsVerdict } from './fixtures';
+import { GiB, kernel, nvmlVerdict, stepsVerdict } from './fixtures';
 
 describe('numbers', () => {
   it('keeps three significant digits at most', () => {
@@ -154,54 +152,16 @@ describe('durations and leaks', () => {
   });
 });
 
-describe('status bar', () => {
-  it('shows the one GPU without an index', () => {
-    const g = gpu({ util_gpu: 63, mem_used: 12.4 * GiB, mem_total: 80 * GiB });
-    expect(statusBarText([g])).toBe('GPU 63% · 12.4/80 GiB');
-  });
-
-  it('shows the busiest of several GPUs with its index', () => {
-    const a = gpu({
-      index: 0,
-      util_gpu: 10,
-      mem_used: 70 * GiB,
-      mem_total: 80 * GiB
-    });
-    const b = gpu({
-      index: 1,
-      util_gpu: 90,
-      mem_used: 1 * GiB,
-      mem_total: 80 * GiB
-    });
-    const lost = gpu({ index: 2, state: 'lost', util_gpu: 100 });
-    expect(busiestGpu([a, b, lost])?.index).toBe(1);
-    expect(statusBarText([a, b, lost])).toBe('GPU1 90% · 1/80 GiB');
-  });
-
-  it('breaks utilization ties by memory use', () => {
-    const a = gpu({ index: 0, util_gpu: 0, mem_used: 1, mem_total: 100 });
-    const b = gpu({ index: 1, util_gpu: 0, mem_used: 50, mem_total: 100 });
-    expect(busiestGpu([a, b])?.index).toBe(1);
-  });
-
-  it('says so when every GPU is lost or there is none', () => {
-    expect(statusBarText([gpu({ state: 'lost' })])).toBe('GPU lost');
-    expect(statusBarText([])).toBe('GPU —');
+describe('missing readings', () => {
+  it('says n/a live and not recorded on replay, and leaves values alone', () => {
+    expect(missingText(throttleText(null), false)).toBe('n/a');
+    expect(missingText(throttleText(null), true)).toBe('not recorded');
+    expect(missingText(throttleText([]), true)).toBe('none');
+    expect(missingText(formatPercent(63), true)).toBe('63%');
   });
 });
 
 describe('kernels', () => {
-  it('words the memory probe state', () => {
-    expect(probeText(null)).toBe('not tracked');
-    expect(probeText(null, true)).toMatch(/waiting/);
-    expect(probeText(probe({ steps: 12, alive: true }))).toBe(
-      'tracking, 12 steps'
-    );
-    expect(probeText(probe({ steps: 1, alive: false }))).toBe(
-      'stopped, 1 step'
-    );
-  });
-
   it('says none for a kernel without GPU memory', () => {
     expect(kernelMemoryText(kernel({ memory: {} }))).toBe('none');
     expect(kernelMemoryText(kernel({ memory: { '0': GiB, '1': GiB } }))).toBe(

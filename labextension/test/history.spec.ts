@@ -125,6 +125,7 @@ describe('history seed', () => {
     now: 10,
     interval: 1,
     processes: [],
+    older: null,
     fields: ['util_gpu', 'mem_used'],
     gpus: [
       {

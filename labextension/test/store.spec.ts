@@ -20,7 +20,12 @@ jest.mock('../src/api', () => ({
 }));
 
 import { GpuStore } from '../src/store';
-import { IKernelInfo, IScriptInfo, ISnapshot } from '../src/types';
+import {
+  IKernelInfo,
+  IKernelsReply,
+  IScriptInfo,
+  ISnapshot
+} from '../src/types';
 import {
   gpu,
   kernel,
@@ -73,6 +78,28 @@ function snap(t: number, util: number): ISnapshot {
   };
 }
 
+function doc(
+  kernels: IKernelInfo[],
+  scripts: IScriptInfo[] = []
+): IKernelsReply {
+  return {
+    kernels,
+    scripts,
+    pid_namespace: 'host',
+    probe_warnings: [],
+    culled: []
+  };
+}
+
+/** A live socket, as after the server's hello. */
+function connected(store: GpuStore): FakeSocket {
+  store.start();
+  const ws = FakeSocket.all[FakeSocket.all.length - 1];
+  ws.open();
+  ws.recv({ type: 'hello', status: STATUS });
+  return ws;
+}
+
 function leakyKernel(actionable: boolean): IKernelInfo {
   return kernel({
     notebook: 'a.ipynb',
@@ -100,11 +127,19 @@ function makeClient(over: Partial<Record<string, jest.Mock>> = {}) {
     })),
     devices: jest.fn(async () => [{ index: 0, name: 'NVIDIA H100 80GB HBM3' }]),
     status: jest.fn(async () => STATUS),
-    kernels: jest.fn(async () => ({ kernels: [], scripts: [] })),
+    kernels: jest.fn(async () => doc([])),
     benchmarks: jest.fn(async () => {
       throw new FakeApiError(404, 'nope');
     }),
-    kernelAction: jest.fn(async () => ({})),
+    kernelTriage: jest.fn(async () => ({ requested: true, steps: 4 })),
+    loadProbe: jest.fn(async () => ({
+      kernel_id: 'k1',
+      action: 'probe',
+      ok: true,
+      queued: false,
+      message:
+        'jupyter-gpu-panel: tracking GPU memory after every optimizer step (cuda:0).'
+    })),
     probeTriage: jest.fn(async () => ({ requested: true, steps: 4 })),
     ...over
   };
@@ -236,31 +271,34 @@ describe('GpuStore', () => {
     store.dispose();
   });
 
-  it('notifies a leak once per episode, and shows a failed poll', async () => {
-    const onLeak = jest.fn();
-    let kernels: IKernelInfo[] = [leakyKernel(true)];
-    const client = makeClient({
-      kernels: jest.fn(async () => ({ kernels, scripts: [] }))
-    });
-    const store = new GpuStore({
-      client: client as any,
-      onLeak,
-      kernelsPollMs: 1000
-    });
-    store.setLeakHorizon(1800, true);
-    store.start();
+  it('takes the kernels document from the stream, and never polls for it', async () => {
+    const client = makeClient();
+    const store = new GpuStore({ client: client as any });
+    const ws = connected(store);
     await flush();
+    expect(store.state.kernels).toBeNull(); // not sent yet: "Loading…"
+    ws.recv({ type: 'kernels', kernels: doc([kernel()], [script()]) });
+    expect(store.state.kernels?.map(k => k.kernel_id)).toEqual(['k1']);
+    expect(store.state.scripts.map(s => s.pid)).toEqual([4242]);
+    jest.advanceTimersByTime(60000);
+    await flush();
+    expect(client.kernels).not.toHaveBeenCalled();
+    store.dispose();
+  });
+
+  it('notifies a leak once per episode, and shows a failed refresh', async () => {
+    const onLeak = jest.fn();
+    const client = makeClient();
+    const store = new GpuStore({ client: client as any, onLeak });
+    store.setLeakHorizon(1800, true);
+    const ws = connected(store);
+    ws.recv({ type: 'kernels', kernels: doc([leakyKernel(true)]) });
     expect(store.state.kernels).toHaveLength(1);
     expect(onLeak).toHaveBeenCalledTimes(1);
-    jest.advanceTimersByTime(1000);
-    await flush();
+    ws.recv({ type: 'kernels', kernels: doc([leakyKernel(true)]) });
     expect(onLeak).toHaveBeenCalledTimes(1); // same episode
-    kernels = [leakyKernel(false)];
-    jest.advanceTimersByTime(1000);
-    await flush();
-    kernels = [leakyKernel(true)];
-    jest.advanceTimersByTime(1000);
-    await flush();
+    ws.recv({ type: 'kernels', kernels: doc([leakyKernel(false)]) });
+    ws.recv({ type: 'kernels', kernels: doc([leakyKernel(true)]) });
     expect(onLeak).toHaveBeenCalledTimes(2); // new episode
     store.dispose();
 
@@ -270,10 +308,34 @@ describe('GpuStore', () => {
       })
     });
     const s2 = new GpuStore({ client: failing as any });
-    s2.start();
-    await flush();
+    await s2.refreshKernels();
+    expect(failing.kernels).toHaveBeenCalledWith(true);
     expect(s2.state.kernels).toBeNull();
     expect(s2.state.kernelsError).toBe('Internal Server Error');
+    s2.dispose();
+  });
+
+  it("returns the kernel's answer to Track memory, and refreshes only when the probe runs", async () => {
+    const client = makeClient();
+    const store = new GpuStore({ client: client as any });
+    const ok = await store.loadProbe('k1');
+    expect(ok.ok).toBe(true);
+    expect(client.kernels).toHaveBeenCalledTimes(1);
+    const noTorch = makeClient({
+      loadProbe: jest.fn(async () => ({
+        kernel_id: 'k1',
+        action: 'probe',
+        ok: false,
+        queued: false,
+        message:
+          'jupyter-gpu-panel: torch is not installed: the GPU memory probe does nothing.'
+      }))
+    });
+    const s2 = new GpuStore({ client: noTorch as any });
+    const r = await s2.loadProbe('k1');
+    expect(r.ok).toBe(false);
+    expect(noTorch.kernels).not.toHaveBeenCalled();
+    store.dispose();
     s2.dispose();
   });
 
@@ -284,64 +346,53 @@ describe('GpuStore', () => {
     };
     let kernels: IKernelInfo[] = [];
     const client = makeClient({
-      kernels: jest.fn(async () => ({ kernels, scripts: [] }))
+      kernels: jest.fn(async () => doc(kernels))
     });
     const store = new GpuStore({ client: client as any });
     kernels = [requested];
-    await store.kernelAction('k1', 'triage');
-    expect(client.kernelAction).toHaveBeenCalledWith('k1', 'triage');
+    await store.kernelTriage('k1');
+    expect(client.kernelTriage).toHaveBeenCalledWith('k1');
     expect(store.state.kernels?.[0].probe?.triage?.state).toBe('requested');
 
-    // No probe: the server's 409 message reaches the caller (the row notifies it).
+    // No probe: the server's 409 message reaches the caller (the row shows it).
     const c409 = makeClient({
-      kernelAction: jest.fn(async () => {
+      kernelTriage: jest.fn(async () => {
         throw new FakeApiError(409, 'this kernel has no memory probe');
       })
     });
     const s2 = new GpuStore({ client: c409 as any });
-    await expect(s2.kernelAction('k1', 'triage')).rejects.toThrow(
+    await expect(s2.kernelTriage('k1')).rejects.toThrow(
       'this kernel has no memory probe'
     );
     store.dispose();
     s2.dispose();
   });
-  it('keeps the scripts of each kernels poll, and notifies a script leak once per episode', async () => {
+
+  it('keeps the scripts of each kernels document, and notifies a script leak once per episode', async () => {
     const onLeak = jest.fn();
     const onScriptLeak = jest.fn();
     const leaky = (actionable: boolean): IScriptInfo =>
       script({ rank: '1', leak: leakyKernel(actionable).leak });
-    let scripts: IScriptInfo[] = [leaky(true)];
-    const client = makeClient({
-      kernels: jest.fn(async () => ({ kernels: [], scripts }))
-    });
+    const client = makeClient();
     const store = new GpuStore({
       client: client as any,
       onLeak,
-      onScriptLeak,
-      kernelsPollMs: 1000
+      onScriptLeak
     });
     expect(store.state.scripts).toEqual([]);
     store.setLeakHorizon(1800, true);
-    store.start();
-    await flush();
-    expect(client.kernels).toHaveBeenCalledTimes(1); // one request for kernels and scripts
+    const ws = connected(store);
+    ws.recv({ type: 'kernels', kernels: doc([], [leaky(true)]) });
     expect(store.state.scripts.map(s => s.pid)).toEqual([4242]);
     expect(onScriptLeak).toHaveBeenCalledTimes(1);
     expect(onScriptLeak.mock.calls[0][0].argv[0]).toBe('train.py');
     expect(onLeak).not.toHaveBeenCalled();
-    jest.advanceTimersByTime(1000);
-    await flush();
+    ws.recv({ type: 'kernels', kernels: doc([], [leaky(true)]) });
     expect(onScriptLeak).toHaveBeenCalledTimes(1); // same episode
-    scripts = [leaky(false)];
-    jest.advanceTimersByTime(1000);
-    await flush();
-    scripts = [leaky(true)];
-    jest.advanceTimersByTime(1000);
-    await flush();
+    ws.recv({ type: 'kernels', kernels: doc([], [leaky(false)]) });
+    ws.recv({ type: 'kernels', kernels: doc([], [leaky(true)]) });
     expect(onScriptLeak).toHaveBeenCalledTimes(2); // new episode
-    scripts = [];
-    jest.advanceTimersByTime(1000);
-    await flush();
+    ws.recv({ type: 'kernels', kernels: doc([]) });
     expect(store.state.scripts).toEqual([]); // the script ended
     store.dispose();
   });
@@ -357,16 +408,16 @@ describe('GpuStore', () => {
     };
     let scripts: IScriptInfo[] = [];
     const client = makeClient({
-      kernels: jest.fn(async () => ({ kernels: [], scripts }))
+      kernels: jest.fn(async () => doc([], scripts))
     });
     const store = new GpuStore({ client: client as any });
     scripts = [requested];
     await store.scriptTriage(4242);
     expect(client.probeTriage).toHaveBeenCalledWith(4242);
-    expect(client.kernelAction).not.toHaveBeenCalled();
+    expect(client.kernelTriage).not.toHaveBeenCalled();
     expect(store.state.scripts[0].probe?.triage?.state).toBe('requested');
 
-    // The probe is gone: the server's 404 message reaches the caller (the row notifies it).
+    // The probe is gone: the server's 404 message reaches the caller (the row shows it).
     const c404 = makeClient({
       probeTriage: jest.fn(async () => {
         throw new FakeApiError(404, 'no memory probe with pid 4242');

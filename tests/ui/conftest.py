@@ -20,14 +20,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LABEXT = REPO / "jupyter_gpu_panel" / "labextension"
+NVML_SHIM = REPO / "tests" / "nvml_shim"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SCREENSHOTS = REPO / "docs" / "screenshots"
 CHROMIUM = os.environ.get("GPU_PANEL_CHROMIUM", "/usr/bin/chromium")
@@ -61,7 +63,7 @@ def _free_port() -> int:
 
 @dataclass
 class Lab:
-    """A running ``jupyter lab`` subprocess."""
+    """A running ``jupyter lab`` (or ``jupyter notebook``) subprocess."""
 
     base: str
     token: str
@@ -69,6 +71,22 @@ class Lab:
     log: Path
     root: Path
     env: dict
+    workspaces: Path
+    nvml_config: Optional[Path] = None
+
+    def clean_workspaces(self) -> None:
+        """Forget the saved layouts, so the next page opens the default one (no notebook of an
+        earlier test reopening, no "Select kernel" dialog in the way)."""
+        for f in self.workspaces.glob("*"):
+            if f.is_file():
+                f.unlink()
+
+    def set_gpu_processes(self, processes: dict, gpus: int) -> None:
+        """What the fake NVML lists on each GPU: {index: [(pid, bytes), ...]} (real pids)."""
+        assert self.nvml_config is not None, "this lab reads a replay, not the fake NVML"
+        tmp = self.nvml_config.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"gpus": gpus, "processes": {str(k): v for k, v in processes.items()}}))
+        tmp.replace(self.nvml_config)
 
     def url(self, path: str = "lab") -> str:
         sep = "&" if "?" in path else "?"
@@ -106,16 +124,50 @@ def require_built_extension() -> None:
         )
 
 
-def start_lab(workdir: Path, source: str, extra_args: Optional[list] = None) -> Lab:
-    """Start ``jupyter lab`` with the GPU panel in an isolated Jupyter environment."""
+#: A python3 kernelspec whose kernel cannot import torch (sys.modules["torch"] = None makes
+#: ``import torch`` raise ImportError and find_spec return None): a real kernel of an
+#: environment without torch, in a test venv that has it.
+NO_TORCH_KERNEL = {
+    "argv": [
+        sys.executable, "-c",
+        "import sys; sys.modules['torch'] = None; "
+        "from ipykernel.kernelapp import launch_new_instance; launch_new_instance()",
+        "-f", "{connection_file}",
+    ],
+    "display_name": "Python 3 (no torch)",
+    "language": "python",
+}  # fmt: skip
+
+
+def start_lab(
+    workdir: Path,
+    source: str,
+    extra_args: Optional[list] = None,
+    *,
+    fake_gpus: Optional[int] = None,
+    app: str = "lab",
+    no_torch: bool = False,
+) -> Lab:
+    """Start ``jupyter lab`` with the GPU panel in an isolated Jupyter environment.
+
+    ``fake_gpus``: NVML is the fake (tests/nvml_shim) with that many GPUs, configured through a file
+    (``Lab.set_gpu_processes``); pass ``source="nvml"``. ``app="notebook"``: Jupyter Notebook 7
+    instead of JupyterLab. ``no_torch``: the python3 kernel cannot import torch."""
     require_built_extension()
     port = _free_port()
     token = secrets.token_hex(16)
     root = workdir / "root"
     config = workdir / "config"
     share = workdir / "share" / "jupyter"
-    for d in (root, config / "labconfig", share / "labextensions", workdir / "settings",
-              workdir / "workspaces", workdir / "runtime", workdir / "data"):
+    for d in (
+        root,
+        config / "labconfig",
+        share / "labextensions",
+        workdir / "settings",
+        workdir / "workspaces",
+        workdir / "runtime",
+        workdir / "data",
+    ):
         d.mkdir(parents=True, exist_ok=True)
     # Jupyter news popup covers screenshots.
     (config / "labconfig" / "page_config.json").write_text(
@@ -126,6 +178,10 @@ def start_lab(workdir: Path, source: str, extra_args: Optional[list] = None) -> 
     link = share / "labextensions" / "jupyter-gpu-panel"
     if not link.exists():
         link.symlink_to(LABEXT, target_is_directory=True)
+    if no_torch:
+        spec = share / "kernels" / "python3"
+        spec.mkdir(parents=True, exist_ok=True)
+        (spec / "kernel.json").write_text(json.dumps(NO_TORCH_KERNEL))
     env = dict(os.environ)
     env.update(
         JUPYTER_CONFIG_DIR=str(config),
@@ -136,11 +192,21 @@ def start_lab(workdir: Path, source: str, extra_args: Optional[list] = None) -> 
         JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     )
+    nvml_config = None
+    if fake_gpus is not None:
+        nvml_config = workdir / "fake-nvml.json"
+        nvml_config.write_text(json.dumps({"gpus": fake_gpus, "processes": {}}))
+        env["GPU_PANEL_FAKE_NVML"] = str(nvml_config)
+        env["PYTHONPATH"] = os.pathsep.join([str(NVML_SHIM), env["PYTHONPATH"]])
     log = workdir / "lab.log"
     cmd = [
-        sys.executable, "-m", "jupyterlab",
-        "--no-browser", "--allow-root",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        sys.executable,
+        "-m",
+        {"lab": "jupyterlab", "notebook": "notebook"}[app],
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
         f"--ServerApp.token={token}",
         f"--ServerApp.root_dir={root}",
@@ -150,7 +216,11 @@ def start_lab(workdir: Path, source: str, extra_args: Optional[list] = None) -> 
     ]
     fh = open(log, "w")
     proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=str(root))
-    lab = Lab(base=f"http://127.0.0.1:{port}/", token=token, proc=proc, log=log, root=root, env=env)
+    lab = Lab(
+        base=f"http://127.0.0.1:{port}/", token=token, proc=proc, log=log, root=root, env=env,
+        workspaces=workdir / "workspaces", nvml_config=nvml_config,
+    )  # fmt: skip
+    _LABS.append(lab)
     deadline = time.monotonic() + 90
     while True:
         if proc.poll() is not None:
@@ -168,6 +238,20 @@ def start_lab(workdir: Path, source: str, extra_args: Optional[list] = None) -> 
                 pytest.fail(f"jupyter lab did not answer in 90 s:\n{lab.log_tail()}")
             time.sleep(0.3)
     return lab
+
+
+#: Every lab started in this session, so each test can start from a clean workspace.
+_LABS: list[Lab] = []
+
+
+@pytest.fixture(autouse=True)
+def clean_workspace() -> Iterator[None]:
+    """Each UI test starts from the default layout: the saved workspaces of every running lab
+    (module-scoped labs outlive a test) are removed before it runs."""
+    for lab in _LABS:
+        if lab.proc.poll() is None:
+            lab.clean_workspaces()
+    yield
 
 
 @pytest.fixture(scope="module")

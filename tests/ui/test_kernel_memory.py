@@ -39,23 +39,30 @@ def write_probe(probe_dir: Path, pid: int, kernel_id: str | None, cells: bool = 
 
     A script's ``probe.start()`` writes the same with no kernel id, its ``argv`` in ``meta`` and no cells."""
     probe_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (probe_dir / f"probe-{pid}.json").write_text(json.dumps(
-        {"pid": pid, "kernel_id": kernel_id, "device": 0, "limit": LIMIT, "started": time.time(), **meta}))
+    (probe_dir / f"probe-{pid}.json").write_text(
+        json.dumps({"pid": pid, "kernel_id": kernel_id, "device": 0, "limit": LIMIT, "started": time.time(), **meta})
+    )
     lines = TRACE.read_text().splitlines()[:STEPS]
     (probe_dir / f"probe-{pid}.iters.jsonl").write_text("\n".join(lines) + "\n")
     if not cells:
         return
     # the same cell run four times, each run keeping 32 MiB more (its outputs in `Out`)
-    cells = [{"t": time.time(), "cell": "c3", "execution_count": n, "allocated": 1024 * MiB + n * 32 * MiB}
-             for n in range(1, 5)]
+    cells = [
+        {"t": time.time(), "cell": "c3", "execution_count": n, "allocated": 1024 * MiB + n * 32 * MiB}
+        for n in range(1, 5)
+    ]
     (probe_dir / f"probe-{pid}.cells.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
 
 
 def write_triage(probe_dir: Path, pid: int) -> None:
     """What the probe writes after recording 4 steps of allocation history."""
     snap = json.loads(SNAPSHOT.read_text())
-    snap["code"] = {f"{fr['filename']}:{fr['line']}": "h = model[1](model[0](x))"
-                    for ev in snap["device_traces"][0] for fr in ev["frames"] if fr["line"] == 27}
+    snap["code"] = {
+        f"{fr['filename']}:{fr['line']}": "h = model[1](model[0](x))"
+        for ev in snap["device_traces"][0]
+        for fr in ev["frames"]
+        if fr["line"] == 27
+    }
     tmp = probe_dir / f"probe-{pid}.triage.tmp"
     tmp.write_text(json.dumps(snap))
     tmp.replace(probe_dir / f"probe-{pid}.triage.json")
@@ -84,7 +91,8 @@ def alarm_triage_flow(page, row, row_selector: str, probe_dir: Path, pid: int, t
     write_triage(probe_dir, pid)
     page.wait_for_function(
         "sel => document.querySelector(`#jp-gpu-panel ${sel} [role=status][data-state=done]`)",
-        arg=row_selector, timeout=20000,
+        arg=row_selector,
+        timeout=20000,
     )
     assert status.locator("code").inner_text() == "record_snapshot.py:27 h = model[1](model[0](x))"
     return triage, status, button
@@ -125,7 +133,8 @@ def test_kernel_memory_chart_forecast_and_triage(replay_lab: Lab, page, artifact
         assert row.locator('[data-hint="fragmentation"]').count() == 0  # this run is not fragmented
 
         triage, status, button = alarm_triage_flow(
-            page, row, f'[data-kernel-id="{kernel_id}"]', probe_dir, pid, f"GPU memory leak in {nb}")
+            page, row, f'[data-kernel-id="{kernel_id}"]', probe_dir, pid, f"GPU memory leak in {nb}"
+        )
         assert "keeps 32 MiB a step" in status.inner_text()
         first = triage.get_by_role("list", name="Growing allocations").locator("li").nth(0).inner_text()
         assert "record_snapshot.py:27" in first and "32 MiB a step" in first

@@ -95,6 +95,12 @@ def report_ticks(label: str, ticks: list) -> None:
     )
 
 
+def hex_rgb(color: str) -> str:
+    """#1976d2 -> rgb(25, 118, 210), as getComputedStyle reports a colour."""
+    h = color.lstrip("#")
+    return "rgb({}, {}, {})".format(*(int(h[i : i + 2], 16) for i in (0, 2, 4)))
+
+
 def luminance(css_color: str) -> float:
     r, g, b = (int(x) for x in re.findall(r"\d+", css_color)[:3])
     return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
@@ -143,9 +149,40 @@ def test_panel_live_history_status_bar_and_themes(replay_lab: Lab, page, artifac
         assert time.monotonic() < deadline, "numbers never changed in 20 s"
         time.sleep(0.5)
 
-    # Status bar: the busiest GPU's use; clicking it opens the panel.
+    # The template drop-down fits the default sidebar width beside its button, its text cut
+    # with an ellipsis before the arrow.
+    fit = page.evaluate(
+        """() => { const row = document.querySelector('#jp-gpu-panel .jp-GpuPanel-launcher');
+                   const sel = row.querySelector('select');
+                   const arrow = row.querySelector('.jp-HTMLSelect > span svg').getBoundingClientRect();
+                   const s = getComputedStyle(sel);
+                   return {rowFits: row.scrollWidth <= row.clientWidth + 1,
+                           ellipsis: s.textOverflow,
+                           textEnd: sel.getBoundingClientRect().right - parseFloat(s.paddingRight),
+                           arrowStart: arrow.left}; }"""
+    )
+    assert fit["rowFits"] and fit["ellipsis"] == "ellipsis", fit
+    assert fit["textEnd"] <= fit["arrowStart"] + 0.5, fit
+
+    # A reading the recording lacks is "not recorded", not "n/a"; busy is not an alarm colour.
+    card = page.locator("#jp-gpu-panel .jp-GpuPanel-card").first
+    assert card.locator('[data-testid="throttle"]').inner_text() == "not recorded"
+    util_fill = card.get_by_role("meter", name="Utilization").locator(".jp-GpuPanel-barFill")
+    colours = page.evaluate(
+        """el => { const s = getComputedStyle(document.body);
+                   return [getComputedStyle(el).backgroundColor,
+                           s.getPropertyValue('--jp-error-color1').trim(),
+                           s.getPropertyValue('--jp-brand-color1').trim()]; }""",
+        util_fill.element_handle(),
+    )
+    assert "jp-GpuPanel-barFill-warn" not in util_fill.get_attribute("class")
+    assert colours[0] == hex_rgb(colours[2]) != hex_rgb(colours[1]), colours
+
+    # Status bar: the GPU's use, marked as a recording in the text itself; clicking it opens the panel.
     status = page.locator('[data-testid="gpu-status"]')
-    assert re.fullmatch(r"GPU \d+% · [\d.]+/79\.6 GiB", status.inner_text().strip()), status.inner_text()
+    assert re.fullmatch(r"Replay · GPU \d+% · [\d.]+/79\.6 GiB", status.inner_text().strip()), status.inner_text()
+    assert status.get_attribute("data-replay") == "true"
+    assert "Recorded data (replay)" in status.get_attribute("title")
     page.click('li.lm-TabBar-tab[data-id="jp-gpu-panel"]')  # collapse the sidebar
     page.locator("#jp-gpu-panel").wait_for(state="hidden")
     status.click()
@@ -179,9 +216,7 @@ def test_panel_live_history_status_bar_and_themes(replay_lab: Lab, page, artifac
     # Light screenshot.
     page.wait_for_timeout(500)
     save_panel_screenshot(page, "panel-light.png", artifacts)
-    light_bg = page.evaluate(
-        "() => getComputedStyle(document.querySelector('#jp-gpu-panel')).backgroundColor"
-    )
+    light_bg = page.evaluate("() => getComputedStyle(document.querySelector('#jp-gpu-panel')).backgroundColor")
 
     # Switch to the dark theme through the Settings menu.
     page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
@@ -189,9 +224,7 @@ def test_panel_live_history_status_bar_and_themes(replay_lab: Lab, page, artifac
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^JupyterLab Dark$")).click()
     page.wait_for_selector('body[data-jp-theme-light="false"]', state="attached", timeout=20000)
     page.wait_for_timeout(1500)  # theme CSS applied and canvas charts recreated
-    dark_bg = page.evaluate(
-        "() => getComputedStyle(document.querySelector('#jp-gpu-panel')).backgroundColor"
-    )
+    dark_bg = page.evaluate("() => getComputedStyle(document.querySelector('#jp-gpu-panel')).backgroundColor")
     name_color = page.evaluate(
         "() => getComputedStyle(document.querySelector('#jp-gpu-panel .jp-GpuPanel-gpuName')).color"
     )
@@ -206,9 +239,7 @@ def test_panel_live_history_status_bar_and_themes(replay_lab: Lab, page, artifac
     report_ticks("all ticks, incl. page load and theme switch", ticks)
     # Steady state: a quiet page, panel open, ten ticks.
     page.evaluate("() => performance.clearMeasures('gpu-panel:tick')")
-    page.wait_for_function(
-        "() => performance.getEntriesByName('gpu-panel:tick').length >= 10", timeout=30000
-    )
+    page.wait_for_function("() => performance.getEntriesByName('gpu-panel:tick').length >= 10", timeout=30000)
     steady = page.evaluate("() => performance.getEntriesByName('gpu-panel:tick').map(e => e.duration)")
     report_ticks("steady state", steady)
     assert len(sockets) == 2
@@ -218,7 +249,10 @@ def test_panel_live_history_status_bar_and_themes(replay_lab: Lab, page, artifac
 def test_built_extension_is_listed_and_sized(replay_lab: Lab):
     out = subprocess.run(
         [sys.executable, "-m", "jupyter", "labextension", "list"],
-        env=replay_lab.env, capture_output=True, text=True, timeout=60,
+        env=replay_lab.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     text = out.stdout + out.stderr
     line = next((ln for ln in text.splitlines() if "jupyter-gpu-panel" in ln), "")
@@ -292,13 +326,26 @@ def _rest(lab: Lab, method: str, path: str, body: dict | None = None) -> dict:
 
 def notebook_session(lab: Lab, path: str) -> dict:
     """An empty notebook and a session (a real python3 kernel) for it, as JupyterLab opens one."""
-    _rest(lab, "PUT", f"api/contents/{path}", {
-        "type": "notebook",
-        "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
-    })
-    return _rest(lab, "POST", "api/sessions", {
-        "path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"},
-    })
+    _rest(
+        lab,
+        "PUT",
+        f"api/contents/{path}",
+        {
+            "type": "notebook",
+            "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
+        },
+    )
+    return _rest(
+        lab,
+        "POST",
+        "api/sessions",
+        {
+            "path": path,
+            "type": "notebook",
+            "name": path,
+            "kernel": {"name": "python3"},
+        },
+    )
 
 
 def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
@@ -316,6 +363,12 @@ def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
         for label in ("Interrupt", "Restart", "Shut down", "Track memory"):
             assert row.get_by_role("button", name=label).is_visible()
 
+        # Interrupt goes through Jupyter's own kernel API (services), and says it happened, in the row.
+        with page.expect_response(lambda r: f"api/kernels/{kernel_id}/interrupt" in r.url) as resp:
+            row.get_by_role("button", name="Interrupt").click()
+        assert resp.value.status == 204 and "gpu-panel" not in resp.value.url
+        row.locator('[data-outcome="info"]', has_text="Interrupted.").wait_for(timeout=10000)
+
         # The notebook link opens the notebook.
         row.get_by_role("button", name=nb).click()
         page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=nb).wait_for(timeout=20000)
@@ -327,9 +380,9 @@ def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
         else:
             page.locator(".lm-DockPanel-tabBar .lm-TabBar-addButton").first.click()
         for t in templates:
-            page.locator('.jp-LauncherCard[data-category="GPU"]').get_by_text(
-                t["title"], exact=True
-            ).wait_for(timeout=10000)
+            page.locator('.jp-LauncherCard[data-category="GPU"]').get_by_text(t["title"], exact=True).wait_for(
+                timeout=10000
+            )
 
         # The panel's button creates the selected template in the file browser's folder and opens it.
         before = {f["name"] for f in _rest(replay_lab, "GET", "api/contents")["content"]}
@@ -342,7 +395,18 @@ def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
                 break
             assert time.monotonic() < deadline, "no benchmark notebook was created"
             time.sleep(0.5)
-        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=created[0]).wait_for(timeout=20000)
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=created[0])
+        tab.wait_for(timeout=20000)
+        # It opens clean: its kernel filling in the kernelspec and language metadata is no edit.
+        deadline = time.monotonic() + 30
+        while not any(
+            s["path"].endswith(created[0]) and s["kernel"]["execution_state"] == "idle"
+            for s in _rest(replay_lab, "GET", "api/sessions")
+        ):
+            assert time.monotonic() < deadline, "the benchmark notebook's kernel never became idle"
+            time.sleep(0.5)
+        page.wait_for_timeout(1500)
+        assert "jp-mod-dirty" not in (tab.get_attribute("class") or ""), tab.get_attribute("class")
         assert page.page_errors == []
     finally:
         _rest(replay_lab, "DELETE", f"api/sessions/{session['id']}")
@@ -351,6 +415,12 @@ def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
 def test_view_menu_palette_and_settings(replay_lab: Lab, page):
     open_lab(page, replay_lab)
     panel = page.locator("#jp-gpu-panel")
+    # A clean workspace: the notebooks the test before opened do not reopen (a notebook whose
+    # session it deleted would ask for a kernel in a dialog over the menus).
+    page.wait_for_timeout(1000)
+    tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").all_inner_texts()
+    assert not [t for t in tabs if ".ipynb" in t], tabs
+    assert page.locator(".jp-Dialog").count() == 0
 
     # View menu entry (from the settings schema's jupyter.lab.menus).
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^View$")).click()
@@ -380,7 +450,7 @@ def test_view_menu_palette_and_settings(replay_lab: Lab, page):
             "() => /GB$/.test(document.querySelector('[data-testid=gpu-status]').textContent)",
             timeout=15000,
         )
-        assert re.fullmatch(r"GPU \d+% · [\d.]+/85\.5 GB", status.inner_text().strip()), status.inner_text()
+        assert re.fullmatch(r"Replay · GPU \d+% · [\d.]+/85\.5 GB", status.inner_text().strip()), status.inner_text()
         pressed = panel.locator('.jp-GpuPanel-segment[aria-pressed="true"]')
         assert pressed.inner_text().strip() == "1 min"
     finally:

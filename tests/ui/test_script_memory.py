@@ -68,7 +68,8 @@ def test_script_row_chart_leak_and_triage(replay_lab: Lab, page, artifacts: Path
         assert row.locator('[data-hint="cells"]').count() == 0
 
         triage, status, button = alarm_triage_flow(
-            page, row, f'[data-script-pid="{pid}"]', probe_dir, pid, f"GPU memory leak in {COMMAND}")
+            page, row, f'[data-script-pid="{pid}"]', probe_dir, pid, f"GPU memory leak in {COMMAND}"
+        )
         first = triage.get_by_role("list", name="Growing allocations").locator("li").nth(0).inner_text()
         assert "record_snapshot.py:27" in first and "32 MiB a step" in first
         row.screenshot(path=str(artifacts / "script-leak.png"))

@@ -6,8 +6,9 @@
 import * as React from 'react';
 import uPlot from 'uplot';
 
-import { niceCeil } from '../format';
-import { legendValue } from '../history';
+import { niceCeil } from './format';
+import { legendValue } from './history';
+import { ITrans, plainTrans } from './i18n';
 
 export interface IChartLine {
   label: string;
@@ -42,6 +43,7 @@ export interface IChartProps {
   xTime?: boolean;
   /** Tick labels for a numeric x axis. */
   xFormat?: (v: number) => string;
+  trans?: ITrans;
 }
 
 /** 1, 2, 5, 10, 20, 50, ...: integer tick steps for a numeric x axis. */
@@ -154,12 +156,13 @@ export function TimeChart(props: IChartProps): JSX.Element {
     plot.current?.setData(data as uPlot.AlignedData);
   }, [data]);
 
+  const trans = props.trans ?? plainTrans;
   const n = data[0]?.length ?? 0;
   const lastT = n ? data[0][n - 1] : null;
   const summary = lines
     .map((l, i) => {
       const v = legendValue(data[i + 1] ?? [], l.legendLastValid);
-      return `${l.label} ${v === null ? 'n/a' : format(v)}`;
+      return `${l.label} ${v === null ? trans.__('n/a') : format(v)}`;
     })
     .join(', ');
 
@@ -167,7 +170,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
     <figure
       className="jp-GpuPanel-chart"
       role="img"
-      aria-label={`${title} chart: now ${summary}`}
+      aria-label={trans.__('%1 chart: now %2', title, summary)}
       data-points={n}
       data-first-t={n ? (data[0][0] ?? '') : ''}
       data-last-t={lastT ?? ''}
@@ -187,7 +190,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
                       : { background: `var(${l.colorVar})` }
                   }
                 />
-                {l.label} {v === null ? 'n/a' : format(v)}
+                {l.label} {v === null ? trans.__('n/a') : format(v)}
               </span>
             );
           })}

@@ -1,0 +1,463 @@
+/**
+ * The Cluster section's view: the state notice, the summary line, the
+ * filter buttons and text filter, and one compact table row per GPU (a
+ * sticky, sortable header; a memory bar drawn by CSS width, no chart per
+ * row). Data and callbacks in, nothing fetched, no store.
+ *
+ * Cheap at 100 nodes x 8 GPUs and beyond: the table is windowed (only the
+ * rows in its scroll box, plus a margin, are in the DOM; spacer rows keep the
+ * scroll height and aria-rowcount/aria-rowindex the full count), and rows
+ * are memoized on what they show, so a poll re-renders only the GPUs that
+ * changed.
+ *
+ * Plain elements only (no @jupyterlab/ui-components import), so jest can
+ * render it in node; its CSS (`CLUSTER_CSS`) comes in its own <style>.
+ */
+import * as React from 'react';
+
+import { MemoryUnits } from '../format';
+import { ITrans } from '../i18n';
+import {
+  Cluster,
+  CLUSTER_COLUMNS,
+  CLUSTER_FILTERS,
+  clusterRows,
+  ClusterSortKey,
+  columnLabel,
+  emptyText,
+  filterCounts,
+  filterLabel,
+  IClusterNotice,
+  IClusterQuery,
+  IClusterRow,
+  IRowDisplay,
+  nextSort,
+  rowDisplay,
+  stateNotice,
+  summaryText,
+  visibleRows
+} from './model';
+import { CLUSTER_CSS } from './style';
+
+export interface IClusterViewProps {
+  /** The cluster document; null while the first one loads. */
+  doc: Cluster | null;
+  /** The last fetch's error (the last good document stays shown); null when it worked. */
+  error: string | null;
+  query: IClusterQuery;
+  onQueryChange: (query: IClusterQuery) => void;
+  units?: MemoryUnits;
+  trans: ITrans;
+}
+
+/** Column widths of the fixed table layout (node, util, memory, power, temp, held by, leak). */
+const WIDTHS: Record<ClusterSortKey, string> = {
+  node: '27%',
+  util: '9%',
+  memory: '15%',
+  power: '10%',
+  temp: '9%',
+  holders: '21%',
+  leak: '9%'
+};
+
+/** A row's height in px as CSS draws it (measured after the first render; this is the guess). */
+export const ROW_HEIGHT = 20;
+/** Rows rendered above and below the visible ones. */
+export const OVERSCAN = 12;
+/** The scroll box's height before it is measured (its CSS max-height). */
+const INITIAL_VIEWPORT = 640;
+
+/** The rows to render for a scroll position: [first, end). */
+export function windowRange(
+  total: number,
+  scrollTop: number,
+  viewport: number,
+  rowHeight: number,
+  overscan: number = OVERSCAN
+): [number, number] {
+  const h = rowHeight > 0 ? rowHeight : ROW_HEIGHT;
+  const first = Math.max(0, Math.floor(scrollTop / h) - overscan);
+  const end = Math.min(total, Math.ceil((scrollTop + viewport) / h) + overscan);
+  return [Math.min(first, end), end];
+}
+
+const NUMERIC: ReadonlySet<ClusterSortKey> = new Set([
+  'util',
+  'power',
+  'temp',
+  'leak'
+]);
+
+function Notice(props: { notice: IClusterNotice; state: string }): JSX.Element {
+  const { notice } = props;
+  const detail = notice.code
+    ? notice.detail
+        .split(notice.code)
+        .flatMap((part, i) =>
+          i === 0 ? [part] : [<code key={i}>{notice.code}</code>, part]
+        )
+    : notice.detail;
+  return (
+    <div
+      className="jp-GpuPanel-cluster-notice"
+      data-level={notice.level}
+      data-cluster-banner={props.state}
+      role={notice.level === 'error' ? 'alert' : 'status'}
+    >
+      <div className="jp-GpuPanel-cluster-noticeTitle">{notice.title}</div>
+      <div className="jp-GpuPanel-cluster-noticeDetail">{detail}</div>
+    </div>
+  );
+}
+
+interface IRowProps {
+  row: IClusterRow;
+  d: IRowDisplay;
+  /** Position in the (filtered, sorted) table, from 0. */
+  index: number;
+  trans: ITrans;
+}
+
+function RowView(props: IRowProps): JSX.Element {
+  const { row, d, trans } = props;
+  const g = row.g;
+  return (
+    <tr
+      aria-rowindex={props.index + 2}
+      data-cluster-row=""
+      data-node={row.node}
+      data-gpu={row.gpu ?? ''}
+      data-mem-share={row.memShare === null ? '' : row.memShare.toFixed(4)}
+      data-holders={d.holders.count}
+      data-leak={g.leak_alarms}
+      data-idle={g.idle_holders}
+      data-mine={row.mine ? 'true' : 'false'}
+      data-stale={g.stale ? 'true' : 'false'}
+    >
+      <th scope="row" title={d.gpuTitle}>
+        {row.node}
+        {row.gpu !== null && (
+          <span className="jp-GpuPanel-cluster-gpu">/{row.gpu}</span>
+        )}
+      </th>
+      <td className="jp-GpuPanel-cluster-num">{d.util}</td>
+      <td className="jp-GpuPanel-cluster-mem" title={d.memTitle}>
+        {d.memUsed}
+        {d.memPercent !== null && (
+          <span className="jp-GpuPanel-cluster-memBar" aria-hidden="true">
+            <span
+              className="jp-GpuPanel-cluster-memFill"
+              data-warn={d.memWarn ? 'true' : 'false'}
+              style={{ width: `${d.memPercent}%`, display: 'block' }}
+            />
+          </span>
+        )}
+      </td>
+      <td className="jp-GpuPanel-cluster-num">{d.power}</td>
+      <td className="jp-GpuPanel-cluster-num">{d.temp}</td>
+      <td
+        className="jp-GpuPanel-cluster-holders"
+        title={[d.holders.title, d.idleTitle].filter(Boolean).join('\n')}
+      >
+        {g.stale && (
+          <span className="jp-GpuPanel-cluster-badge" data-kind="stale">
+            {trans.__('stale')}
+          </span>
+        )}
+        {g.idle_holders > 0 && (
+          <span
+            className="jp-GpuPanel-cluster-badge"
+            data-kind="idle"
+            title={d.idleTitle}
+          >
+            {trans.__('idle')}
+          </span>
+        )}
+        {d.holders.text}
+      </td>
+      <td className="jp-GpuPanel-cluster-num">
+        {g.leak_alarms > 0 && (
+          <span
+            className="jp-GpuPanel-cluster-badge"
+            data-kind="leak"
+            title={d.leakTitle}
+            aria-label={d.leakTitle}
+          >
+            {g.leak_alarms}
+          </span>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+const Row = React.memo(
+  RowView,
+  (a, b) =>
+    a.d.sig === b.d.sig &&
+    a.index === b.index &&
+    a.trans === b.trans &&
+    a.row.id === b.row.id
+);
+
+function Spacer(props: { rows: number; height: number }): JSX.Element | null {
+  if (props.rows <= 0) {
+    return null;
+  }
+  return (
+    <tr
+      aria-hidden="true"
+      data-cluster-spacer={props.rows}
+      style={{ height: props.rows * props.height }}
+    >
+      <td
+        colSpan={CLUSTER_COLUMNS.length}
+        style={{ padding: 0, border: 'none' }}
+      />
+    </tr>
+  );
+}
+
+function ariaSort(
+  query: IClusterQuery,
+  key: ClusterSortKey
+): 'ascending' | 'descending' | 'none' {
+  if (query.sort.key !== key) {
+    return 'none';
+  }
+  return query.sort.dir === 'asc' ? 'ascending' : 'descending';
+}
+
+export function ClusterView(props: IClusterViewProps): JSX.Element {
+  const { doc, error, query, onQueryChange, trans } = props;
+  const units = props.units ?? 'GiB';
+  const rows = React.useMemo(() => clusterRows(doc), [doc]);
+  // Cell text for the rows rendered only, once per document (a cache, filled as rows scroll in).
+  const displays = React.useMemo(
+    () => new Map<string, IRowDisplay>(),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [rows, units, trans]
+  );
+  const display = (r: IClusterRow): IRowDisplay => {
+    let d = displays.get(r.id);
+    if (!d) {
+      d = rowDisplay(r, units, trans);
+      displays.set(r.id, d);
+    }
+    return d;
+  };
+  const counts = React.useMemo(() => filterCounts(rows), [rows]);
+  // Typing in the filter stays responsive: the table follows a beat later.
+  const deferred = React.useDeferredValue(query);
+  const shown = React.useMemo(
+    () => visibleRows(rows, deferred),
+    [rows, deferred]
+  );
+  const notice = doc ? stateNotice(doc, trans) : null;
+  const hasTable = doc !== null && rows.length > 0;
+
+  // The window: which rows are in the DOM for the scroll box's position.
+  const scroller = React.useRef<HTMLDivElement>(null);
+  const [box, setBox] = React.useState({ top: 0, height: INITIAL_VIEWPORT });
+  const [rowHeight, setRowHeight] = React.useState(ROW_HEIGHT);
+  const readBox = React.useCallback(() => {
+    const el = scroller.current;
+    if (!el) {
+      return;
+    }
+    const next = { top: el.scrollTop, height: el.clientHeight };
+    setBox(b => (b.top === next.top && b.height === next.height ? b : next));
+  }, []);
+  React.useEffect(() => {
+    const el = scroller.current;
+    if (!el) {
+      return;
+    }
+    const measure = () => {
+      readBox();
+      const first = el.querySelector('tr[data-cluster-row]');
+      const h = first ? first.getBoundingClientRect().height : 0;
+      if (h > 0) {
+        setRowHeight(old => (Math.abs(old - h) > 0.01 ? h : old));
+      }
+    };
+    measure();
+    if (typeof ResizeObserver === 'undefined') {
+      return;
+    }
+    const observer = new ResizeObserver(measure);
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, [hasTable, readBox]);
+  // A new filter, sort or text shows the table from its top.
+  const { filter, text, sort } = deferred;
+  React.useEffect(() => {
+    if (scroller.current) {
+      scroller.current.scrollTop = 0;
+    }
+  }, [filter, text, sort.key, sort.dir]);
+  const [first, end] = windowRange(
+    shown.length,
+    box.top,
+    box.height,
+    rowHeight
+  );
+  return (
+    <div
+      className="jp-GpuPanel-cluster"
+      data-cluster-view=""
+      data-state={doc ? doc.state : 'loading'}
+    >
+      <style>{CLUSTER_CSS}</style>
+      {error && (
+        <div
+          className="jp-GpuPanel-cluster-error"
+          role="alert"
+          data-cluster-error=""
+        >
+          {doc
+            ? trans.__('Could not refresh the cluster: %1', error)
+            : trans.__('Could not load the cluster: %1', error)}
+        </div>
+      )}
+      {doc === null && !error && (
+        <div className="jp-GpuPanel-cluster-muted" data-cluster-loading="">
+          {trans.__('Loading…')}
+        </div>
+      )}
+      {doc && notice && <Notice notice={notice} state={doc.state} />}
+      {doc && doc.summary && (
+        <div
+          className="jp-GpuPanel-cluster-summary"
+          data-cluster-summary=""
+          data-nodes={doc.summary.nodes}
+          data-gpus={doc.summary.gpus}
+          data-held={doc.summary.held}
+          data-leak-alarms={doc.summary.leak_alarms}
+          data-idle-holders={doc.summary.idle_holders}
+        >
+          {summaryText(doc.summary, trans)}
+        </div>
+      )}
+      {hasTable && (
+        <>
+          <div className="jp-GpuPanel-cluster-tools">
+            <div
+              className="jp-GpuPanel-cluster-filters"
+              role="group"
+              aria-label={trans.__('Show GPUs')}
+            >
+              {CLUSTER_FILTERS.map(f => (
+                <button
+                  key={f}
+                  type="button"
+                  className="jp-GpuPanel-cluster-filter"
+                  data-cluster-filter={f}
+                  aria-pressed={query.filter === f}
+                  onClick={() => onQueryChange({ ...query, filter: f })}
+                >
+                  {filterLabel(f, trans)}
+                  <span className="jp-GpuPanel-cluster-count">{counts[f]}</span>
+                </button>
+              ))}
+            </div>
+            <input
+              type="search"
+              className="jp-GpuPanel-cluster-search"
+              data-cluster-search=""
+              placeholder={trans.__('Filter: node, notebook, user')}
+              aria-label={trans.__('Filter GPUs by node, notebook or user')}
+              value={query.text}
+              onChange={e => onQueryChange({ ...query, text: e.target.value })}
+            />
+          </div>
+          <div
+            ref={scroller}
+            className="jp-GpuPanel-cluster-scroll"
+            data-cluster-scroll=""
+            onScroll={readBox}
+          >
+            <table
+              className="jp-GpuPanel-cluster-table"
+              data-cluster-table=""
+              data-rows={shown.length}
+              data-sort-key={deferred.sort.key}
+              data-sort-dir={deferred.sort.dir}
+              data-filter={deferred.filter}
+              data-first-row={first}
+              data-rendered={end - first}
+              aria-label={trans.__('Cluster GPUs')}
+              aria-rowcount={shown.length + 1}
+            >
+              <colgroup>
+                {CLUSTER_COLUMNS.map(c => (
+                  <col key={c} style={{ width: WIDTHS[c] }} />
+                ))}
+              </colgroup>
+              <thead>
+                <tr aria-rowindex={1}>
+                  {CLUSTER_COLUMNS.map(c => {
+                    const sort = ariaSort(query, c);
+                    return (
+                      <th
+                        key={c}
+                        scope="col"
+                        aria-sort={sort}
+                        data-sort-key={c}
+                        className={
+                          NUMERIC.has(c) ? 'jp-GpuPanel-cluster-num' : undefined
+                        }
+                      >
+                        <button
+                          type="button"
+                          className="jp-GpuPanel-cluster-sort"
+                          title={trans.__('Sort by %1', columnLabel(c, trans))}
+                          onClick={() =>
+                            onQueryChange({
+                              ...query,
+                              sort: nextSort(query.sort, c)
+                            })
+                          }
+                        >
+                          {columnLabel(c, trans)}
+                          {sort === 'ascending'
+                            ? ' ▲'
+                            : sort === 'descending'
+                              ? ' ▼'
+                              : ''}
+                        </button>
+                      </th>
+                    );
+                  })}
+                </tr>
+              </thead>
+              <tbody>
+                <Spacer rows={first} height={rowHeight} />
+                {shown.slice(first, end).map((r, i) => (
+                  <Row
+                    key={r.id}
+                    row={r}
+                    d={display(r)}
+                    index={first + i}
+                    trans={trans}
+                  />
+                ))}
+                <Spacer rows={shown.length - end} height={rowHeight} />
+              </tbody>
+            </table>
+            {shown.length === 0 && (
+              <div
+                className="jp-GpuPanel-cluster-empty"
+                data-cluster-empty={deferred.filter}
+                role="status"
+              >
+                {emptyText(deferred, trans)}
+              </div>
+            )}
+          </div>
+        </>
+      )}
+    </div>
+  );
+}

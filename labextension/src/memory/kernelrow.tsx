@@ -1,0 +1,184 @@
+/**
+ * A kernel row: its notebook, state and GPU memory, the memory details, and
+ * its actions (interrupt, restart, shut down through Jupyter's kernel API;
+ * Track memory and triage through the panel's server routes). Each action's
+ * outcome shows in the row, the server's words on failure, and the row
+ * always offers the action again.
+ */
+import {
+  closeIcon,
+  refreshIcon,
+  stopIcon,
+  ToolbarButtonComponent
+} from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { OutcomeNote, Stat } from '../components';
+import { baseName, kernelMemoryText, MemoryUnits } from '../format';
+import { ITrans } from '../i18n';
+import { IKernelInfo, IProbeLoaded } from '../types';
+import { MemoryDetails } from './details';
+import {
+  actionLabel,
+  doneOutcome,
+  errorOutcome,
+  IDLE,
+  probeOutcome,
+  RowAction,
+  rowView
+} from './outcome';
+import { useOutcome } from './useoutcome';
+
+/** What a kernel row can do; index.ts implements it with Jupyter's services and the panel's API. */
+export interface IKernelControl {
+  interrupt(kernelId: string): Promise<void>;
+  restart(kernelId: string): Promise<void>;
+  shutdown(kernelId: string): Promise<void>;
+  /** The kernel's answer, ok or not; rejects only when the request failed. */
+  loadProbe(kernelId: string): Promise<IProbeLoaded>;
+  triage(kernelId: string): Promise<unknown>;
+}
+
+export type Confirm = (
+  title: string,
+  body: string,
+  accept: string
+) => Promise<boolean>;
+
+export function isAlarm(subject: { leak: IKernelInfo['leak'] }): boolean {
+  const leak = subject.leak;
+  return !!(leak && leak.leak && leak.actionable);
+}
+
+export function kernelLabel(k: IKernelInfo, trans: ITrans): string {
+  return k.notebook
+    ? baseName(k.notebook)
+    : trans.__(
+        '%1 %2',
+        k.kernel_name ?? trans.__('kernel'),
+        k.kernel_id.slice(0, 8)
+      );
+}
+
+export function KernelRow(props: {
+  k: IKernelInfo;
+  units: MemoryUnits;
+  themeKey: string;
+  control: IKernelControl;
+  confirm: Confirm;
+  onOpenNotebook: (path: string) => void;
+  trans: ITrans;
+}): JSX.Element {
+  const { k, units, themeKey, control, trans } = props;
+  const { outcome, run, dismiss } = useOutcome();
+  const view = rowView(k.probe, outcome, trans);
+  const label = kernelLabel(k, trans);
+  const id = k.kernel_id;
+
+  const act = async (action: RowAction) => {
+    if (action === 'restart' || action === 'shutdown') {
+      const verb = actionLabel(action, trans);
+      const ok = await props.confirm(
+        action === 'restart'
+          ? trans.__('Restart kernel?')
+          : trans.__('Shut down kernel?'),
+        action === 'restart'
+          ? trans.__(
+              'Restart the kernel of %1? Its variables will be lost.',
+              label
+            )
+          : trans.__(
+              'Shut down the kernel of %1? Its variables will be lost.',
+              label
+            ),
+        verb
+      );
+      if (!ok) {
+        return;
+      }
+    }
+    await run(action, async () => {
+      try {
+        if (action === 'probe') {
+          return probeOutcome(await control.loadProbe(id), trans);
+        }
+        await control[action](id);
+        return action === 'triage' ? IDLE : doneOutcome(action, trans);
+      } catch (err) {
+        return errorOutcome(action, err, trans);
+      }
+    });
+  };
+
+  const button = (action: RowAction, icon?: typeof stopIcon) => (
+    <ToolbarButtonComponent
+      className="jp-GpuPanel-action"
+      icon={icon}
+      label={actionLabel(action, trans)}
+      enabled={!view.busy}
+      dataset={{ action }}
+      onClick={() => void act(action)}
+      tooltip={
+        action === 'probe'
+          ? trans.__(
+              'Load a small memory probe into the kernel to follow its allocations per step'
+            )
+          : actionLabel(action, trans)
+      }
+    />
+  );
+
+  return (
+    <li
+      className={`jp-GpuPanel-kernel${isAlarm(k) ? ' jp-GpuPanel-kernel-alarm' : ''}`}
+      data-kernel-id={id}
+      data-busy={view.busy}
+      aria-label={trans.__('Kernel %1', label)}
+    >
+      <div className="jp-GpuPanel-kernelHead">
+        {k.notebook ? (
+          <button
+            className="jp-GpuPanel-link"
+            onClick={() => props.onOpenNotebook(k.notebook!)}
+            title={trans.__('Open %1', k.notebook)}
+          >
+            {label}
+          </button>
+        ) : (
+          <span>{label}</span>
+        )}
+        <span className="jp-GpuPanel-muted jp-GpuPanel-small">
+          {k.kernel_name ?? ''} · {k.execution_state ?? trans.__('unknown')}
+        </span>
+      </div>
+      <MemoryDetails
+        subject={k}
+        units={units}
+        themeKey={themeKey}
+        probeText={view.probeText}
+        busy={view.busy}
+        onTriage={() => void act('triage')}
+        trans={trans}
+      >
+        <Stat
+          label={trans.__('GPU memory')}
+          value={kernelMemoryText(k, units, trans)}
+        />
+      </MemoryDetails>
+      <div className="jp-GpuPanel-buttons">
+        {button('interrupt', stopIcon)}
+        {button('restart', refreshIcon)}
+        {button('shutdown', closeIcon)}
+        {view.offerProbe && button('probe')}
+      </div>
+      {view.note && (
+        <OutcomeNote
+          level={view.note.level}
+          message={view.note.message}
+          dismissLabel={trans.__('Dismiss')}
+          onDismiss={dismiss}
+        />
+      )}
+    </li>
+  );
+}
