@@ -14,6 +14,7 @@ from typing import Any, Optional
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Unicode, default, validate
 
+from .metrics.coalesce import Coalescer
 from .metrics.sampler import MIN_INTERVAL, Sampler
 from .metrics.snapshot import Audience
 from .metrics.sources import SOURCES, make_source
@@ -179,6 +180,7 @@ class GPUPanel(ExtensionApp):
             cull_after=self.cull_idle_gpu_kernels_after,
         )
         self.hub.owner_of = self.tracker.owner_of
+        self.history_work = Coalescer(ttl=self.sampler.interval, name="gpu-panel-history")
         self.tracker.on_change = self.hub.publish_kernels
         from .cluster.service import ClusterService
         from .metrics import exporter
@@ -211,6 +213,7 @@ class GPUPanel(ExtensionApp):
         exporter.register(None)
         self.tracker.stop()
         self.hub.close()
+        self.history_work.close()
         await asyncio.get_running_loop().run_in_executor(None, self.sampler.stop)
 
 

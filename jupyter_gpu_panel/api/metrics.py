@@ -6,7 +6,6 @@ grows with the data (a history query and its JSON) runs in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from importlib import resources
@@ -79,7 +78,7 @@ class HistoryHandler(BaseHandler):
         panel = self.panel
         sampler = panel.sampler
         audience = panel.audience()
-        loop = asyncio.get_running_loop()
+        work = panel.history_work  # one worker thread; identical queries within a tick share it
 
         def query() -> dict:
             return sampler.history.query(
@@ -90,15 +89,18 @@ class HistoryHandler(BaseHandler):
                 pid_visible=lambda pid: audience.sees_process(sampler.user_of(pid)),
             )
 
-        doc = await loop.run_in_executor(None, query)
-        doc["older"], older_columns = await older_part(panel, doc, since, gpus, max_points)
-
-        def encode() -> bytes:
+        def encode(doc: dict, older_columns: Optional[dict] = None) -> bytes:
             if older_columns:
                 merge_older(doc, older_columns)
             return chunked_json({"now": sampler.health.last_tick, "interval": sampler.interval, **doc})
 
-        text = await loop.run_in_executor(None, encode)
+        if since is None or not panel.prometheus_url:
+            key = (since, tuple(fields or ()), max_points, tuple(gpus or ()), audience)
+            text = await work.run(key, lambda: encode({**query(), "older": None}))
+        else:  # the buffer's start decides what to ask Prometheus: no sharing of this document
+            doc = await work.run(object(), query)
+            doc["older"], older_columns = await older_part(panel, doc, since, gpus, max_points)
+            text = await work.run(object(), lambda: encode(doc, older_columns))
         self.set_header("Content-Type", "application/json")
         self.finish(text)
 

@@ -41,6 +41,15 @@ TOKEN = "bench-loop-token"
 GPUS, PROCS, HOUR, TICK = 8, 16, 3600.0, 0.1
 
 
+def full_ring(rows: np.ndarray) -> Ring:
+    """A ring holding exactly ``rows`` (written into both halves of the mirror, as appends would)."""
+    ring = Ring(len(rows), rows.shape[1])
+    ring.data[: len(rows)] = rows
+    ring.data[len(rows) :] = rows
+    ring.count = len(rows)
+    return ring
+
+
 def filled_history(now: float) -> History:
     """A full hour of 8 GPUs and 16 processes, written into the rings directly."""
     hist = History(HOUR, TICK)
@@ -48,17 +57,13 @@ def filled_history(now: float) -> History:
     t = now - HOUR + TICK * np.arange(n)
     rng = np.random.default_rng(0)
     for g in range(GPUS):
-        ring = Ring(n, 1 + len(HISTORY_FIELDS))
-        ring.data[:, 0] = t
-        ring.data[:, 1:] = rng.integers(0, 100, size=(n, len(HISTORY_FIELDS))).astype(float)
-        ring.data[::97, 3] = np.nan  # a few missing readings, as a real card has
-        ring.count = n
-        hist._gpus[g] = ring
+        rows = np.empty((n, 1 + len(HISTORY_FIELDS)))
+        rows[:, 0] = t
+        rows[:, 1:] = rng.integers(0, 100, size=(n, len(HISTORY_FIELDS))).astype(float)
+        rows[::97, 3] = np.nan  # a few missing readings, as a real card has
+        hist._gpus[g] = full_ring(rows)
     for k in range(PROCS):
-        ring = Ring(n, 2)
-        ring.data[:, 0] = t
-        ring.data[:, 1] = 2**30 + 2**20 * np.arange(n)
-        ring.count = n
+        ring = full_ring(np.column_stack((t, 2**30 + 2**20 * np.arange(n, dtype=float))))
         key = (k % GPUS, 10_000 + k)
         hist._procs[key] = ring
         hist._proc_last[key] = now + 10 * HOUR  # never expires during the run
@@ -220,7 +225,7 @@ def part2(clients: int, queries: int, seconds: float) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port), "--seconds", str(seconds + 4)],
         stdout=subprocess.PIPE,
