@@ -27,7 +27,9 @@ def run(alloc, *, peak=None, capacity=CARD, step_s=STEP_S, reserved=None, retrie
     n = len(alloc)
     steps = np.arange(n, dtype=float)
     t = 1.79e9 + step_s * steps
-    return detector.analyze_steps(steps, alloc, capacity=capacity, t=t, peak=peak, reserved=reserved, alloc_retries=retries)
+    return detector.analyze_steps(
+        steps, alloc, capacity=capacity, t=t, peak=peak, reserved=reserved, alloc_retries=retries
+    )
 
 
 def first_actionable(alloc, start=3, **kw):
@@ -294,7 +296,15 @@ def test_unsorted_and_missing_readings_are_tolerated():
 
 def test_json_fields():
     js = run(steady()).to_json()
-    for key in ("leak", "actionable", "onset_step", "bytes_per_step", "bytes_per_second", "steps_to_oom", "seconds_to_oom"):
+    for key in (
+        "leak",
+        "actionable",
+        "onset_step",
+        "bytes_per_step",
+        "bytes_per_second",
+        "steps_to_oom",
+        "seconds_to_oom",
+    ):
         assert key in js
     assert js["onset_step"] == 0 and isinstance(js["onset_step"], int)
     healthy = run(warmup_plateau()).to_json()
@@ -328,7 +338,10 @@ def test_fragmentation_flagged_and_forecast_uses_the_reserve():
 
 
 def test_fragmentation_in_the_verdict_on_probe_records():
-    recs = [{"i": k, "allocated": 6 * GiB, "reserved": int(11.6 * GiB), "alloc_retries": k, "limit": 12 * GiB} for k in range(5)]
+    recs = [
+        {"i": k, "allocated": 6 * GiB, "reserved": int(11.6 * GiB), "alloc_retries": k, "limit": 12 * GiB}
+        for k in range(5)
+    ]
     assert verdict_from_records(recs)["fragmentation"]["fragmented"]
     calm = [dict(r, alloc_retries=0) for r in recs]  # no retries: not near an OOM from fragmentation
     assert not verdict_from_records(calm)["fragmentation"]["fragmented"]
@@ -340,7 +353,7 @@ def test_fragmentation_in_the_verdict_on_probe_records():
 def test_cell_rerun_keeping_memory_is_reported():
     cells = []
     alloc = BASE
-    for k in range(4):
+    for _k in range(4):
         cells.append({"cell": "setup", "allocated": alloc})
         alloc += 256 * MiB  # Out[n] keeps the returned tensor of every run
         cells.append({"cell": "eval", "allocated": alloc})
@@ -373,15 +386,24 @@ def test_triage_names_the_stack_whose_tensors_survive():
     torch_frame = _frame("/usr/lib/python3/site-packages/torch/nn/modules/module.py", 1750, "_call_impl")
     events = []
     addr = 0x1000
-    for step in range(4):
+    for _step in range(4):
         # the forward's activations are freed every step
-        for k in range(3):
-            events.append({"action": "alloc", "addr": addr, "size": 8 * MiB, "frames": [torch_frame, _frame("train.py", 40, "step")]})
+        for _k in range(3):
+            events.append(
+                {
+                    "action": "alloc",
+                    "addr": addr,
+                    "size": 8 * MiB,
+                    "frames": [torch_frame, _frame("train.py", 40, "step")],
+                }
+            )
             events.append({"action": "free_requested", "addr": addr, "size": 8 * MiB})
             events.append({"action": "free_completed", "addr": addr, "size": 8 * MiB})
             addr += 0x10
         # ... but the hidden state appended to a list survives
-        events.append({"action": "alloc", "addr": addr, "size": 32 * MiB, "frames": [torch_frame, _frame("train.py", 42, "step")]})
+        events.append(
+            {"action": "alloc", "addr": addr, "size": 32 * MiB, "frames": [torch_frame, _frame("train.py", 42, "step")]}
+        )
         addr += 0x10
     snap = {"segments": [], "device_traces": [events]}
     out = triage.triage_snapshot(snap, steps=4, source_line=lambda f, n: "h = model(x)" if n == 42 else None)
@@ -397,7 +419,11 @@ def test_triage_tells_a_leak_from_what_the_last_step_still_holds(markers):
     """As on the H100: the last step's parameter gradients (allocated by autograd, no Python
     frame; 4 parameters) survive too, as many as the steps recorded; only the leak survives
     from every step. The probe marks step boundaries with a tiny allocation."""
-    marker = {"action": "alloc", "size": 512, "frames": [_frame("/x/jupyter_gpu_panel/probe.py", 1, protocol.STEP_MARKER)]}
+    marker = {
+        "action": "alloc",
+        "size": 512,
+        "frames": [_frame("/x/jupyter_gpu_panel/probe.py", 1, protocol.STEP_MARKER)],
+    }
     events, addr = [], 0x1000
 
     def ev(action, a, size, frames=()):
@@ -412,7 +438,7 @@ def test_triage_tells_a_leak_from_what_the_last_step_still_holds(markers):
 
     grads: list[int] = []
     mark()
-    for step in range(4):
+    for _step in range(4):
         for a in grads:  # zero_grad(set_to_none=True) frees the previous step's gradients
             ev("free_completed", a, 64 * MiB)
         ev("alloc", addr, 32 * MiB, [_frame("cell.py", 8, "<module>")])  # h, appended to a list

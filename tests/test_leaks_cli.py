@@ -15,7 +15,16 @@ from jupyter_gpu_panel.cli import main
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 H100 = ROOT.parent / "shared" / "traces" / "h100"
-STEP_KEYS = {"source", "leak", "actionable", "onset_step", "bytes_per_step", "bytes_per_second", "steps_to_oom", "seconds_to_oom"}
+STEP_KEYS = {
+    "source",
+    "leak",
+    "actionable",
+    "onset_step",
+    "bytes_per_step",
+    "bytes_per_second",
+    "steps_to_oom",
+    "seconds_to_oom",
+}
 PROC_KEYS = {"pid", "leak", "actionable", "bytes_per_second", "seconds_to_oom"}
 MiB = 2**20
 
@@ -95,7 +104,10 @@ def test_prefix_of_a_trace(capsys, tmp_path):
 def test_default_capacity_from_the_probe_limit(capsys, tmp_path):
     # a probe file records the limit it can use: 2 GiB here, so a 1 MiB/step leak from 1.5 GiB is near
     alloc = [int(1.5 * 2**30) + i * MiB for i in range(200)]
-    rows = [{"i": i, "t": 1.79e9 + 0.02 * i, "allocated": a, "reserved": a + 64 * MiB, "limit": 2**31} for i, a in enumerate(alloc)]
+    rows = [
+        {"i": i, "t": 1.79e9 + 0.02 * i, "allocated": a, "reserved": a + 64 * MiB, "limit": 2**31}
+        for i, a in enumerate(alloc)
+    ]
     p = tmp_path / "probe-1.iters.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = leaks_json(capsys, str(p))
@@ -131,7 +143,16 @@ def test_console_entry_point():
     """The command as external scripts call it: a fresh interpreter, one JSON line on stdout."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "jupyter_gpu_panel", "leaks", str(H100 / "leak_hidden_oom.nvml.jsonl"), "--pid", "400", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "jupyter_gpu_panel",
+            "leaks",
+            str(H100 / "leak_hidden_oom.nvml.jsonl"),
+            "--pid",
+            "400",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         env=env,

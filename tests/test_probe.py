@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")  # torch is a test dependency: see pyproject [test]
 
 from jupyter_gpu_panel.memory import probe as probe_mod  # noqa: E402
+from jupyter_gpu_panel.memory import probe_triage  # noqa: E402
 from jupyter_gpu_panel.memory.follower import Probes  # noqa: E402
 
 
@@ -30,8 +31,15 @@ class CPUProbe(probe_mod.Probe):
 
     def reading(self):
         held = sum(t.numel() * t.element_size() for t in self.kept)
-        return {"allocated": held, "reserved": held, "active": held, "inactive_split": 0,
-                "peak_allocated": held, "alloc_retries": 0, "num_ooms": 0}
+        return {
+            "allocated": held,
+            "reserved": held,
+            "active": held,
+            "inactive_split": 0,
+            "peak_allocated": held,
+            "alloc_retries": 0,
+            "num_ooms": 0,
+        }
 
 
 def train(steps, keep=False):
@@ -72,13 +80,23 @@ def test_hook_writes_one_private_record_per_optimizer_step(tmp_path):
     finally:
         p.close()
     train(3)  # after close: no more records
-    lines = [json.loads(l) for l in p.path.read_text().splitlines()]
+    lines = [json.loads(line) for line in p.path.read_text().splitlines()]
     assert [r["i"] for r in lines] == [0, 1, 2, 3, 4]
     assert [r["allocated"] for r in lines] == [1024 * k for k in range(5)]
     assert lines[0]["dt"] is None and all(r["dt"] > 0 for r in lines[1:])
     assert all(r["limit"] == 1 << 30 and r["device"] == 0 for r in lines)
-    assert set(lines[0]) >= {"i", "t", "dt", "allocated", "reserved", "active", "inactive_split",
-                             "peak_allocated", "alloc_retries", "num_ooms"}  # the *.iters.jsonl fields
+    assert set(lines[0]) >= {
+        "i",
+        "t",
+        "dt",
+        "allocated",
+        "reserved",
+        "active",
+        "inactive_split",
+        "peak_allocated",
+        "alloc_retries",
+        "num_ooms",
+    }  # the *.iters.jsonl fields
     assert stat.S_IMODE(os.stat(p.dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(p.path).st_mode) == 0o600
     meta = json.loads(p.meta_path.read_text())
@@ -108,7 +126,9 @@ def test_follower_reads_only_new_complete_lines_survives_rotation_and_ends_with_
     try:
         d = tmp_path / "gpu-panel"
         d.mkdir(mode=0o700)
-        (d / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": "abc", "limit": 100, "started": time.time()}))
+        (d / f"probe-{pid}.json").write_text(
+            json.dumps({"pid": pid, "kernel_id": "abc", "limit": 100, "started": time.time()})
+        )
         iters = d / f"probe-{pid}.iters.jsonl"
         iters.write_text('{"i": 0, "allocated": 1}\n{"i": 1, "allo')
         probes = Probes(d)
@@ -173,7 +193,7 @@ def request(follower_dir, pid, steps=None):
 
 
 def test_triage_request_is_recorded_for_the_asked_steps_and_names_the_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(probe_mod, "TRIAGE_POLL_SECONDS", 0.0)
+    monkeypatch.setattr(probe_triage, "TRIAGE_POLL_SECONDS", 0.0)
     CPUProbe.kept = []
     p = ReplayHistoryProbe(tmp_path)
     p.open()
@@ -201,7 +221,7 @@ def test_triage_request_is_recorded_for_the_asked_steps_and_names_the_line(tmp_p
 
 
 def test_triage_without_cuda_reports_why_and_training_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setattr(probe_mod, "TRIAGE_POLL_SECONDS", 0.0)
+    monkeypatch.setattr(probe_triage, "TRIAGE_POLL_SECONDS", 0.0)
     CPUProbe.kept = []
     p = CPUProbe(tmp_path)  # the real torch calls: on a CPU build they raise
     p.open()
@@ -219,10 +239,190 @@ def test_probe_summary_has_a_thinned_series_ending_at_the_last_step(tmp_path):
     import time
 
     d, pid = tmp_path, os.getpid()
-    (d / f"probe-{pid}.json").write_text(json.dumps({"pid": pid, "kernel_id": "k", "limit": 100, "started": time.time()}))
-    (d / f"probe-{pid}.iters.jsonl").write_text("".join(json.dumps({"i": i, "allocated": 10 * i, "reserved": 20 * i}) + "\n" for i in range(1501)))
+    (d / f"probe-{pid}.json").write_text(
+        json.dumps({"pid": pid, "kernel_id": "k", "limit": 100, "started": time.time()})
+    )
+    (d / f"probe-{pid}.iters.jsonl").write_text(
+        "".join(json.dumps({"i": i, "allocated": 10 * i, "reserved": 20 * i}) + "\n" for i in range(1501))
+    )
     probes = Probes(d)
     probes.poll()
     s = probes.followers[pid].series(max_points=600)
     assert len(s["step"]) <= 601 and s["step"][0] == 0 and s["step"][-1] == 1500
     assert s["allocated"][-1] == 15000 and s["reserved"][-1] == 30000
+
+
+# -- round 2: iterations, not optimizer calls; headroom now; loops without an optimizer -------
+
+
+def records(p):
+    return [json.loads(line) for line in p.path.read_text().splitlines()]
+
+
+def gan(steps, probe=None, head_every=None, leak=False):
+    """Two models, two optimizers: D then G step in every iteration (a GAN's loop)."""
+    G, D = torch.nn.Linear(4, 8), torch.nn.Linear(8, 1)
+    opt_g = torch.optim.SGD(G.parameters(), lr=0.01)
+    opt_d = torch.optim.SGD(D.parameters(), lr=0.01)
+    head = torch.nn.Linear(8, 2)
+    opt_h = torch.optim.SGD(head.parameters(), lr=0.01)
+    for k in range(steps):
+        fake = G(torch.randn(4, 4))
+        d_loss = D(fake.detach()).mean()
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        if leak:
+            CPUProbe.kept.append(torch.zeros(256))
+        g_loss = -D(fake).mean()
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        if head_every and k % head_every == 0:
+            h_loss = head(fake.detach()).pow(2).mean()
+            opt_h.zero_grad()
+            h_loss.backward()
+            opt_h.step()
+
+
+def test_two_optimizers_make_one_iteration(tmp_path):
+    CPUProbe.kept = []
+    p = CPUProbe(tmp_path)
+    p.open()
+    try:
+        gan(6, leak=True)
+    finally:
+        p.close()
+    recs = records(p)
+    assert [r["i"] for r in recs] == list(range(12))  # one record per optimizer step, as before
+    assert [r["iter"] for r in recs] == [k // 2 for k in range(12)]
+    assert [r["opt"] for r in recs] == [0, 1] * 6  # D first seen, then G: stable small ids
+    assert all(r["kind"] == "step" for r in recs)
+    assert "steps_per_iteration" not in recs[0] and all(r["steps_per_iteration"] == 2 for r in recs[2:])
+    from jupyter_gpu_panel.memory.verdict import verdict_from_records
+
+    v = verdict_from_records(recs)
+    assert v["current_step"] == 5 and v["steps_per_iteration"] == 2 and v["step_source"] == "optimizer"
+
+
+def test_a_head_optimizer_every_other_iteration_joins_its_iteration(tmp_path):
+    CPUProbe.kept = []
+    p = CPUProbe(tmp_path)
+    p.open()
+    try:
+        gan(6, head_every=2)
+    finally:
+        p.close()
+    recs = records(p)
+    iters = [r["iter"] for r in recs]
+    assert max(iters) == 5  # six iterations of the loop, whatever steps in each
+    assert [r["opt"] for r in recs if r["iter"] == 0] == [0, 1, 2]
+    assert [r["opt"] for r in recs if r["iter"] == 1] == [0, 1]
+
+
+def test_iterations_of_a_loop_that_builds_its_optimizer_every_time():
+    its = probe_mod.Iterations()
+    starts = []
+    for _ in range(5):
+        opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+        starts.append(its.fire(opt)[1])
+        del opt  # the previous one is gone before the next is built
+    assert starts == [True] * 5 and its.index == 4
+
+
+def test_limit_is_reread_at_every_record_and_free_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setattr(probe_mod.P, "FREE_SECONDS", 0.0)
+    CPUProbe.kept = []
+    caps = iter([1 << 30] + [1 << 30] * 3 + [1 << 28] * 3)  # a fraction set after the start
+
+    class Capped(CPUProbe):
+        def _limit(self):
+            return next(caps)
+
+        def _free(self):
+            return 5 << 30
+
+    p = Capped(tmp_path)
+    p.open()
+    try:
+        train(6)
+    finally:
+        p.close()
+    recs = records(p)
+    assert [r["limit"] for r in recs] == [1 << 30] * 3 + [1 << 28] * 3
+    assert all(r["free"] == 5 << 30 for r in recs)
+
+
+def test_free_unreadable_is_left_out_not_fatal(tmp_path):
+    CPUProbe.kept = []
+    p = CPUProbe(tmp_path)  # torch.cuda.mem_get_info raises on a CPU build
+    p.open()
+    try:
+        train(3)
+    finally:
+        p.close()
+    assert all("free" not in r for r in records(p)) and len(records(p)) == 3
+
+
+class Encoder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_a_loop_without_an_optimizer_is_recorded_once_an_iteration(tmp_path, monkeypatch):
+    monkeypatch.setattr(probe_mod.P, "MIN_FORWARD_RECORD_SECONDS", 0.0)
+    CPUProbe.kept = []
+    p = CPUProbe(tmp_path)
+    p.open()
+    p.arm_forward_discovery()
+    enc, head = Encoder(), torch.nn.Linear(8, 2)
+    try:
+        with torch.no_grad():
+            for _ in range(6):
+                out = head(enc(torch.randn(4, 8)))
+                CPUProbe.kept.append(out.clone())
+        assert p._discovery is None  # it removed itself after one iteration of the loop
+        assert not torch.nn.modules.module._global_forward_pre_hooks
+        hooked = {id(m) for m in (enc, head)}
+        assert set(p._forward_hooks) == hooked  # the top-level modules only, not enc.body or its layers
+    finally:
+        p.close()
+    assert not enc._forward_hooks and not head._forward_hooks  # close() removes them
+    recs = records(p)
+    assert [r["kind"] for r in recs] == ["forward"] * 6
+    assert [r["iter"] for r in recs] == list(range(6)) and all(r["mod"] == 0 for r in recs)
+    assert all(r["steps_per_iteration"] == 2 for r in recs[1:])
+    from jupyter_gpu_panel.memory.verdict import verdict_from_records
+
+    v = verdict_from_records(recs)
+    assert v["step_source"] == "forward" and v["steps_per_iteration"] == 2 and v["current_step"] == 5
+
+
+def test_training_is_read_at_its_steps_not_its_forwards(tmp_path):
+    CPUProbe.kept = []
+    p = CPUProbe(tmp_path)
+    p.open()
+    p.arm_forward_discovery()
+    model = Encoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    try:
+        for _ in range(5):
+            loss = model(torch.randn(4, 8)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        p.close()
+    kinds = [r["kind"] for r in records(p)]
+    assert kinds == ["forward"] + ["step"] * 5  # only the forward before the first step ever
+
+
+def test_discovery_costs_nothing_once_done():
+    """After one iteration no global hook is left: torch's fast path for every module call."""
+    from torch.nn.modules import module as mm
+
+    assert not mm._global_forward_pre_hooks and not mm._global_forward_hooks

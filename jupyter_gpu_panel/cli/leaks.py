@@ -25,7 +25,7 @@ from typing import Any, Optional
 from ..memory.detector import analyze_nvml
 from ..memory.traces import NvmlTrace, TraceError, read_trace, sibling_mem_total
 from ..memory.verdict import verdict_from_trace
-from ..memory.wording import leak_message
+from ..memory.wording import human_bytes, leak_message
 from .errors import fail, note
 
 STEP_FIELDS = (
@@ -66,8 +66,20 @@ def trace_pids(trace: NvmlTrace) -> list[int]:
 def _human(rep: dict[str, Any]) -> str:
     if rep["source"] == "steps":
         onset = rep["onset_step"] if rep["leak"] else None
-        return leak_message(rep) + ("" if onset is None else f"\ngrowing since step {onset:,}")
+        step = "iteration" if rep.get("step_source") == "forward" else "step"
+        return leak_message(rep) + ("" if onset is None else f"\ngrowing since {step} {onset:,}")
     return "\n".join(f"pid {p['pid']}: {leak_message(p)}" for p in rep["processes"]) or "no processes in the trace"
+
+
+def _iteration_line(report: dict[str, Any]) -> str:
+    """What one step is and what bounds the headroom: ``2 optimizer steps an iteration;
+    headroom bounded by device free (6.2 GiB)``."""
+    spi = report.get("steps_per_iteration")
+    calls = "optimizer step" if report.get("step_source") != "forward" else "top-level module call"
+    what = "one step is one record" if spi is None else f"{spi:g} {calls}{'' if spi == 1 else 's'} an iteration"
+    headroom = report.get("headroom")
+    room = "" if headroom is None else f" ({human_bytes(headroom)}{' over' if headroom < 0 else ''})"
+    return f"{what}; headroom bounded by {report['headroom_bound']}{room}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,9 +109,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(_human(out if report is None else {**out, "current_step": report["current_step"]}))
-        if report is not None and report["reason"]:
-            print(f"why: {report['reason']}")
+        print(_human(out if report is None else {**out, **{k: report[k] for k in ("current_step", "step_source")}}))
+        if report is not None:
+            print(_iteration_line(report))
+            if report["reason"]:
+                print(f"why: {report['reason']}")
     return 0
 
 

@@ -110,7 +110,7 @@ def analyze_steps(
     peak: Any = None,
     alloc_retries: Any = None,
 ) -> StepsReport:
-    """Leak verdict on ``memory_allocated()`` read after every optimizer step.
+    """Leak verdict on ``memory_allocated()`` read once an iteration (``records.StepTrace``).
 
     ``capacity``: the memory this process may use (bytes); ``t``: each step's start time
     (Unix seconds) for per-second rates; ``peak``: the running ``peak_allocated`` for the
@@ -168,7 +168,9 @@ def analyze_time(
     """Leak verdict on one process's memory over time (NVML ``used``), rates per second.
 
     ``device_used`` (the whole card's used memory at the same times) sets the level that
-    counts against ``capacity``: other processes' memory fills the card too.
+    counts against ``capacity``: other processes' memory fills the card too. Judged as a
+    ``coarse`` series (``growth``: the warm-up's segments cut off, growth carried by enough
+    segments).
     """
     tt = _as_array(t)
     u = _as_array(used)
@@ -179,7 +181,14 @@ def analyze_time(
         if len(du):
             level = float(du[-1])
     return detect_growth(
-        tt, u, capacity=capacity, level=level, seconds_per_unit=1.0, min_growth=min_growth, result=TimeReport()
+        tt,
+        u,
+        capacity=capacity,
+        level=level,
+        seconds_per_unit=1.0,
+        min_growth=min_growth,
+        coarse=True,
+        result=TimeReport(),
     )
 
 

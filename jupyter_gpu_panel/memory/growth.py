@@ -27,11 +27,29 @@ The method, in order (each step says why it is there):
    grow with the logarithm of the readings left before the OOM, from ~6 when the card fills
    in a couple of dozen steps to ~24 when it fills in a couple of thousand and ~60 for
    leaks that would take days. Growth that earlier cycles of the same run gave back (a
-   sawtooth's tooth) must be outlasted first.
+   sawtooth's tooth) must be outlasted first. Readings are the series' own: for the probe,
+   iterations (a GAN's D and G steps are one reading, see ``records``), so a buffer of 16
+   iterations never alarms however many optimizers step in each.
 5. **Rate and forecast.** Theil–Sen slope of the floor over the regime; headroom is the
    capacity minus the current level plus the largest in-step excess seen (the transient
    working set of a step, from ``peak_allocated``), so the forecast names the step that
    will fail rather than the step where the retained memory alone reaches the limit.
+
+Growth that stopped (issue 12). A bounded buffer (``deque(maxlen=N)``, a replay buffer, a
+capped cache) grows exactly like a leak until it is full: an alarm while it fills cannot be
+avoided. Once it is full the alarm clears: the newest readings are a "step change" that may
+hide a leak before it only while they are fewer than the pauses that growth itself made
+(``_pause_allowance``: 3x its rhythm, at least 3, at least its longest pause); and readings not
+yet settled (a release may still come) must keep rising as the leak says, or the growth has
+stopped (a full buffer wobbling by a few MiB makes its whole plateau look unsettled).
+
+NVML series (``coarse``, issue 12). The reserve grows in segments at sampling times: the
+run's warm-up (weights, optimizer state, first blocks: a few huge segments early in the
+regime) is cut off the regime instead of making a steady leak look like "settling"; and the
+growth must be carried by ``NVML_MIN_EFFECTIVE_INCREMENTS`` increments' worth (participation
+ratio), since a reserve that grows for new shapes does so in a few large segments at
+irregular times. A leak of 1 MiB a step or 32 MiB every 4th step is then found after about
+0.3-1 GiB of growth, within 5-10 s, and the healthy recordings stay clean.
 
 Actionable means: a leak that would exhaust the available memory within 24 h.
 """
@@ -59,7 +77,7 @@ TREND_ALPHA = 0.01
 #: steps of headroom) is confirmed after ~24 steps, so a bounded cache that fills in fewer
 #: steps than that at that rate never alarms.
 EVIDENCE_BASE = 4.0
-EVIDENCE_PER_DECADE = 8.5
+EVIDENCE_PER_DECADE = 8.0
 EVIDENCE_MIN = 3
 EVIDENCE_MAX = 64
 
@@ -76,6 +94,16 @@ PAUSE_FACTOR = 3.0
 #: healthy run with varying shapes. Growth under this is not called a leak there (the
 #: probe's per-step readings are the precise path).
 NVML_MIN_GROWTH = 256 * 2**20
+#: NVML series only (``coarse``): the growth must be carried by at least this many increments'
+#: worth (the participation ratio ``(sum d)^2 / sum d^2``): a reserve that grows for new
+#: shapes or fragmentation does so in a few large segments at irregular times, a leak in a
+#: steady stream (of small or large pieces alike).
+NVML_MIN_EFFECTIVE_INCREMENTS = 8.0
+#: NVML series only: increments larger than this many times the regime's median increment,
+#: all in its first ``WARMUP_SHARE``, are the run's warm-up (weights, optimizer state, the first
+#: steps' blocks) and are cut off the regime, so they neither hide nor fake a steady growth.
+WARMUP_OUTLIER = 4.0
+WARMUP_SHARE = 0.5
 #: The regime's second half must grow at least this share of what its first half grew.
 MIN_PACE_RATIO = 1.0 / 3.0
 #: A split of the increments is kept when its F statistic beats ``BASE + PER_LOG * ln(m)``.
@@ -198,6 +226,7 @@ def detect_growth(
     transient: float = 0.0,
     seconds_per_unit: Optional[float] = None,
     min_growth: float = 0.0,
+    coarse: bool = False,
     result: Optional[Growth] = None,
 ) -> Growth:
     """Find the current growth regime of ``x`` over ``pos`` and judge it.
@@ -207,7 +236,9 @@ def detect_growth(
     ``seconds_per_unit`` converts position units to seconds (1 for time series, the step
     period for step series, None when unknown: then "actionable" cannot rule out a slow
     leak and follows "leak"). ``min_growth``: growth below it is never a leak (what a coarse
-    series cannot tell from normal creep).
+    series cannot tell from normal creep). ``coarse``: an NVML series (segment-sized steps at
+    sampling times): its warm-up is cut off the regime and its growth must be carried by
+    ``NVML_MIN_EFFECTIVE_INCREMENTS`` increments' worth.
     """
     g = result if result is not None else Growth()
     pos, x = _clean(_as_array(pos), _as_array(x))
@@ -232,21 +263,51 @@ def detect_growth(
     settled = n - _longest_release(x, floor, tol)
     if settled < 3:
         settled = n
-    verdict = _judge(pos, x, floor, settled, tol, sigma, g, seconds_per_unit, min_growth)
+    verdict = _judge(pos, x, floor, settled, tol, sigma, g, seconds_per_unit, min_growth, coarse)
+    if verdict.leak and settled < n:
+        # the unsettled readings may be given back, but they must not contradict the growth:
+        # a buffer that is full wobbles around its level (a small release makes the whole
+        # plateau look unsettled), a leak under a sawtooth keeps rising through it
+        expected = g.rate * float(pos[-1] - pos[settled - 1])
+        if float(x[-1] - floor[settled - 1]) < MIN_PACE_RATIO * expected:
+            g.leak = g.actionable = False
+            g.to_oom = g.seconds_to_oom = None
+            g.rate = 0.0
+            if g.bytes_per_second is not None:
+                g.bytes_per_second = 0.0
+            g.reason = f"growth stopped: the last {n - settled} readings kept no more"
+            return g
     if not verdict.leak and settled == n:
         # The newest readings may be a step change (an eval spike read at the boundary, a
-        # copy switched on) that is not a trend itself and must not hide one before it.
-        a = _regime_bounds(floor, settled, tol)[0]
+        # copy switched on) that is not a trend itself and must not hide one before it. Not
+        # a plateau, though: once the readings since the growth ended outlast the pauses the
+        # growth itself made, the growth has stopped (a bounded buffer is full) and the alarm
+        # it raised while it filled clears.
+        a = _regime_bounds(floor, settled, tol, coarse)[0]
         if 3 <= a < n - 1 and int(np.count_nonzero(np.diff(floor[a:]) > tol)) < MIN_INCREMENTS:
-            before = _judge(pos, x, floor, a + 1, tol, sigma, copy.copy(g), seconds_per_unit, min_growth)
-            if before.leak:
-                for name in Growth.__dataclass_fields__:
-                    setattr(g, name, getattr(before, name))
-                g.reason += " (before a step change in the newest readings)"
+            since = n - 1 - a  # readings since the growth before the change ended
+            if since <= _pause_allowance(floor, a + 1, tol, coarse):
+                before = _judge(pos, x, floor, a + 1, tol, sigma, copy.copy(g), seconds_per_unit, min_growth, coarse)
+                if before.leak:
+                    for name in Growth.__dataclass_fields__:
+                        setattr(g, name, getattr(before, name))
+                    g.reason += " (before a step change in the newest readings)"
     return g
 
 
-def _regime_bounds(floor: np.ndarray, end: int, tol: float) -> tuple[int, np.ndarray, np.ndarray]:
+def _pause_allowance(floor: np.ndarray, end: int, tol: float, coarse: bool) -> float:
+    """Readings a growth in ``floor[:end]`` may pause before it counts as stopped: three times
+    its rhythm (the median gap between its increments), at least 3, and at least its longest
+    pause."""
+    _a, _seg, ev_seg = _regime_bounds(floor, end, tol, coarse)
+    ev_at = np.flatnonzero(ev_seg)
+    if len(ev_at) < 2:
+        return 3.0
+    gaps = np.diff(ev_at)
+    return float(max(3.0, 3.0 * float(np.median(gaps)), float(gaps.max())))
+
+
+def _regime_bounds(floor: np.ndarray, end: int, tol: float, coarse: bool = False) -> tuple[int, np.ndarray, np.ndarray]:
     """Start of the latest growth regime in ``floor[:end]``, its increments and event flags."""
     f = floor[:end]
     d = np.diff(f)
@@ -265,6 +326,14 @@ def _regime_bounds(floor: np.ndarray, end: int, tol: float) -> tuple[int, np.nda
         long_gaps = np.flatnonzero(gaps > pause)
         if len(long_gaps):
             start += int(ev_at[long_gaps[-1] + 1])
+    if coarse:
+        # a warm-up's few huge segments early in the regime, then a steady stream: judge the stream
+        seg = d[start:]
+        grew = seg[seg > 0]
+        if len(grew) >= 2 * MIN_INCREMENTS:
+            big = np.flatnonzero(seg > WARMUP_OUTLIER * float(np.median(grew)))
+            if len(big) and big[-1] < WARMUP_SHARE * len(seg):
+                start += int(big[-1]) + 1
     return start, d[start:], ev[start:]
 
 
@@ -278,9 +347,10 @@ def _judge(
     g: Growth,
     seconds_per_unit: Optional[float],
     min_growth: float,
+    coarse: bool = False,
 ) -> Growth:
     """The verdict on the regime of ``floor[:end]``; fills and returns ``g``."""
-    a, seg, ev_seg = _regime_bounds(floor, end, tol)
+    a, seg, ev_seg = _regime_bounds(floor, end, tol, coarse)
     last = end - 1
     span = last - a
     g.evidence = int(span)
@@ -322,6 +392,11 @@ def _judge(
         reasons.append(f"{g.increments} increment(s): a step change, not a trend")
     if float(seg.max()) > MAX_INCREMENT_SHARE * g.growth:
         reasons.append("one increment dominates: a step change")
+    elif coarse:
+        grew = seg[seg > 0]
+        n_eff = float(grew.sum()) ** 2 / float(np.sum(grew**2)) if len(grew) else 0.0
+        if n_eff < NVML_MIN_EFFECTIVE_INCREMENTS:
+            reasons.append(f"grew in ~{n_eff:.0f} large segments: the allocator's reserve settling looks the same")
     ev_at = np.flatnonzero(ev_seg)
     if len(ev_at):
         trailing = len(seg) - 1 - int(ev_at[-1])

@@ -6,47 +6,69 @@ hook calls us after every ``optimizer.step()`` of any optimizer, so the training
 no change, and every reading is taken at the same point of the iteration: boundary
 readings are deterministic, which is what makes a 512 B/step slope measurable.
 
-Records use the ``*.iters.jsonl`` format of the project's recorded traces, plus
-``limit`` (device total x per-process memory fraction) and ``device``. They go to
-``<jupyter runtime dir>/gpu-panel/probe-<pid>.iters.jsonl`` (directory 0700, files 0600,
+Records use the ``*.iters.jsonl`` format of the project's recorded traces, plus the fields
+``protocol`` names: ``limit`` (device total x per-process memory fraction, re-read at every
+record, so a later ``set_per_process_memory_fraction`` is seen), ``free`` (the device's free
+memory now, ``cudaMemGetInfo``, at most every ``protocol.FREE_SECONDS``: other processes on the
+card shrink it), ``device``, ``kind``, ``iter``, ``opt``/``mod`` and ``steps_per_iteration``.
+
+Iterations, not optimizer calls. The step hook receives the optimizer that stepped; each gets
+a small stable id (``opt``) in the order first seen. An iteration ends when an optimizer that
+already stepped in it steps again: a GAN's ``D.step(); G.step()`` or a second optimizer for
+a head are one iteration, and a head's optimizer that steps every other iteration joins the
+iteration it stepped in. (A module forward pre-hook would tell iterations apart too, but a
+global one puts every module call of the model on torch's slow path.) ``iter`` counts
+iterations; the verdict reads one record per iteration (its first), so slope, delay and
+forecast are per iteration.
+
+Loops without an optimizer (inference, eval, generation in a cell). The first top-level
+``nn.Module`` calls after the probe starts, and after every cell starts, are found by a global
+forward pre-hook that stays on only until one module is called a second time (one iteration
+of the loop, a few dozen module calls), then removes itself. The modules found get a plain
+forward hook: at the end of each of their calls, when no optimizer has stepped for a while
+(``protocol.IDLE_OPTIMIZER_SECONDS``, or 3x the steps' own interval), a ``kind: forward``
+record is written at the first call of each iteration (at most every
+``protocol.MIN_FORWARD_RECORD_SECONDS``). While a training loop runs, that hook only compares
+two clock readings.
+
+They go to ``<jupyter runtime dir>/gpu-panel/probe-<pid>.iters.jsonl`` (directory 0700, files 0600,
 rotated at ``max_bytes``) beside ``probe-<pid>.json`` (who wrote it), where the server
-finds them. Nothing here synchronises the GPU: the allocator counters are host-side.
+finds them. Nothing here synchronises the GPU: the allocator counters are host-side, and
+``cudaMemGetInfo`` queries the driver without waiting for the GPU.
 
 Triage: when the server writes ``probe-<pid>.triage-request`` (on a leak alarm, or the panel's
-"Find the leaking line"), the step hook notices it within a second, records torch's
-allocation history for the next few steps and writes what it saw to ``probe-<pid>.triage.json``
+"Find the leaking line"), the hook notices it within a second, records torch's allocation
+history for the next few iterations and writes what it saw to ``probe-<pid>.triage.json``
 (the allocations with their Python stacks, and each stack line's code, which only this process
 can read: notebook cells live in its linecache). The server names the stack that survives.
 """
 
 from __future__ import annotations
 
+import gc
 import json
-import linecache
 import os
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+from . import protocol as P
+from .probe_iterations import ForwardRecords, Iterations
+from .probe_triage import TriageRecorder
 from .protocol import (
     ALREADY_LOADED,
-    MAX_META_BYTES,
     PROBE_DIR_NAME,
     RELEASED_PREFIX,
-    TRIAGE_MAX_STEPS,
-    TRIAGE_STEPS,
     loaded_reply,
     probe_file,
 )
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 FLUSH_SECONDS = 0.5
-#: How often the step hook looks for a triage request (a stat call, so not every step).
-TRIAGE_POLL_SECONDS = 1.0
-TRIAGE_MAX_ENTRIES = 200_000
-TRIAGE_MAX_FRAMES = 32  # enough to get out of torch's own frames to the user's line
+#: Optimizer-step intervals longer than this are pauses, not the loop's rhythm.
+MAX_STEP_INTERVAL = 30.0
 
 
 def probe_dir() -> Path:
@@ -67,8 +89,9 @@ def _kernel_id() -> Optional[str]:
         return None
 
 
-class Probe:
-    """Writes one record per optimizer step of this process."""
+class Probe(TriageRecorder, ForwardRecords):
+    """Writes one record per optimizer step of this process (and per iteration of a loop
+    without an optimizer: see the module's docstring)."""
 
     def __init__(
         self, directory: Optional[Path] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES
@@ -85,26 +108,46 @@ class Probe:
         self.meta_path = probe_file(self.dir, self.pid, "meta")
         self.triage_request_path = probe_file(self.dir, self.pid, "triage-request")
         self.triage_path = probe_file(self.dir, self.pid, "triage")
-        self._triage_left = 0  # steps still to record; 0 when not recording
+        self._triage_left = 0  # iterations still to record; 0 when not recording
         self._triage_steps = 0
         self._next_triage_check = 0.0
-        self.step = 0
-        self._last_t: Optional[float] = None
+        self.step = 0  # records written (the ``i`` of the next one)
+        self.iterations = {P.KIND_STEP: Iterations(), P.KIND_FORWARD: Iterations()}
+        self._last_t: dict[str, Optional[float]] = {P.KIND_STEP: None, P.KIND_FORWARD: None}
+        self._last_step_t: Optional[float] = None  # last optimizer step (Unix seconds)
+        self._step_interval: Optional[float] = None  # smoothed interval between optimizer steps
+        self._last_forward_write = 0.0
+        self._next_free = 0.0
+        self._free_ok = True
         self._last_flush = 0.0
         self._handle: Any = None
+        self._discovery: Any = None  # the global forward pre-hook, while it looks for modules
+        self._discovery_seen: set[int] = set()
+        self._discovery_calls = 0
+        self._forward_hooks: dict[int, tuple[Callable[[], Any], Any]] = {}  # id(module) -> (ref, handle)
+        self._call_impl_code: Any = None
         self._fh: Any = None
+        self._total: Optional[int] = None
         self.limit = self._limit()
 
     def _limit(self) -> int:
-        """What this process may allocate: the card's total times the per-process fraction."""
+        """What this process may allocate now: the card's total times the per-process fraction
+        (re-read at every record: ``set_per_process_memory_fraction`` may change it any time)."""
         cuda = self.torch.cuda
-        total = cuda.get_device_properties(self.device).total_memory
+        if self._total is None:
+            self._total = int(cuda.get_device_properties(self.device).total_memory)
         fraction = 1.0
+        raw = getattr(self.torch._C, "_cuda_getMemoryFraction", None)  # the getter without its checks
         try:
-            fraction = float(cuda.get_per_process_memory_fraction(self.device))
-        except (AttributeError, RuntimeError):  # older torch: no getter
+            fraction = float(raw(self.device) if raw is not None else cuda.get_per_process_memory_fraction(self.device))
+        except (AttributeError, RuntimeError, TypeError):  # older torch: no getter
             pass
-        return int(total * fraction)
+        return int(self._total * fraction)
+
+    def _free(self) -> Optional[int]:
+        """The device's free memory now (every process's use counted), or None."""
+        free, _total = self.torch.cuda.mem_get_info(self.device)
+        return int(free)
 
     def open(self) -> None:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -169,15 +212,49 @@ class Probe:
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         now = time.time()
+        if self._last_step_t is not None:
+            gap = now - self._last_step_t
+            if 0 < gap < MAX_STEP_INTERVAL:
+                prev = self._step_interval
+                self._step_interval = gap if prev is None else 0.8 * prev + 0.2 * gap
+        self._last_step_t = now
+        self._record(P.KIND_STEP, P.OPT, optimizer, now)
+
+    def idle_after(self) -> float:
+        """Seconds without an optimizer step after which a loop's forward calls are recorded."""
+        return max(P.IDLE_OPTIMIZER_SECONDS, 3.0 * (self._step_interval or 0.0))
+
+    def _record(self, kind: str, key: str, source: Any, now: float) -> None:
+        its = self.iterations[kind]
+        sid, starts = its.fire(source)
+        if kind == P.KIND_FORWARD:
+            # one record per iteration (its first call), at most every MIN_FORWARD_RECORD_SECONDS
+            if not starts or now - self._last_forward_write < P.MIN_FORWARD_RECORD_SECONDS:
+                return
+            self._last_forward_write = now
+        last_t = self._last_t[kind]
         rec: dict[str, Any] = {
             "i": self.step,
+            P.KIND: kind,
+            P.ITER: its.index,
+            key: sid,
             "t": now,
-            "dt": None if self._last_t is None else now - self._last_t,
+            "dt": None if last_t is None else now - last_t,
         }
+        if its.last_calls is not None:
+            rec[P.STEPS_PER_ITERATION] = its.last_calls
         rec.update(self.reading())
-        rec["limit"] = self.limit
+        rec["limit"] = self.limit = self._limit()
+        if self._free_ok and now >= self._next_free:
+            self._next_free = now + P.FREE_SECONDS
+            try:
+                free = self._free()
+            except Exception:  # noqa: BLE001 - no driver query here (a CPU build): never again
+                free, self._free_ok = None, False
+            if free is not None:
+                rec["free"] = free
         rec["device"] = self.device
-        self._last_t = now
+        self._last_t[kind] = now
         self.step += 1
         self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
         if now - self._last_flush >= FLUSH_SECONDS:
@@ -185,102 +262,8 @@ class Probe:
             self._fh.flush()
             if self._fh.tell() > self.max_bytes:
                 self._rotate()
-        try:
-            if self._triage_left:
-                self._triage_step_marker()
-                self._triage_left -= 1
-                if not self._triage_left:
-                    self._finish_triage()
-            elif now >= self._next_triage_check:
-                self._next_triage_check = now + TRIAGE_POLL_SECONDS
-                if os.path.exists(self.triage_request_path):
-                    self._start_triage()
-        except Exception as exc:  # noqa: BLE001 - a training step must never fail because of us
-            if self._triage_left:
-                self._triage_left = 0
-                try:
-                    self._record_history(False)  # never leave the (costly) recording on
-                except Exception:  # noqa: BLE001
-                    pass
-            print(f"jupyter-gpu-panel: triage failed: {exc}", file=sys.stderr)
-
-    # -- triage: which allocation stack survives every step ---------------------------------
-
-    def _start_triage(self) -> None:
-        steps = TRIAGE_STEPS
-        try:
-            with open(self.triage_request_path, "rb") as fh:
-                req = json.loads(fh.read(MAX_META_BYTES) or b"{}")
-            steps = max(1, min(TRIAGE_MAX_STEPS, int(req.get("steps", steps))))
-        except (OSError, ValueError, TypeError, AttributeError):
-            pass
-        try:
-            self.triage_request_path.unlink()
-        except OSError:
-            pass
-        try:
-            self._record_history(True)
-        except Exception as exc:  # noqa: BLE001 - a training step must never fail because of us
-            self._write_triage({"error": f"torch cannot record the allocation history here: {exc}"})
-            return
-        self._triage_steps = self._triage_left = steps
-        self._triage_step_marker()
-
-    def _triage_step_marker(self) -> None:
-        """A tiny allocation at the step boundary, so the history can be cut into steps
-        (``protocol.STEP_MARKER`` names this function). Without it the triage still works, less exactly."""
-        try:
-            self.torch.empty(1, device=f"cuda:{self.device}")
-        except Exception:  # noqa: BLE001
-            pass
-
-    def _record_history(self, on: bool) -> None:
-        """torch's allocation history with Python stacks (torch 2.1+), on or off."""
-        memory = self.torch.cuda.memory
-        if on:
-            memory._record_memory_history(max_entries=TRIAGE_MAX_ENTRIES, stacks="python")
-        else:
-            memory._record_memory_history(enabled=None)
-
-    def _snapshot(self) -> dict[str, Any]:
-        return self.torch.cuda.memory._snapshot()
-
-    def _finish_triage(self) -> None:
-        error = None
-        try:
-            snap = self._snapshot()
-        except Exception as exc:  # noqa: BLE001
-            snap, error = None, f"torch could not take the memory snapshot: {exc}"
-        finally:
-            try:
-                self._record_history(False)
-            except Exception:  # noqa: BLE001
-                pass
-        if snap is None:
-            self._write_triage({"error": error})
-            return
-        traces = snap.get("device_traces") or []
-        events, code = [], {}
-        for ev in traces[self.device] if self.device < len(traces) else []:
-            frames = [
-                {"filename": f.get("filename"), "line": f.get("line"), "name": f.get("name")}
-                for f in (ev.get("frames") or [])[:TRIAGE_MAX_FRAMES]
-            ]
-            if ev.get("action") == "alloc":
-                for f in frames:
-                    key = f"{f['filename']}:{f['line']}"
-                    if key not in code:
-                        code[key] = linecache.getline(str(f["filename"]), int(f["line"] or 0)).strip() or None
-            events.append(
-                {"action": ev.get("action"), "addr": ev.get("addr"), "size": ev.get("size"), "frames": frames}
-            )
-        self._write_triage({"device_traces": [events], "code": code})
-
-    def _write_triage(self, doc: dict[str, Any]) -> None:
-        doc = {"t": time.time(), "pid": self.pid, "device": self.device, "steps": self._triage_steps, **doc}
-        tmp = self.triage_path.with_suffix(".tmp")
-        self._write_private(tmp, json.dumps(doc, separators=(",", ":")))
-        os.replace(tmp, self.triage_path)  # the server never reads half a file
+        if starts:
+            self._triage_tick(now)
 
     def _rotate(self) -> None:
         """Keep the newest records and one older file, so the size stays bounded."""
@@ -293,8 +276,16 @@ class Probe:
         rec = {"t": time.time(), "cell": cell_id, "execution_count": execution_count, **self.reading()}
         with self._open_private(self.cells_path, "a") as fh:
             fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        if self._fh is not None:
+            # the step records flush every FLUSH_SECONDS of training: the last steps of a cell
+            # would wait for the next cell's first flush (the server's view of an idle kernel)
+            self._fh.flush()
 
     def close(self) -> None:
+        self._disarm()
+        for _ref, handle in self._forward_hooks.values():
+            handle.remove()
+        self._forward_hooks = {}
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
@@ -334,6 +325,7 @@ def start(
         return None
     probe = Probe(Path(directory) if directory else None, device, max_bytes)
     probe.open()
+    probe.arm_forward_discovery()
     _probe = probe
     return probe
 
@@ -343,6 +335,12 @@ def stop() -> None:
     if _probe is not None:
         _probe.close()
         _probe = None
+
+
+def _pre_run_cell(*_: Any) -> None:
+    """A cell starts: its loop may run no optimizer (an eval, a generation): find its modules."""
+    if _probe is not None:
+        _probe.arm_forward_discovery()
 
 
 def _post_run_cell(result: Any) -> None:
@@ -365,6 +363,8 @@ def load_in_kernel(ipython: Any) -> None:
         return
     if _post_run_cell not in ipython.events.callbacks.get("post_run_cell", []):
         ipython.events.register("post_run_cell", _post_run_cell)
+    if _pre_run_cell not in ipython.events.callbacks.get("pre_run_cell", []):
+        ipython.events.register("pre_run_cell", _pre_run_cell)
     print(loaded_reply(probe.device))
 
 
@@ -373,10 +373,11 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    try:
-        ipython.events.unregister("post_run_cell", _post_run_cell)
-    except ValueError:
-        pass
+    for event, callback in (("post_run_cell", _post_run_cell), ("pre_run_cell", _pre_run_cell)):
+        try:
+            ipython.events.unregister(event, callback)
+        except ValueError:
+            pass
     stop()
 
 
@@ -387,9 +388,13 @@ def release_cached() -> dict[str, Any]:
     torch = sys.modules.get("torch")  # never import torch here: a kernel that did not, holds none
     report: dict[str, Any] = {"torch": torch is not None, "cuda": False, "reserved_before": 0, "reserved_after": 0}
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        devices = range(torch.cuda.device_count())
         report["cuda"] = True
-        report["reserved_before"] = int(sum(torch.cuda.memory_reserved(d) for d in range(torch.cuda.device_count())))
+        report["reserved_before"] = int(sum(torch.cuda.memory_reserved(d) for d in devices))
+        report["allocated"] = int(sum(torch.cuda.memory_allocated(d) for d in devices))
+        gc.collect()  # tensors only a reference cycle still holds go back to the cache first
         torch.cuda.empty_cache()
-        report["reserved_after"] = int(sum(torch.cuda.memory_reserved(d) for d in range(torch.cuda.device_count())))
+        report["reserved_after"] = int(sum(torch.cuda.memory_reserved(d) for d in devices))
+        report["allocated_after"] = int(sum(torch.cuda.memory_allocated(d) for d in devices))
     print(RELEASED_PREFIX + json.dumps(report))
     return report

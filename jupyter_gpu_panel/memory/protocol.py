@@ -17,7 +17,7 @@ PROBE_DIR_NAME = "gpu-panel"
 #: kind -> file name suffix of ``probe-<pid>.<suffix>``.
 FILE_SUFFIXES: dict[str, str] = {
     "meta": "json",  # who wrote the files (one JSON object, rewritten at start)
-    "iters": "iters.jsonl",  # one record per optimizer step
+    "iters": "iters.jsonl",  # one record per optimizer step (or top-level forward, see KIND)
     "cells": "cells.jsonl",  # one record per executed cell
     "triage-request": "triage-request",  # written by the server: record the next steps
     "triage": "triage.json",  # written by the probe: the allocation history it saw
@@ -49,10 +49,35 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_READ_BYTES = 8 * 1024 * 1024
 
 # -- record fields -----------------------------------------------------------------------------
-#: Integer byte counters of a step or cell record (non-negative, below 2**63).
-BYTE_FIELDS = ("allocated", "reserved", "active", "inactive_split", "peak_allocated", "limit")
+#: Integer byte counters of a step or cell record (non-negative, below 2**63). ``limit`` is
+#: what this process may allocate now (card total x per-process fraction, re-read at every
+#: record); ``free`` is the device's free memory now (``cudaMemGetInfo``: every process's use
+#: counted), read at most every ``FREE_SECONDS``.
+BYTE_FIELDS = ("allocated", "reserved", "active", "inactive_split", "peak_allocated", "limit", "free")
 #: Non-negative integer counters.
 COUNT_FIELDS = ("alloc_retries", "num_ooms")
+
+#: What wrote a record: an optimizer step (the global step post-hook), or the end of a
+#: top-level ``nn.Module`` call in a loop without an optimizer (inference, eval, generation).
+#: A record without ``kind`` is an optimizer step (recorded traces, probes before round 2).
+KIND = "kind"
+KIND_STEP = "step"
+KIND_FORWARD = "forward"
+KINDS = (KIND_STEP, KIND_FORWARD)
+#: Iteration index of the record, per kind: it advances when a source (an optimizer, a
+#: top-level module) that already fired in the current iteration fires again, so a GAN's
+#: G and D steps, or a second optimizer for a head, make one iteration.
+ITER = "iter"
+#: Small stable id (0, 1, ...) of the optimizer (``kind`` step) or top-level module
+#: (``kind`` forward) that fired, in the order the probe first saw them.
+OPT = "opt"
+MOD = "mod"
+#: Hook calls of the previous complete iteration (optimizer steps, or top-level module calls).
+STEPS_PER_ITERATION = "steps_per_iteration"
+#: Largest source id / calls per iteration accepted.
+MAX_SOURCES = 2**16
+#: Seconds between two ``cudaMemGetInfo`` reads (a driver call: cheap, but not free).
+FREE_SECONDS = 0.05
 #: Largest byte count accepted (16 EiB would overflow int64 consumers).
 MAX_BYTES_VALUE = 2**62
 #: Largest step index or device index accepted.
@@ -65,6 +90,16 @@ TRIAGE_MAX_STEPS = 32
 #: The probe allocates (and frees) one tiny tensor from this function at every step boundary
 #: while it records, so the server can cut the history into steps exactly.
 STEP_MARKER = "_triage_step_marker"
+#: Frames in these files are torch's, a library's or Python's own: never the user's line.
+LIBRARY_FRAMES = ("/torch/", "\\torch\\", "<frozen", "/site-packages/", "/dist-packages/", "/lib/python3")
+#: torch's ``nn.Module.__call__`` machinery: the user's line is the call site just outside the
+#: outermost module call of a stack (``fake = G(z)``), not a line inside a model's forward.
+MODULE_CALL_FILE = "torch/nn/modules/module.py"
+MODULE_CALL_NAMES = ("_call_impl", "_wrapped_call_impl", "__call__")
+#: Frames the probe keeps per allocation: the innermost few, every user frame and module call
+#: boundary, up to this many (a deep model nests dozens of torch frames above the user's line).
+TRIAGE_INNER_FRAMES = 4
+TRIAGE_MAX_FRAMES = 48
 
 # -- loading the probe in a kernel ----------------------------------------------------------
 #: Runs in the kernel without touching its namespace or history; prints one of the replies below.
@@ -77,6 +112,14 @@ ALREADY_LOADED = "jupyter-gpu-panel: already tracking GPU memory"
 
 def loaded_reply(device: int) -> str:
     return f"{LOADED_PREFIX} after every optimizer step (cuda:{device})."
+
+
+#: Recorded by the probe at the end of a top-level module call only after this long without
+#: an optimizer step (and 3 x the steps' own interval): a training loop is read at its steps.
+IDLE_OPTIMIZER_SECONDS = 2.0
+#: Forward records are written at most this often (a token-by-token generation calls its
+#: model thousands of times a second); skipped iterations are simply not recorded.
+MIN_FORWARD_RECORD_SECONDS = 0.005
 
 
 def load_succeeded(output: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import protocol as P
 from .protocol import BYTE_FIELDS, COUNT_FIELDS, MAX_BYTES_VALUE, MAX_INDEX
 
 #: Other byte fields a recorded trace may carry for the memory available.
@@ -46,13 +47,21 @@ def _float(value: Any, lo: float, hi: float) -> Optional[float]:
 def valid_step(rec: Any) -> Optional[dict[str, Any]]:
     """A step record (``*.iters.jsonl``): ``i`` and ``allocated`` required, the rest checked if present.
 
-    An OOM marker line (``"oom": true``) needs only ``i``.
+    An OOM marker line (``"oom": true``) needs only ``i``. The probe's iteration fields
+    (``protocol.KIND``, ``ITER``, ``OPT``, ``MOD``, ``STEPS_PER_ITERATION``) and ``free`` are checked
+    like the rest: a known kind, integers in range.
     """
     if not isinstance(rec, dict):
         return None
     i = _int(rec.get("i"), 0, MAX_INDEX)
     if rec.get("oom") is True:
-        return None if i is None else {"i": i, "oom": True}
+        if i is None:
+            return None
+        marker: dict[str, Any] = {"i": i, "oom": True}
+        it = rec.get(P.ITER)
+        if it is not None and _int(it, 0, MAX_INDEX) is not None:
+            marker[P.ITER] = int(it)
+        return marker
     allocated = _int(rec.get("allocated"), 0, MAX_BYTES_VALUE)
     if i is None or allocated is None:
         return None
@@ -80,6 +89,22 @@ def valid_step(rec: Any) -> Optional[dict[str, Any]]:
         if device is None:
             return None
         out["device"] = device
+    kind = rec.get(P.KIND)
+    if kind is not None:
+        if not isinstance(kind, str) or kind not in P.KINDS:
+            return None
+        out[P.KIND] = kind
+    for name, lo, hi in (
+        (P.ITER, 0, MAX_INDEX),
+        (P.OPT, 0, P.MAX_SOURCES),
+        (P.MOD, 0, P.MAX_SOURCES),
+        (P.STEPS_PER_ITERATION, 1, P.MAX_SOURCES),
+    ):
+        if name in rec and rec[name] is not None:
+            value = _int(rec[name], lo, hi)
+            if value is None:
+                return None
+            out[name] = value
     return out
 
 
@@ -132,18 +157,32 @@ def valid_meta(doc: Any, pid: int) -> dict[str, Any]:
 
 @dataclass
 class StepTrace:
-    """Validated step records as columns, for the detector."""
+    """Validated step records as columns, for the detector: one row per iteration.
 
-    steps: np.ndarray
+    Records that carry ``iter`` (the probe since round 2) are grouped: the first record of
+    each iteration is its reading (the same point of every iteration: after the optimizer, or
+    the module call, that opens it), so positions are iterations. Older records and recorded
+    traces are one row each, positioned by ``i``. Only records of one ``kind`` are judged:
+    the kind of the newest records (an eval loop after training is judged on its own).
+    """
+
+    steps: np.ndarray  # iteration index (or ``i``)
     t: np.ndarray
     allocated: np.ndarray
     reserved: np.ndarray
     peak: Optional[np.ndarray]
     alloc_retries: Optional[np.ndarray]
-    limit: Optional[float] = None  # recorded by the probe
+    limit: Optional[float] = None  # the newest process cap the probe recorded
     mem_total: Optional[float] = None  # recorded in the trace itself
+    free: Optional[float] = None  # the device's newest free memory the probe recorded ...
+    free_reserved: Optional[float] = None  # ... and this process's reserve at that moment
     oom_step: Optional[int] = None
     skipped: int = 0  # records that failed validation
+    kind: str = P.KIND_STEP  # which records were judged
+    grouped: bool = False  # rows are iterations of several records (``iter`` present)
+    steps_per_iteration: Optional[float] = None  # hook calls per iteration (None: not recorded)
+    records_per_iteration: float = 1.0  # ``i`` advanced per iteration (the chart's x axis)
+    last_i: Optional[int] = None  # ``i`` of the newest judged record
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -157,6 +196,28 @@ def _col(records: list[dict[str, Any]], *names: str) -> Optional[np.ndarray]:
     return None
 
 
+def _kind(rec: dict[str, Any]) -> str:
+    return rec.get(P.KIND) or P.KIND_STEP
+
+
+def judged_kind(good: list[dict[str, Any]]) -> str:
+    """The kind of the newest records, once it holds a few iterations (else the other kind's,
+    when that one holds more: a training loop's first forward record before its first step)."""
+    if not good:
+        return P.KIND_STEP
+    newest = _kind(good[-1])
+    iters: dict[str, set[Any]] = {k: set() for k in P.KINDS}
+    for r in good:
+        iters[_kind(r)].add(r.get(P.ITER, r["i"]))
+    other = P.KIND_FORWARD if newest == P.KIND_STEP else P.KIND_STEP
+    if len(iters[newest]) < 3 and len(iters[other]) > len(iters[newest]):
+        return other
+    return newest
+
+
+RECENT_ITERATIONS = 256
+
+
 def steps_from_records(records: list[Any]) -> StepTrace:
     """Columns of the valid step records among ``records`` (raw dicts, validated here)."""
     oom_step = None
@@ -167,23 +228,60 @@ def steps_from_records(records: list[Any]) -> StepTrace:
         if rec is None:
             skipped += 1
         elif rec.get("oom"):
-            oom_step = rec["i"]
+            oom_step = rec.get(P.ITER, rec["i"])
         else:
             good.append(rec)
-    n = len(good)
     limit = next((float(r[k]) for r in reversed(good) for k in LIMIT_FIELDS if r.get(k)), None)
     mem_total = next((float(r["mem_total"]) for r in reversed(good) if r.get("mem_total")), None)
-    t = _col(good, "t")
+    with_free = next((r for r in reversed(good) if r.get("free") is not None), None)
+    kind = judged_kind(good)
+    sel = [r for r in good if _kind(r) == kind]
+    grouped = bool(sel) and all(P.ITER in r for r in sel)
+    spi: Optional[float] = None
+    per_iter = 1.0
+    if grouped:
+        rows: list[dict[str, Any]] = []
+        counts: list[int] = []
+        for r in sel:  # file order: the first record of each iteration is its reading
+            if not rows or r[P.ITER] != rows[-1][P.ITER]:
+                rows.append(r)
+                counts.append(0)
+            counts[-1] += 1
+        recent = rows[-RECENT_ITERATIONS:]
+        said = [r[P.STEPS_PER_ITERATION] for r in recent if r.get(P.STEPS_PER_ITERATION)]
+        if said:
+            spi = float(np.mean(said))
+        elif kind == P.KIND_STEP:  # every optimizer step is in the file: count them
+            done = counts[-RECENT_ITERATIONS:-1] or counts[-1:]
+            spi = float(np.mean(done))
+        pos = [float(r[P.ITER]) for r in rows]
+        if len(rows) >= 2:
+            gaps = np.diff([float(r["i"]) for r in rows[-RECENT_ITERATIONS:]])
+            gaps = gaps[gaps > 0]
+            if len(gaps):
+                per_iter = float(np.median(gaps))
+        sel = rows
+    else:
+        pos = [float(r["i"]) for r in sel]
+    n = len(sel)
+    t = _col(sel, "t")
     return StepTrace(
-        steps=np.asarray([r["i"] for r in good], dtype=float),
+        steps=np.asarray(pos, dtype=float),
         t=t if t is not None else np.full(n, np.nan),
-        allocated=np.asarray([r["allocated"] for r in good], dtype=float),
-        reserved=_col(good, "reserved") if n else np.zeros(0),
-        peak=_col(good, "peak_allocated", "max_allocated"),
-        alloc_retries=_col(good, "alloc_retries"),
+        allocated=np.asarray([r["allocated"] for r in sel], dtype=float),
+        reserved=_col(sel, "reserved") if n else np.zeros(0),
+        peak=_col(sel, "peak_allocated", "max_allocated"),
+        alloc_retries=_col(sel, "alloc_retries"),
         limit=limit,
         mem_total=mem_total,
+        free=None if with_free is None else float(with_free["free"]),
+        free_reserved=None if with_free is None else float(with_free.get("reserved", with_free["allocated"])),
         oom_step=oom_step,
         skipped=skipped,
+        kind=kind,
+        grouped=grouped,
+        steps_per_iteration=spi,
+        records_per_iteration=per_iter,
+        last_i=int(sel[-1]["i"]) if sel else None,
         records=good,
     )

@@ -5,23 +5,54 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
-from .protocol import STEP_MARKER, TRIAGE_MAX_STEPS
+from .protocol import LIBRARY_FRAMES, MODULE_CALL_FILE, MODULE_CALL_NAMES, STEP_MARKER, TRIAGE_MAX_STEPS
 from .wording import human_bytes
+
+DEFAULT_SKIP = LIBRARY_FRAMES
+
+
+def _is_user(fr: Mapping[str, Any], skip: Sequence[str]) -> bool:
+    name = str(fr.get("filename", "") or "")
+    return bool(name) and not any(s in name for s in skip)
+
+
+def _is_module_call(fr: Mapping[str, Any]) -> bool:
+    """A frame of torch's ``nn.Module.__call__`` machinery (``_call_impl`` and its wrappers)."""
+    name = str(fr.get("filename", "") or "").replace("\\", "/")
+    return MODULE_CALL_FILE in name and fr.get("name") in MODULE_CALL_NAMES
+
+
+def _user_frames(
+    frames: Sequence[Mapping[str, Any]], skip: Sequence[str]
+) -> tuple[Optional[Mapping[str, Any]], Optional[Mapping[str, Any]]]:
+    """``(call site, innermost user frame)`` of an allocation's stack (innermost frame first).
+
+    The call site is the first user frame outside the outermost ``nn.Module`` call, walking
+    outward: the line of the loop that called into the model (``fake = G(z)``). That, not a
+    line inside a model's ``forward``, is the one to name: the tensor a leak keeps is what that
+    call returned (or its autograd graph), its variable is on that line, and the same forward
+    runs from several calls (a GAN calls ``G`` in the D and in the G update) of which only one
+    may leak. When the stack holds no module call, both are the innermost user frame; when no
+    user frame lies outside the module calls (a loop inside a library: Lightning, a
+    ``Trainer``), the call site is the innermost user frame.
+    """
+    frames = list(frames or ())
+    inner = next((fr for fr in frames if _is_user(fr, skip)), None)
+    outer = max((k for k, fr in enumerate(frames) if _is_module_call(fr)), default=-1)
+    site = next((fr for fr in frames[outer + 1 :] if _is_user(fr, skip)), None) if outer >= 0 else inner
+    return (site or inner), inner
 
 
 def _user_frame(frames: Sequence[Mapping[str, Any]], skip: Sequence[str]) -> Optional[Mapping[str, Any]]:
-    for fr in frames or ():
-        name = str(fr.get("filename", ""))
-        if not name or any(s in name for s in skip):
-            continue
-        return fr
-    return None
+    return _user_frames(frames, skip)[0]
 
 
-DEFAULT_SKIP = ("/torch/", "\\torch\\", "<frozen", "/site-packages/", "/dist-packages/", "/lib/python3")
+def _place(fr: Mapping[str, Any]) -> str:
+    return f"{fr.get('filename')}:{fr.get('line')} {fr.get('name', '')}".strip()
 
 
 def _is_marker(ev: Mapping[str, Any]) -> bool:
@@ -85,7 +116,7 @@ def triage_snapshot(
                 alive.pop(int(addr), None)
     groups: dict[str, dict[str, Any]] = {}
     for ev, k in alive.values():
-        fr = _user_frame(ev.get("frames") or [], skip)
+        fr, inner = _user_frames(ev.get("frames") or [], skip)
         if fr is None:
             key, where, label, code = (
                 "<no user frame>",
@@ -94,21 +125,30 @@ def triage_snapshot(
                 None,
             )
         else:
-            where = f"{fr.get('filename')}:{fr.get('line')} {fr.get('name', '')}".strip()
+            where = _place(fr)
             key = where
             code = source_line(str(fr.get("filename")), int(fr.get("line") or 0)) if source_line else None
             label = f"`{_short_place(str(fr.get('filename')), fr.get('line'))}" + (f" {code.strip()}`" if code else "`")
         grp = groups.setdefault(
-            key, {"where": where, "code": code, "label": label, "bytes": 0, "count": 0, "_steps": set()}
+            key,
+            {"where": where, "code": code, "label": label, "bytes": 0, "count": 0, "_steps": {}, "_inner": {}},
         )
-        grp["bytes"] += int(ev.get("size") or 0)
+        size = int(ev.get("size") or 0)
+        grp["bytes"] += size
         grp["count"] += 1
-        grp["_steps"].add(k)
+        grp["_steps"][k] = grp["_steps"].get(k, 0) + size
+        if inner is not None and inner is not fr:
+            grp["_inner"][_place(inner)] = (grp["_inner"].get(_place(inner), (0, inner))[0] + size, inner)
     for grp in groups.values():
-        grp["steps_kept"] = len(grp.pop("_steps"))
-        grp["bytes_per_step"] = grp["bytes"] / steps
+        per_step = grp.pop("_steps")
+        grp["steps_kept"] = len(per_step)
+        # what one step keeps: the median over the steps (the last one also holds what the
+        # running step still references, the first may differ: warm-up)
+        grp["bytes_per_step"] = float(statistics.median([per_step.get(k, 0) for k in range(steps)]))
         # one survivor a step is the leak's signature (the first step may differ: warm-up)
         grp["every_step"] = grp["steps_kept"] >= max(2, steps - 1)
+        inners = grp.pop("_inner")
+        grp["_inner_frame"] = max(inners.values(), key=lambda v: v[0])[1] if inners else None
     ranked = sorted(groups.values(), key=lambda g: (-g["steps_kept"], -g["bytes"]))
     message = None
     if ranked and ranked[0]["bytes"] > 0:
@@ -118,8 +158,14 @@ def triage_snapshot(
             message = f"{label} keeps {human_bytes(top['bytes_per_step'])} a step"
         else:
             message = f"{label} kept {human_bytes(top['bytes'])} over {steps} steps"
+        inner = top.get("_inner_frame")
+        if inner is not None:
+            text = source_line(str(inner.get("filename")), int(inner.get("line") or 0)) if source_line else None
+            place = _short_place(str(inner.get("filename")), inner.get("line"))
+            message += f" (allocated in `{place}" + (f" {text.strip()}`)" if text else "`)")
     for grp in ranked:
         grp.pop("label", None)
+        grp.pop("_inner_frame", None)
     return {"stacks": ranked, "steps": steps, "message": message}
 
 

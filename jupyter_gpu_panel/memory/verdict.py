@@ -4,6 +4,18 @@ all call ``verdict_from_records``, so they cannot disagree on the same trace.
 The verdict holds the detector's fields (``detector.StepsReport.to_json``) plus ``source``,
 ``current_step``, ``skipped`` (records that failed validation), the one-line ``message`` and
 the chart's ``forecast`` line.
+
+A "step" here is an iteration of the loop (``records.StepTrace``): several optimizers stepping
+in one iteration (a GAN's G and D) count once, and ``steps_per_iteration`` says how many hook
+calls made one (null when the records do not say: recorded traces, older probes).
+``step_source`` says what the iterations are: ``optimizer`` steps, or ``forward`` calls of a
+loop without an optimizer.
+
+Headroom is bounded by what this process can still get now: the process cap the probe re-reads
+at every record (``set_per_process_memory_fraction``), and the device's free memory plus this
+process's own reserve (other processes on the card take memory too). ``headroom_bound`` names
+the bound that applied: ``process cap``, ``device free``, or ``capacity`` (given by the caller,
+or the card's size when the records hold neither).
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from . import protocol as P
 from .records import StepTrace, steps_from_records
 from .wording import leak_message
 
@@ -20,26 +33,60 @@ FALLBACK_CAPACITY = 80 * 2**30
 MIN_STEPS = 3
 
 
-def capacity_of(trace: StepTrace, capacity: Optional[float], default: Optional[float]) -> tuple[float, Optional[str]]:
-    """The memory available: given, else what the records say (the probe's limit, the trace's
-    ``mem_total``), else ``default`` (a meta file's limit, a card size recorded beside the trace),
-    else 80 GiB with a note saying so."""
-    for value in (capacity, trace.limit, trace.mem_total, default):
+#: ``headroom_bound`` values.
+BOUND_PROCESS_CAP = "process cap"
+BOUND_DEVICE_FREE = "device free"
+BOUND_CAPACITY = "capacity"
+HEADROOM_BOUNDS = (BOUND_PROCESS_CAP, BOUND_DEVICE_FREE, BOUND_CAPACITY)
+#: ``step_source`` values: what one iteration's records come from.
+STEP_SOURCES = {P.KIND_STEP: "optimizer", P.KIND_FORWARD: "forward"}
+
+
+def capacity_bound(
+    trace: StepTrace, capacity: Optional[float], default: Optional[float]
+) -> tuple[float, Optional[str], str]:
+    """The memory this process can reach now, the note when it was assumed, and which bound
+    applied. ``capacity`` (the caller's, e.g. ``--capacity``) wins outright; else the tighter of
+    the process cap the probe recorded last (``limit``) and the device's free memory plus this
+    process's reserve at the newest ``free`` reading; else the trace's ``mem_total``, else
+    ``default`` (a meta file's limit, a card size recorded beside the trace), else 80 GiB."""
+    if capacity:
+        return float(capacity), None, BOUND_CAPACITY
+    bounds: list[tuple[float, str]] = []
+    if trace.limit:
+        bounds.append((float(trace.limit), BOUND_PROCESS_CAP))
+    if trace.free is not None and trace.free_reserved is not None:
+        bounds.append((float(trace.free) + float(trace.free_reserved), BOUND_DEVICE_FREE))
+        if not trace.limit:  # the card's size still bounds it when no cap was recorded
+            for value in (trace.mem_total, default):
+                if value:
+                    bounds.append((float(value), BOUND_CAPACITY))
+                    break
+    if bounds:
+        value, bound = min(bounds, key=lambda b: b[0])
+        return value, None, bound
+    for value in (trace.mem_total, default):
         if value:
-            return float(value), None
+            return float(value), None, BOUND_CAPACITY
     note = f"no capacity in the trace: assuming {FALLBACK_CAPACITY / 2**30:.0f} GiB (use --capacity)"
-    return float(FALLBACK_CAPACITY), note
+    return float(FALLBACK_CAPACITY), note, BOUND_CAPACITY
+
+
+def capacity_of(trace: StepTrace, capacity: Optional[float], default: Optional[float]) -> tuple[float, Optional[str]]:
+    """``capacity_bound`` without the bound's name."""
+    value, note, _bound = capacity_bound(trace, capacity, default)
+    return value, note
 
 
 def verdict_from_trace(
     trace: StepTrace, capacity: Optional[float] = None, default_capacity: Optional[float] = None
 ) -> Optional[dict[str, Any]]:
-    """The verdict on validated step columns; None with fewer than ``MIN_STEPS`` steps."""
+    """The verdict on validated step columns; None with fewer than ``MIN_STEPS`` iterations."""
     if len(trace) < MIN_STEPS:
         return None
     from .detector import analyze_steps  # scipy: imported on first use, not at server start
 
-    cap, note = capacity_of(trace, capacity, default_capacity)
+    cap, note, bound = capacity_bound(trace, capacity, default_capacity)
     report = analyze_steps(
         trace.steps,
         trace.allocated,
@@ -53,8 +100,16 @@ def verdict_from_trace(
     report["current_step"] = int(trace.steps.max())
     report["skipped"] = trace.skipped
     report["capacity_note"] = note
+    report["headroom_bound"] = bound
+    report["steps_per_iteration"] = trace.steps_per_iteration
+    report["step_source"] = STEP_SOURCES.get(trace.kind, "optimizer")
     report["message"] = leak_message(report)
-    report["forecast"] = forecast_line(report, "step", float(report["current_step"]), report.get("steps_to_oom"))
+    # the chart's x axis is the records' ``i``: one iteration advances it by records_per_iteration
+    now = float(trace.last_i if trace.last_i is not None else report["current_step"])
+    to_oom = report.get("steps_to_oom")
+    report["forecast"] = forecast_line(
+        report, "step", now, None if to_oom is None else float(to_oom) * trace.records_per_iteration
+    )
     return report
 
 

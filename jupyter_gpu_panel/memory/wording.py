@@ -32,12 +32,16 @@ def leak_message(report: Mapping[str, Any]) -> str:
     """One sentence for the panel, the notification and the CLI.
 
     ``report`` holds the detector's fields (``leak``, ``actionable``, ``bytes_per_step`` or
-    ``bytes_per_second``, ``seconds_to_oom``, ``steps_to_oom``, ``current_step``).
+    ``bytes_per_second``, ``seconds_to_oom``, ``steps_to_oom``, ``current_step``). A step is an
+    iteration of the loop (its optimizers' steps together); in a loop without an optimizer
+    (``step_source`` ``forward``) the sentence says "iteration".
     """
+    step = "iteration" if report.get("step_source") == "forward" else "step"
     if not report.get("leak"):
-        return "No memory growth across steps." if "bytes_per_step" in report else "No memory growth."
+        return f"No memory growth across {step}s." if "bytes_per_step" in report else "No memory growth."
     bps = report.get("bytes_per_step")
-    rate = f"{human_bytes(bps)} a step" if bps else f"{human_bytes(report.get('bytes_per_second') or 0)}/s"
+    article = "an" if step[0] in "aeiou" else "a"
+    rate = f"{human_bytes(bps)} {article} {step}" if bps else f"{human_bytes(report.get('bytes_per_second') or 0)}/s"
     if not report.get("actionable"):
         return f"Slow growth of {rate}: would not fill the memory within 24 h."
     parts = [f"Leaking {rate}"]
@@ -46,7 +50,7 @@ def leak_message(report: Mapping[str, Any]) -> str:
     if secs is not None:
         parts.append(f"full in ~{human_seconds(secs)}")
     if steps is not None and report.get("current_step") is not None:
-        parts.append(f"around step {int(report['current_step'] + steps):,}")
+        parts.append(f"around {step} {int(report['current_step'] + steps):,}")
     elif steps is not None:
-        parts.append(f"in ~{steps:,.0f} steps")
+        parts.append(f"in ~{steps:,.0f} {step}s")
     return ", ".join(parts) + "."

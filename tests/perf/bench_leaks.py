@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from jupyter_gpu_panel.memory import detector, triage  # noqa: E402
+from jupyter_gpu_panel.memory import detector
 
 MiB = 2**20
 CARD = 85_520_809_984
@@ -61,7 +61,10 @@ def main() -> int:
     ap.add_argument("--sizes", default="1000,10000,20000")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"python {platform.python_version()} on {platform.machine()} ({platform.processor() or 'cpu'}), numpy {np.__version__}")
+    print(
+        f"python {platform.python_version()} on {platform.machine()} ({platform.processor() or 'cpu'}), "
+        f"numpy {np.__version__}"
+    )
     print(f"{'pattern':<18} {'N':>7} {'steps med ms':>13} {'p95':>7} {'time med ms':>12} {'p95':>7}  verdict")
     worst_10k = 0.0
     for n in sizes:
@@ -71,11 +74,14 @@ def main() -> int:
             peak = np.maximum.accumulate(x + 3e9)
             reserved = x + 2e9
             retries = np.zeros(n)
-            s_med, s_p95 = timed(
-                lambda: detector.analyze_steps(steps, x, capacity=CARD, t=t, peak=peak, reserved=reserved, alloc_retries=retries),
-                args.repeats,
-            )
-            t_med, t_p95 = timed(lambda: detector.analyze_time(t, x, capacity=CARD), args.repeats)
+
+            def by_step(x=x, peak=peak, reserved=reserved, retries=retries, steps=steps, t=t):
+                return detector.analyze_steps(
+                    steps, x, capacity=CARD, t=t, peak=peak, reserved=reserved, alloc_retries=retries
+                )
+
+            s_med, s_p95 = timed(by_step, args.repeats)
+            t_med, t_p95 = timed(lambda x=x, t=t: detector.analyze_time(t, x, capacity=CARD), args.repeats)
             rep = detector.analyze_steps(steps, x, capacity=CARD, t=t, peak=peak)
             verdict = "actionable" if rep.actionable else ("leak" if rep.leak else "healthy")
             print(f"{name:<18} {n:>7} {s_med:>13.2f} {s_p95:>7.2f} {t_med:>12.2f} {t_p95:>7.2f}  {verdict}")
@@ -83,7 +89,10 @@ def main() -> int:
                 worst_10k = max(worst_10k, s_med, t_med)
     if 10_000 in sizes:
         ok = worst_10k < BUDGET_MS
-        print(f"worst median at 10,000 points: {worst_10k:.2f} ms -> {'within' if ok else 'OVER'} the {BUDGET_MS:.0f} ms budget")
+        print(
+            f"worst median at 10,000 points: {worst_10k:.2f} ms -> "
+            f"{'within' if ok else 'OVER'} the {BUDGET_MS:.0f} ms budget"
+        )
         return 0 if ok else 1
     return 0
 

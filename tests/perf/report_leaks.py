@@ -4,8 +4,11 @@
 
 One row per scenario of ``../shared/traces/{h100,h100-mlp}`` and ``tests/data/leaks/h100-extra``:
 the truth from ``meta.jsonl``, the verdict on the whole steps file and per pid on the NVML file,
-the step of the first alarm on prefixes (and how far after the onset), and for runs capped to an
-OOM the forecast error at the first alarm. The pass/fail checks live in
+when NVML alone first flags the leaking pid (seconds after the onset, and how much it had grown),
+the step of the first alarm on prefixes (and how far after the onset), and for runs that reached
+an OOM the forecast and its error at the first alarm (for a second process that filled the card
+mid-run: once its memory shows). Steps are iterations where the probe recorded them
+(``tests/data/leaks/h200-round2``: a GAN's two optimizer steps are one iteration). The pass/fail checks live in
 ``tests/test_leaks_traces.py``; this is the readable summary quoted in the README.
 """
 
@@ -17,9 +20,21 @@ from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parents[1]))  # this checkout, before any installed copy
 
-from test_leaks_traces import DIRS, capacity_of, first_alarm, nvml_checks, verdict  # noqa: E402
+from test_leaks_traces import (  # noqa: E402
+    DIRS,
+    capacity_of,
+    first_alarm,
+    forecast_points,
+    iterations,
+    nvml_checks,
+    nvml_rows,
+    position,
+    verdict,
+)
 
+from jupyter_gpu_panel.memory.detector import analyze_nvml  # noqa: E402
 from jupyter_gpu_panel.memory.traces import read_records  # noqa: E402
 
 
@@ -31,6 +46,24 @@ def nvml_cell(d: Path, m: dict[str, Any]) -> tuple[str, bool]:
     return f"{flagged} (want {expected})", all(got == want for _, got, want in checks)
 
 
+def nvml_alarm(d: Path, m: dict[str, Any], pid: int) -> str:
+    """When NVML alone first flags ``pid``: seconds after the leak's onset, and how much the
+    leak had kept by then (its rate x the iterations since the onset; prefixes every 2 samples)."""
+    rows = nvml_rows(d, m)
+    its = [r for r in iterations(read_records(d / f"{m['scenario']}.iters.jsonl"), m.get("kind", "step")) if r.get("t")]
+    leaking = [r for r in its if position(r) >= (m["onset"] or 0)]
+    if not leaking:
+        return ""
+    onset = leaking[0]["t"]
+    for n in range(10, len(rows) + 1, 2):
+        got = analyze_nvml(rows[:n], pid=pid)
+        if got and got[0]["actionable"]:
+            now = rows[n - 1]["t"]
+            kept = m["leak_bytes_per_iter"] * sum(1 for r in leaking if r["t"] <= now)
+            return f"+{now - onset:.1f} s, {kept / 2**20:.0f} MiB"
+    return "never"
+
+
 def row(d: Path, m: dict[str, Any]) -> list[str]:
     path = d / f"{m['scenario']}.iters.jsonl"
     recs = read_records(path)
@@ -40,16 +73,21 @@ def row(d: Path, m: dict[str, Any]) -> list[str]:
     after = "" if alarm is None or m.get("onset") is None else f"+{alarm - int(m['onset'])}"
     err = ""
     if m.get("oom_at") is not None and alarm is not None:
-        at_alarm = verdict([r for r in recs if r["i"] <= alarm], cap, path)
-        truth = int(m["oom_at"]) - alarm
-        err = f"{at_alarm['steps_to_oom']:.0f} vs {truth} ({(at_alarm['steps_to_oom'] - truth) / truth:+.0%})"
+        at = forecast_points(m, alarm)[0]  # the first alarm (or when a second process arrived)
+        at_alarm = verdict([r for r in recs if position(r) <= at and not r.get("oom")], cap, path)
+        truth = int(m["oom_at"]) - at
+        mark = "" if at == alarm else f" at {at}"
+        err = f"{at_alarm['steps_to_oom']:.0f} vs {truth} ({(at_alarm['steps_to_oom'] - truth) / truth:+.0%}){mark}"
     nvml, nvml_ok = nvml_cell(d, m)
+    wanted = [pid for pid, _, want in nvml_checks(d, m) if want]
+    nvml_when = nvml_alarm(d, m, wanted[0]) if wanted else ""
     ok = whole["actionable"] == bool(m["actionable"]) and nvml_ok
     return [
         f"{d.name}/{m['scenario']}",
         "yes" if m["actionable"] else "no",
         "yes" if whole["actionable"] else "no",
         nvml,
+        nvml_when,
         "" if alarm is None else f"{alarm} {after}".strip(),
         err,
         "ok" if ok else "WRONG",
@@ -57,7 +95,16 @@ def row(d: Path, m: dict[str, Any]) -> list[str]:
 
 
 def main() -> int:
-    head = ["scenario", "truth", "steps verdict", "NVML alone flags", "first alarm (after onset)", "steps to OOM at alarm", ""]
+    head = [
+        "scenario",
+        "truth",
+        "steps verdict",
+        "NVML alone flags",
+        "NVML alarm (leak kept)",
+        "first alarm (after onset)",
+        "steps to OOM at alarm (error)",
+        "",
+    ]
     rows = [row(d, m) for d in DIRS if (d / "meta.jsonl").is_file() for m in read_records(d / "meta.jsonl")]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:

@@ -43,16 +43,22 @@ def main(out: str) -> None:
     torch.cuda.memory._record_memory_history(enabled=None)
     traces = []
     for dev in snap.get("device_traces", []):
-        traces.append([
-            {k: ev.get(k) for k in ("action", "addr", "size", "stream")}
-            | {"frames": [{k: f.get(k) for k in ("filename", "line", "name")} for f in (ev.get("frames") or [])[:12]]}
-            for ev in dev
-        ])
+        traces.append(
+            [
+                {k: ev.get(k) for k in ("action", "addr", "size", "stream")}
+                | {
+                    "frames": [
+                        {k: f.get(k) for k in ("filename", "line", "name")} for f in (ev.get("frames") or [])[:12]
+                    ]
+                }
+                for ev in dev
+            ]
+        )
     with open(out, "w") as fh:
         json.dump({"torch": torch.__version__, "steps": 4, "device_traces": traces}, fh)
 
     sys.path.insert(0, ".")
-    from jupyter_gpu_panel.memory import detector, triage
+    from jupyter_gpu_panel.memory import triage
 
     print(json.dumps(triage.triage_snapshot({"device_traces": traces}, 4)["stacks"][:3], indent=1))
     print(triage.triage_snapshot({"device_traces": traces}, 4)["message"])

@@ -26,28 +26,52 @@ MiB = 1 << 20
 
 #: name -> (steps, ground truth, memory fraction cap or None)
 SCENARIOS: dict[str, dict] = {
-    "healthy_ema_on": dict(steps=400, leak=False, onset=None, rate=0,
-                           note="EMA copy of the weights switched on at step 150"),
-    "healthy_batch_change": dict(steps=400, leak=False, onset=None, rate=0,
-                                 note="batch size doubled at step 150"),
-    "healthy_bounded_cache": dict(steps=400, leak=False, onset=None, rate=0,
-                                  note="keeps the last 16 hidden-state batches in a deque"),
-    "healthy_empty_cache": dict(steps=400, leak=False, onset=None, rate=0,
-                                note="variable sequence length, torch.cuda.empty_cache() every 40 steps"),
-    "healthy_varlen": dict(steps=400, leak=False, onset=None, rate=0,
-                           note="random sequence length 32..256: reserve grows in steps then settles"),
-    "healthy_gc_cycles": dict(steps=400, leak=False, onset=None, rate=0,
-                              note="hidden states held by reference cycles, gc disabled, gc.collect() every 12 steps"),
-    "leak_staircase": dict(steps=400, leak=True, onset=0, rate=None,
-                           note="keeps the logits of every 8th step"),
-    "leak_view_pin": dict(steps=400, leak=True, onset=0, rate=None,
-                          note="keeps a 1-element view of the logits: pins the whole storage"),
-    "leak_fast_oom": dict(steps=400, leak=True, onset=120, rate=None, frac=0.15,
-                          note="healthy for 120 steps, then keeps a 4x copy of the fp32 logits each step until OOM"),
-    "leak_small_onset": dict(steps=500, leak=True, onset=250, rate=None,
-                             note="healthy for 250 steps, then keeps 1 MiB a step"),
-    "leak_tiny": dict(steps=400, leak=True, onset=0, rate=2048,
-                      note="keeps 2 KiB a step: would not fill the card in 24 h"),
+    "healthy_ema_on": dict(
+        steps=400, leak=False, onset=None, rate=0, note="EMA copy of the weights switched on at step 150"
+    ),
+    "healthy_batch_change": dict(steps=400, leak=False, onset=None, rate=0, note="batch size doubled at step 150"),
+    "healthy_bounded_cache": dict(
+        steps=400, leak=False, onset=None, rate=0, note="keeps the last 16 hidden-state batches in a deque"
+    ),
+    "healthy_empty_cache": dict(
+        steps=400,
+        leak=False,
+        onset=None,
+        rate=0,
+        note="variable sequence length, torch.cuda.empty_cache() every 40 steps",
+    ),
+    "healthy_varlen": dict(
+        steps=400,
+        leak=False,
+        onset=None,
+        rate=0,
+        note="random sequence length 32..256: reserve grows in steps then settles",
+    ),
+    "healthy_gc_cycles": dict(
+        steps=400,
+        leak=False,
+        onset=None,
+        rate=0,
+        note="hidden states held by reference cycles, gc disabled, gc.collect() every 12 steps",
+    ),
+    "leak_staircase": dict(steps=400, leak=True, onset=0, rate=None, note="keeps the logits of every 8th step"),
+    "leak_view_pin": dict(
+        steps=400, leak=True, onset=0, rate=None, note="keeps a 1-element view of the logits: pins the whole storage"
+    ),
+    "leak_fast_oom": dict(
+        steps=400,
+        leak=True,
+        onset=120,
+        rate=None,
+        frac=0.15,
+        note="healthy for 120 steps, then keeps a 4x copy of the fp32 logits each step until OOM",
+    ),
+    "leak_small_onset": dict(
+        steps=500, leak=True, onset=250, rate=None, note="healthy for 250 steps, then keeps 1 MiB a step"
+    ),
+    "leak_tiny": dict(
+        steps=400, leak=True, onset=0, rate=2048, note="keeps 2 KiB a step: would not fill the card in 24 h"
+    ),
 }
 
 
@@ -60,14 +84,23 @@ def nvml_sampler(path: str, stop: threading.Event) -> None:
         while not stop.is_set():
             m = pynvml.nvmlDeviceGetMemoryInfo(h)
             u = pynvml.nvmlDeviceGetUtilizationRates(h)
-            procs = [{"pid": p.pid, "used": p.usedGpuMemory}
-                     for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)]
-            f.write(json.dumps({
-                "t": time.time(), "mem_used": m.used, "mem_total": m.total,
-                "util_gpu": u.gpu, "util_mem": u.memory,
-                "power_mw": pynvml.nvmlDeviceGetPowerUsage(h),
-                "temp_c": pynvml.nvmlDeviceGetTemperature(h, 0),
-                "clock_sm": pynvml.nvmlDeviceGetClockInfo(h, 1), "procs": procs}) + "\n")
+            procs = [{"pid": p.pid, "used": p.usedGpuMemory} for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)]
+            f.write(
+                json.dumps(
+                    {
+                        "t": time.time(),
+                        "mem_used": m.used,
+                        "mem_total": m.total,
+                        "util_gpu": u.gpu,
+                        "util_mem": u.memory,
+                        "power_mw": pynvml.nvmlDeviceGetPowerUsage(h),
+                        "temp_c": pynvml.nvmlDeviceGetTemperature(h, 0),
+                        "clock_sm": pynvml.nvmlDeviceGetClockInfo(h, 1),
+                        "procs": procs,
+                    }
+                )
+                + "\n"
+            )
             stop.wait(0.1)
 
 
@@ -92,8 +125,11 @@ def run_one(name: str, outdir: str) -> None:
             self.head = nn.Linear(d, vocab)
 
         def forward(self, x):
-            h = self.body(self.emb(x), is_causal=True,
-                          mask=nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device))
+            h = self.body(
+                self.emb(x),
+                is_causal=True,
+                mask=nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device),
+            )
             return h, self.head(h)
 
     model = LM().to(dev)
@@ -120,8 +156,7 @@ def run_one(name: str, outdir: str) -> None:
                 x = torch.randint(0, vocab, (b, s), device=dev)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     h, logits = model(x)
-                    loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(),
-                                                       x[:, 1:].reshape(-1))
+                    loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), x[:, 1:].reshape(-1))
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -156,13 +191,24 @@ def run_one(name: str, outdir: str) -> None:
                 f.write(json.dumps({"i": i, "t": t0, "oom": True, "msg": str(e)[:400]}) + "\n")
                 break
             st = torch.cuda.memory_stats()
-            f.write(json.dumps({
-                "i": i, "t": t0, "dt": time.time() - t0, "loss": float(loss.item()),
-                "allocated": torch.cuda.memory_allocated(), "reserved": torch.cuda.memory_reserved(),
-                "active": st.get("active_bytes.all.current", 0),
-                "inactive_split": st.get("inactive_split_bytes.all.current", 0),
-                "peak_allocated": torch.cuda.max_memory_allocated(),
-                "alloc_retries": st.get("num_alloc_retries", 0), "num_ooms": st.get("num_ooms", 0)}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "i": i,
+                        "t": t0,
+                        "dt": time.time() - t0,
+                        "loss": float(loss.item()),
+                        "allocated": torch.cuda.memory_allocated(),
+                        "reserved": torch.cuda.memory_reserved(),
+                        "active": st.get("active_bytes.all.current", 0),
+                        "inactive_split": st.get("inactive_split_bytes.all.current", 0),
+                        "peak_allocated": torch.cuda.max_memory_allocated(),
+                        "alloc_retries": st.get("num_alloc_retries", 0),
+                        "num_ooms": st.get("num_ooms", 0),
+                    }
+                )
+                + "\n"
+            )
     time.sleep(0.3)
     stop.set()
     th.join()
@@ -177,11 +223,20 @@ def run_one(name: str, outdir: str) -> None:
     total = torch.cuda.get_device_properties(0).total_memory
     free_now = total - good[-1]["reserved"]
     step_s = sorted(r["dt"] for r in good)[len(good) // 2]
-    meta = {"scenario": name, "leak": spec["leak"], "onset": spec["onset"], "oom_at": oom_at,
-            "note": spec["note"], "pid": os.getpid(), "gpu": torch.cuda.get_device_name(0),
-            "frac": spec.get("frac"), "torch": torch.__version__, "median_step_s": step_s,
-            "leak_bytes_per_iter": rate,
-            "actionable": bool(spec["leak"] and rate > 0 and free_now / (rate / step_s) < 86400)}
+    meta = {
+        "scenario": name,
+        "leak": spec["leak"],
+        "onset": spec["onset"],
+        "oom_at": oom_at,
+        "note": spec["note"],
+        "pid": os.getpid(),
+        "gpu": torch.cuda.get_device_name(0),
+        "frac": spec.get("frac"),
+        "torch": torch.__version__,
+        "median_step_s": step_s,
+        "leak_bytes_per_iter": rate,
+        "actionable": bool(spec["leak"] and rate > 0 and free_now / (rate / step_s) < 86400),
+    }
     with open(os.path.join(outdir, "meta.jsonl"), "a") as f:
         f.write(json.dumps(meta) + "\n")
 
