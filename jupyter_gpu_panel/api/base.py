@@ -100,10 +100,26 @@ class PanelMixin:
 
 
 class BaseHandler(PanelMixin, APIHandler):
+    def compute_etag(self) -> None:
+        """No ETag: these documents change every tick, and tornado would hash each body (an hour
+        of history is megabytes) on the event loop to compute one."""
+        return None
+
     def write_json(self, doc: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(strict_json(doc))
+
+    async def write_large(self, body: bytes, chunk: int = 256 * 1024) -> None:
+        """A JSON body of megabytes, written a slice per loop step: one ``finish()`` of an hour of
+        history copies it whole (headers + body) several times on the event loop."""
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Length", str(len(body)))
+        view = memoryview(body)
+        for start in range(0, len(view), chunk):
+            self.write(bytes(view[start : start + chunk]))
+            await self.flush()
+        self.finish()
 
     def json_body(self) -> dict[str, Any]:
         try:

@@ -101,8 +101,7 @@ class HistoryHandler(BaseHandler):
             doc = await work.run(object(), query)
             doc["older"], older_columns = await older_part(panel, doc, since, gpus, max_points)
             text = await work.run(object(), lambda: encode(doc, older_columns))
-        self.set_header("Content-Type", "application/json")
-        self.finish(text)
+        await self.write_large(text)
 
     def _since(self) -> Optional[float]:
         raw = self.get_argument("since", None)

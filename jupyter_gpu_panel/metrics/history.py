@@ -201,8 +201,10 @@ class History:
 
     @property
     def nbytes(self) -> int:
-        with self._lock:
-            return sum(r.nbytes for r in self._gpus.values()) + sum(r.nbytes for r in self._procs.values())
+        """Bytes held. Read without the lock (GET status asks, on the event loop, and a query may
+        hold the lock for a few ms): ``list()`` copies the values in one step under the GIL."""
+        rings = list(self._gpus.values()) + list(self._procs.values())
+        return sum(r.nbytes for r in rings)
 
 
 def _since(rows: np.ndarray, since: Optional[float]) -> np.ndarray:

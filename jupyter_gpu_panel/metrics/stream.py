@@ -18,6 +18,9 @@ from .snapshot import Audience, OwnerLookup, snapshot_json
 
 log = logging.getLogger(__name__)
 
+#: Websocket writes per event-loop callback when a tick goes out to many clients.
+SEND_BATCH = 20
+
 
 class StreamClient(Protocol):
     interval: float
@@ -60,6 +63,7 @@ class StreamHub:
         self.published += 1
         tolerance = self.sampler.interval / 2
         encoded: dict[Any, str] = {}
+        batch: list[tuple[StreamClient, str]] = []
         for client in list(self.clients):
             if snap.t - client.last_sent < client.interval - tolerance:
                 continue
@@ -69,13 +73,23 @@ class StreamHub:
                 doc = snapshot_json(self.sampler.status, snap, client.fields, self.owner_of, client.audience)
                 message = encoded[key] = orjson.dumps({"type": "snapshot", "snapshot": doc}).decode()
             client.last_sent = snap.t
-            self._send(client, message)
+            batch.append((client, message))
+        self._send_batched(batch)
 
     def publish_kernels(self, doc: dict[str, Any]) -> None:
         """The kernels document (the tracker calls this when it changed): to every client, encoded once."""
         message = kernels_message(doc)
-        for client in list(self.clients):
-            self._send(client, message)
+        self._send_batched([(client, message) for client in list(self.clients)])
+
+    def _send_batched(self, sends: list[tuple[StreamClient, str]]) -> None:
+        """``SEND_BATCH`` writes per loop callback: 200 clients due on the same tick would
+        otherwise hold the loop for tens of ms; in batches, other requests run in between."""
+        for client, message in sends[:SEND_BATCH]:
+            if client in self.clients:
+                self._send(client, message)
+        rest = sends[SEND_BATCH:]
+        if rest:
+            asyncio.get_running_loop().call_soon(self._send_batched, rest)
 
     def _send(self, client: StreamClient, message: str) -> None:
         try:
