@@ -71,6 +71,9 @@ async def test_an_idle_kernel_on_gpu_memory_is_flagged_and_its_cache_released(jp
         out = json.loads(resp.body)
         assert out["ok"] is True and out["torch"] is True and out["cuda"] is False and out["freed"] == 0
         assert "has not used a GPU" in out["message"]
+        # the panel's own execution is no user activity: the kernel stays idle, its time goes on
+        rows, _ = await kernels(jp_fetch)
+        assert rows[idle_kid]["idle"]["holder"] is True and rows[idle_kid]["idle"]["seconds"] >= idle["seconds"]
         check = jp_serverapp.kernel_manager.get_kernel(idle_kid).client()
         check.start_channels()
         try:

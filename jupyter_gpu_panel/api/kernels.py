@@ -142,7 +142,9 @@ async def release_cached(handler: BaseHandler, kernel_id: str, timeout: float = 
         raise web.HTTPError(409, "the kernel is busy: release its cached memory when its cell has ended")
     tracker = handler.panel.tracker
     before = tracker.kernel_gpu_memory(kernel_id)
+    tracker.own_activity_starts(kernel_id)  # the release is ours: it must not reset the idle time
     done, output = await run_in_kernel(km, kernel_id, protocol.RELEASE_CODE, timeout)
+    tracker.own_activity_ends(kernel_id)
     line = next((x for x in output.splitlines() if x.startswith(protocol.RELEASED_PREFIX)), None)
     if not done or line is None:
         return {"ok": False, "message": output or f"The kernel did not answer within {timeout:.0f} s."}

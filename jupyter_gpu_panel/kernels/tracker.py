@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
@@ -26,6 +27,8 @@ from .idle import idle_view, to_cull
 
 log = logging.getLogger(__name__)
 
+#: Kernel messages this long after the panel's own execution still count as that execution.
+OWN_ACTIVITY_GRACE = 2.0
 #: Seconds a refresh waits for the probe files before answering with the last view.
 PROBE_IO_TIMEOUT = 5.0
 
@@ -47,6 +50,8 @@ class KernelTracker:
         #: kernels shut down for sitting idle on GPU memory (newest last, bounded)
         self.culled: list[dict[str, Any]] = []
         self._culling: set[str] = set()
+        #: kernel id -> (the user's last activity before the panel ran code there, ours ended by)
+        self._own_activity: dict[str, tuple[float, float]] = {}
         self.sampler = sampler
         self.probes = probes
         self.triage_on_alarm = triage_on_alarm
@@ -87,6 +92,28 @@ class KernelTracker:
         if probe is None:
             raise LookupError(kernel_id if kernel_id is not None else pid)
         return probe.request_triage()
+
+    def own_activity_starts(self, kernel_id: str) -> None:
+        """The panel runs code in an idle kernel (Release cached memory): remember when the user
+        last used it, so the kernel's idle time goes on from there."""
+        ref = self.attribution.state.kernels.get(kernel_id)
+        if ref is not None and ref.last_activity is not None:
+            self._own_activity[kernel_id] = (ref.last_activity, math.inf)
+
+    def own_activity_ends(self, kernel_id: str) -> None:
+        if kernel_id in self._own_activity:
+            self._own_activity[kernel_id] = (self._own_activity[kernel_id][0], time.time() + OWN_ACTIVITY_GRACE)
+
+    def _user_last_activity(self, kernel_id: str, last_activity: Optional[float]) -> Optional[float]:
+        """``last_activity`` without the panel's own executions in it."""
+        own = self._own_activity.get(kernel_id)
+        if own is None or last_activity is None:
+            return last_activity
+        before, until = own
+        if last_activity <= until:
+            return before
+        del self._own_activity[kernel_id]  # the user ran something since
+        return last_activity
 
     def kernel_gpu_memory(self, kernel_id: str) -> int:
         """Bytes NVML shows for the kernel's processes now (its pids as last attributed)."""
@@ -183,7 +210,7 @@ class KernelTracker:
             last_step = main.steps[-1] if main is not None and main.steps else None
             idle = idle_view(
                 ref.execution_state,
-                ref.last_activity,
+                self._user_last_activity(kid, ref.last_activity),
                 sum(memory.values()),
                 last_step,
                 now=time.time(),

@@ -14,6 +14,7 @@ import {
   IHistoryResponse,
   IKernelsReply,
   IProbeLoaded,
+  IReleaseReply,
   ISnapshot,
   IStatus,
   ITriageRequested
@@ -119,6 +120,18 @@ export class GpuApiClient {
   loadProbe(kernelId: string): Promise<IProbeLoaded> {
     return this.request<IProbeLoaded>(
       `kernels/${encodeURIComponent(kernelId)}/probe`,
+      { method: 'POST', body: '{}' }
+    );
+  }
+
+  /**
+   * *Release cached memory* in an idle kernel (torch.cuda.empty_cache(), its
+   * variables kept): what the kernel gave back, in the server's words; 409
+   * with the server's message when the kernel is busy.
+   */
+  release(kernelId: string): Promise<IReleaseReply> {
+    return this.request<IReleaseReply>(
+      `kernels/${encodeURIComponent(kernelId)}/release`,
       { method: 'POST', body: '{}' }
     );
   }

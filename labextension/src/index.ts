@@ -33,7 +33,10 @@ import { CREATE_BENCHMARK, registerBenchmarks } from './benchmarks/commands';
 import { baseName } from './format';
 import { GpuStatusItem } from './gpus/statusitem';
 import { DOMAIN } from './i18n';
+import { idleMessage } from './memory/idle';
 import { kernelControl } from './memory/kernelcontrol';
+import { kernelLabel } from './memory/kernelrow';
+import { errorOutcome, Outcome, releaseOutcome } from './memory/outcome';
 import { scriptName } from './memory/scripts';
 import { leakLine } from './memory/words';
 import { GpuPanel, IPanelActions } from './panel';
@@ -129,7 +132,68 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // A script outside any kernel (a terminal's training run): named by its command.
     const onScriptLeak = (sc: IScriptInfo) =>
       warnLeak(scriptName(sc, trans), sc.leak, null);
-    const store = new GpuStore({ client, onLeak, onScriptLeak });
+
+    // An idle holder: once per episode, with Release cached memory on the
+    // toast (its outcome in the same toast); gone when the episode ends.
+    const idleToasts = new Map<string, string>();
+    const releaseFromToast = async (kernelId: string, name: string) => {
+      const toast = Notification.emit(
+        trans.__('Releasing the cached GPU memory of %1…', name),
+        'in-progress',
+        { autoClose: false }
+      );
+      let outcome: Outcome;
+      try {
+        outcome = releaseOutcome(await store.releaseCache(kernelId), trans);
+      } catch (err) {
+        outcome = errorOutcome('release', err, trans);
+      }
+      if (outcome.kind === 'done') {
+        Notification.update({
+          id: toast,
+          message: trans.__('%1: %2', name, outcome.message),
+          type: outcome.level === 'error' ? 'error' : 'success',
+          autoClose: outcome.level === 'error' ? false : 8000
+        });
+      }
+    };
+    const onIdleHolder = (k: IKernelInfo) => {
+      const name = kernelLabel(k, trans);
+      const id = Notification.warning(
+        trans.__('%1: %2', name, idleMessage(k, settings.memoryUnits, trans)),
+        {
+          autoClose: false,
+          actions: [
+            {
+              label: trans.__('Release cached memory'),
+              caption: trans.__(
+                "Give torch's cached GPU memory back; the kernel's variables are kept"
+              ),
+              callback: () => void releaseFromToast(k.kernel_id, name)
+            },
+            {
+              label: trans.__('Open GPU panel'),
+              callback: () => void app.commands.execute(OPEN)
+            }
+          ]
+        }
+      );
+      idleToasts.set(k.kernel_id, id);
+    };
+    const onIdleHolderEnd = (kernelId: string) => {
+      const id = idleToasts.get(kernelId);
+      if (id !== undefined) {
+        idleToasts.delete(kernelId);
+        Notification.dismiss(id);
+      }
+    };
+    const store = new GpuStore({
+      client,
+      onLeak,
+      onScriptLeak,
+      onIdleHolder,
+      onIdleHolderEnd
+    });
 
     const addTemplates = registerBenchmarks(app, {
       client,

@@ -43,27 +43,55 @@ export interface IEpisodeUpdate {
   open: Set<string>;
 }
 
+/** One kind of episode after a poll: which items start one now, which keys are open, which ended. */
+export interface IEpisodes<T> {
+  /** Items whose episode starts now (each key once). */
+  starting: T[];
+  /** Keys in an open episode after this poll. */
+  open: Set<string>;
+  /** Keys whose episode was open before this poll and is over now (the item changed or went away). */
+  ended: string[];
+}
+
+/**
+ * The episode mechanism, for any condition: an item starts an episode when
+ * `isOn` becomes true for its key, which stays open while it holds; the
+ * same state polled again starts nothing. Leaks use it here; idle GPU
+ * holders (memory/idle.ts) the same way.
+ */
+export function trackEpisodes<T>(
+  open: ReadonlySet<string>,
+  items: readonly T[],
+  key: (item: T) => string,
+  isOn: (item: T) => boolean
+): IEpisodes<T> {
+  const next = new Set<string>();
+  const starting = items.filter(item => {
+    const k = key(item);
+    if (!isOn(item) || next.has(k)) {
+      return false;
+    }
+    next.add(k);
+    return !open.has(k);
+  });
+  const ended = [...open].filter(k => !next.has(k));
+  return { starting, open: next, ended };
+}
+
 export function updateEpisodes(
   open: ReadonlySet<string>,
   kernels: IKernelInfo[],
   horizonSeconds: number,
   scripts: IScriptInfo[] = []
 ): IEpisodeUpdate {
-  const next = new Set<string>();
-  // Adds the alarming items' keys to `next`; returns those whose episode starts now.
-  const starting = <T extends { leak: ILeakVerdict | null }>(
-    items: T[],
-    key: (item: T) => string
-  ): T[] =>
-    items.filter(item => {
-      const k = key(item);
-      if (!isAlarming(item, horizonSeconds) || next.has(k)) {
-        return false;
-      }
-      next.add(k);
-      return !open.has(k);
-    });
-  const notify = starting(kernels, k => k.kernel_id);
-  const notifyScripts = starting(scripts, scriptKey);
-  return { notify, notifyScripts, open: next };
+  const alarming = (item: { leak: ILeakVerdict | null }) =>
+    isAlarming(item, horizonSeconds);
+  // Kernel ids and script keys never collide: one set holds both.
+  const k = trackEpisodes(open, kernels, x => x.kernel_id, alarming);
+  const s = trackEpisodes(open, scripts, scriptKey, alarming);
+  return {
+    notify: k.starting,
+    notifyScripts: s.starting,
+    open: new Set([...k.open, ...s.open])
+  };
 }

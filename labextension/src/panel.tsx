@@ -207,6 +207,7 @@ export function PanelView(props: IPanelProps): JSX.Element {
         <KernelsSection
           kernels={s.kernels}
           scripts={s.scripts}
+          culled={s.culled}
           error={s.kernelsError}
           units={units}
           themeKey={themeKey}

@@ -18,6 +18,7 @@ import {
   trimSeries
 } from './history';
 import { updateEpisodes } from './leakepisodes';
+import { updateIdleEpisodes } from './memory/idle';
 import { TickMeter } from './perf';
 import {
   ConnEvent,
@@ -28,10 +29,12 @@ import {
 import { StreamSocket } from './stream';
 import {
   IBenchmarkTemplate,
+  ICulledKernel,
   IDeviceInfo,
   IKernelInfo,
   IKernelsReply,
   IProbeLoaded,
+  IReleaseReply,
   IScriptInfo,
   ISnapshot,
   IStatus,
@@ -56,6 +59,8 @@ export interface IStoreState {
   kernels: IKernelInfo[] | null;
   /** Processes outside any kernel that run the memory probe; same document. */
   scripts: IScriptInfo[];
+  /** Kernels the server shut down for sitting idle on GPU memory (newest last); same document. */
+  culled: ICulledKernel[];
   /** The last explicit refresh's error, null once a document arrives. */
   kernelsError: string | null;
   benchmarks: IBenchmarkTemplate[];
@@ -67,6 +72,10 @@ export interface IStoreOptions {
   onLeak?: (k: IKernelInfo) => void;
   /** Called once per probed script per leak episode. */
   onScriptLeak?: (s: IScriptInfo) => void;
+  /** Called once per kernel per idle-holder episode (idle past the server's idle_after while holding GPU memory). */
+  onIdleHolder?: (k: IKernelInfo) => void;
+  /** Called with a kernel's id when its idle-holder episode ends (it woke up, released, restarted, or went away). */
+  onIdleHolderEnd?: (kernelId: string) => void;
 }
 
 /** Longest chart window; the history kept in the browser. */
@@ -77,6 +86,8 @@ export class GpuStore {
     this.client = options.client;
     this._onLeak = options.onLeak ?? null;
     this._onScriptLeak = options.onScriptLeak ?? null;
+    this._onIdleHolder = options.onIdleHolder ?? null;
+    this._onIdleHolderEnd = options.onIdleHolderEnd ?? null;
     this._socket = new StreamSocket(this.client, {
       message: msg => this._onMessage(msg),
       dispatch: e => this._dispatch(e),
@@ -172,6 +183,17 @@ export class GpuStore {
     return r;
   }
 
+  /**
+   * *Release cached memory* in an idle kernel: resolves with the server's
+   * answer (its message says what was released), then the kernels list is
+   * read again; rejects with the server's message (409: the kernel is busy).
+   */
+  async releaseCache(kernelId: string): Promise<IReleaseReply> {
+    const r = await this.client.release(kernelId);
+    void this.refreshKernels();
+    return r;
+  }
+
   /** "Find the leaking line" for a script's probe (no kernel); rejects with the server's message (404). */
   async scriptTriage(pid: number): Promise<ITriageRequested> {
     const r = await this.client.probeTriage(pid);
@@ -234,7 +256,14 @@ export class GpuStore {
 
   private _setKernels(doc: IKernelsReply): void {
     const { kernels, scripts } = doc;
-    this._state = { ...this._state, kernels, scripts, kernelsError: null };
+    const culled = doc.culled ?? [];
+    this._state = {
+      ...this._state,
+      kernels,
+      scripts,
+      culled,
+      kernelsError: null
+    };
     if (this._leakNotify) {
       const u = updateEpisodes(
         this._leakEpisodes,
@@ -246,6 +275,10 @@ export class GpuStore {
       u.notify.forEach(k => this._onLeak?.(k));
       u.notifyScripts.forEach(sc => this._onScriptLeak?.(sc));
     }
+    const idle = updateIdleEpisodes(this._idleEpisodes, kernels);
+    this._idleEpisodes = idle.open;
+    idle.ended.forEach(id => this._onIdleHolderEnd?.(id));
+    idle.starting.forEach(k => this._onIdleHolder?.(k));
     this._changed.emit('kernels');
   }
 
@@ -330,6 +363,7 @@ export class GpuStore {
     effectiveInterval: null,
     kernels: null,
     scripts: [],
+    culled: [],
     kernelsError: null,
     benchmarks: []
   };
@@ -344,4 +378,7 @@ export class GpuStore {
   private _leakHorizon = 1800;
   private _leakNotify = true;
   private _leakEpisodes: Set<string> = new Set();
+  private _onIdleHolder: ((k: IKernelInfo) => void) | null;
+  private _onIdleHolderEnd: ((kernelId: string) => void) | null;
+  private _idleEpisodes: Set<string> = new Set();
 }

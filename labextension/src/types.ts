@@ -52,6 +52,15 @@ export type IKernelInfo = Schemas['Kernel'];
 /** POST kernels/{id}/probe: the kernel's answer (ok: the probe runs; queued: after the running cell). */
 export type IProbeLoaded = Schemas['ProbeLoaded'];
 
+/** A kernel's idle state: idle past `idle_after` while holding GPU memory makes it an idle holder. */
+export type IIdleInfo = Schemas['Idle'];
+
+/** A kernel the server shut down for sitting idle on GPU memory (GET kernels `culled`, newest last). */
+export type ICulledKernel = Schemas['Culled'];
+
+/** POST kernels/{id}/release: torch's cache emptied (ok), or the kernel did not answer as expected. */
+export type IReleaseReply = Schemas['Released'] | Schemas['ReleaseFailed'];
+
 /** POST kernels/{id}/triage, POST probes/{pid}/triage: 202, recording the next `steps` steps. */
 export type ITriageRequested =
   Schemas['KernelTriageRequested'] | Schemas['ProbeTriageRequested'];

@@ -142,3 +142,43 @@ describe('GpuApiClient kernels and scripts', () => {
     expect(err.message).toBe('no memory probe with pid 4242');
   });
 });
+
+describe('GpuApiClient release', () => {
+  beforeEach(() => {
+    calls.length = 0;
+  });
+
+  it("posts {} to kernels/{id}/release, and raises a busy kernel's 409 message", async () => {
+    reply = {
+      status: 200,
+      body: JSON.stringify({
+        kernel_id: 'k',
+        action: 'release',
+        ok: true,
+        message: 'torch in this kernel has not used a GPU: nothing to release.',
+        freed: 0,
+        nvml_before: 0,
+        nvml_after: 0,
+        torch: true,
+        cuda: false,
+        reserved_before: 0,
+        reserved_after: 0
+      })
+    };
+    const c = new GpuApiClient();
+    const r = await c.release('k 1');
+    expect(calls[0].url).toBe(
+      'http://h/base/api/gpu-panel/kernels/k%201/release'
+    );
+    expect(calls[0].init).toEqual({ method: 'POST', body: '{}' });
+    expect(r.ok).toBe(true);
+    expect(r.message).toMatch(/nothing to release/);
+    reply = {
+      status: 409,
+      body: '{"message": "the kernel is busy: release its cached memory when its cell has ended"}'
+    };
+    const err = (await c.release('k').catch(e => e)) as ApiError;
+    expect(err.status).toBe(409);
+    expect(err.message).toMatch(/^the kernel is busy/);
+  });
+});

@@ -5,6 +5,7 @@
  */
 import * as React from 'react';
 
+import { clockTime } from '../src/format';
 import { ITrans, plainTrans } from '../src/i18n';
 import {
   Cluster,
@@ -20,6 +21,7 @@ import {
   IClusterQuery,
   IClusterRow,
   idleTitle,
+  keepLastGood,
   leakTitle,
   memoryShare,
   nextSort,
@@ -32,6 +34,7 @@ import {
   visibleRows
 } from '../src/cluster/model';
 import { ClusterPoller, IClusterResult } from '../src/cluster/poller';
+import { ClusterSection } from '../src/cluster/section';
 import { CLUSTER_CSS } from '../src/cluster/style';
 import {
   ClusterView,
@@ -40,6 +43,30 @@ import {
   ROW_HEIGHT,
   windowRange
 } from '../src/cluster/view';
+
+// @jupyterlab/ui-components is ESM that jest (node, CommonJS) does not load:
+// the section's toolbar button and icons are stood in for by plain elements.
+jest.mock('@jupyterlab/ui-components', () => {
+  const R = jest.requireActual('react');
+  const icon = (name: string) => ({
+    react: () => R.createElement('span', { 'data-icon': name })
+  });
+  return {
+    ToolbarButtonComponent: (p: any) =>
+      R.createElement(
+        'button',
+        {
+          title: p.tooltip,
+          disabled: p.enabled === false,
+          'data-cluster-refresh': ''
+        },
+        p.label
+      ),
+    refreshIcon: icon('refresh'),
+    caretDownIcon: icon('caret-down'),
+    caretRightIcon: icon('caret-right')
+  };
+});
 
 // react-dom ships no types here (and the test config no node types): the
 // server renderer is all this test needs, through CommonJS's require.
@@ -430,8 +457,8 @@ describe('words', () => {
     expect(holdersText(a1).text).toBe('3 other users');
     expect(holdersText(b0).text).toBe('alice: a.ipynb');
     expect(holdersText(b1)).toEqual({
-      text: 'free',
-      title: 'No kernel holds it',
+      text: 'no kernel',
+      title: 'No Jupyter kernel holds memory on it (other processes may)',
       count: 0
     });
     expect(holdersText(a0).title).toBe('you: train.ipynb: 60 GiB');
@@ -598,6 +625,38 @@ describe('stateNotice', () => {
     expect(stateNotice(small())!.title).toBe('1 GPU not scraped recently');
   });
 
+  it('keeps the last table while Prometheus is unreachable, and says from when', () => {
+    const good = small();
+    const down = empty('unreachable', 'cannot reach Prometheus: refused');
+    const kept = keepLastGood(good, null, down);
+    expect(kept.keptFrom).toBe(good.t);
+    expect(kept.doc.nodes).toBe(good.nodes);
+    expect(kept.doc.summary).toBe(good.summary);
+    expect([kept.doc.state, kept.doc.message]).toEqual([
+      'unreachable',
+      down.message
+    ]);
+    // still down: kept from the first time, not the kept copy's
+    const again = keepLastGood(kept.doc, kept.keptFrom, {
+      ...down,
+      t: good.t + 60
+    });
+    expect(again.keptFrom).toBe(good.t);
+    // back, or other states, or nothing to keep: shown as they are
+    expect(keepLastGood(kept.doc, kept.keptFrom, good)).toEqual({
+      doc: good,
+      keptFrom: null
+    });
+    expect(keepLastGood(good, null, empty('stale', 'x')).keptFrom).toBeNull();
+    expect(keepLastGood(null, null, down)).toEqual({
+      doc: down,
+      keptFrom: null
+    });
+    expect(stateNotice(kept.doc, plainTrans, kept.keptFrom)!.detail).toBe(
+      `cannot reach Prometheus: refused Showing the last answer, from ${clockTime(good.t)}.`
+    );
+  });
+
   it('words an empty table by filter and text', () => {
     expect(emptyText({ ...DEFAULT_QUERY, filter: 'mine' })).toBe(
       'None of your kernels holds a GPU in the cluster.'
@@ -700,6 +759,28 @@ describe('ClusterPoller', () => {
     pending[2].resolve(small());
     await flush();
     expect(p.result.error).toBeNull();
+    p.dispose();
+  });
+
+  it('keeps the last nodes when Prometheus becomes unreachable', async () => {
+    const { fetch, pending } = controlled();
+    const p = new ClusterPoller(fetch, () => undefined, 10);
+    p.setActive(true);
+    pending[0].resolve(small());
+    await flush();
+    jest.advanceTimersByTime(10000);
+    pending[1].resolve(
+      doc([], { state: 'unreachable', message: 'down', summary: null })
+    );
+    await flush();
+    expect(p.result.doc?.state).toBe('unreachable');
+    expect(p.result.doc?.nodes.length).toBe(2);
+    expect(p.result.keptFrom).toBe(small().t);
+    jest.advanceTimersByTime(10000);
+    pending[2].resolve(small());
+    await flush();
+    expect(p.result.keptFrom).toBeNull();
+    expect(p.result.doc?.state).toBe('ok');
     p.dispose();
   });
 
@@ -868,10 +949,52 @@ describe('ClusterView', () => {
     });
     expect(un).toContain('role="alert"');
     expect(un).toContain('cannot reach Prometheus: refused');
+    const kept = render({
+      doc: { ...small(), state: 'unreachable', message: 'down' },
+      keptFrom: small().t
+    });
+    expect(kept).toContain('data-cluster-banner="unreachable"');
+    expect(kept).toContain('Showing the last answer, from');
+    expect(kept).toContain('data-cluster-table');
     const stale = render({
       doc: { ...small(), state: 'stale', message: 'old scrapes' }
     });
     expect(stale).toContain('data-cluster-banner="stale"');
     expect(stale).toContain('data-cluster-table'); // the stale numbers are still shown
+  });
+});
+
+describe('ClusterSection', () => {
+  it('renders open, loading, with a Refresh button, before its first answer', () => {
+    const fetchCluster = jest.fn(() => Promise.resolve(small()));
+    const html = renderToString(
+      React.createElement(ClusterSection, {
+        fetchCluster,
+        trans: plainTrans,
+        visible: true
+      })
+    );
+    expect(html).toContain('data-cluster-section=""');
+    expect(html).toContain('data-open="true"');
+    expect(html).toContain('aria-expanded="true"');
+    expect(html).toContain('data-state="loading"');
+    expect(html).toContain('Loading…');
+    expect(html).toContain('title="Refresh the cluster"');
+    // polling starts in an effect, when mounted in a page: not on the server
+    expect(fetchCluster).not.toHaveBeenCalled();
+  });
+
+  it('renders collapsed when asked, without the table', () => {
+    const html = renderToString(
+      React.createElement(ClusterSection, {
+        fetchCluster: () => Promise.resolve(small()),
+        trans: plainTrans,
+        visible: true,
+        defaultOpen: false
+      })
+    );
+    expect(html).toContain('aria-expanded="false"');
+    expect(html).toContain('data-icon="caret-right"');
+    expect(html).not.toContain('data-cluster-view');
   });
 });

@@ -141,6 +141,12 @@ function makeClient(over: Partial<Record<string, jest.Mock>> = {}) {
         'jupyter-gpu-panel: tracking GPU memory after every optimizer step (cuda:0).'
     })),
     probeTriage: jest.fn(async () => ({ requested: true, steps: 4 })),
+    release: jest.fn(async () => ({
+      kernel_id: 'k1',
+      action: 'release',
+      ok: true,
+      message: 'Nothing could be released.'
+    })),
     ...over
   };
 }
@@ -427,6 +433,72 @@ describe('GpuStore', () => {
     await expect(s2.scriptTriage(4242)).rejects.toThrow(
       'no memory probe with pid 4242'
     );
+    store.dispose();
+    s2.dispose();
+  });
+
+  it('notifies an idle holder once per episode, says when it ends, and keeps the culled list', async () => {
+    const onIdleHolder = jest.fn();
+    const onIdleHolderEnd = jest.fn();
+    const store = new GpuStore({
+      client: makeClient() as any,
+      onIdleHolder,
+      onIdleHolderEnd
+    });
+    const ws = connected(store);
+    const holder = (on: boolean, seconds: number) =>
+      kernel({
+        execution_state: 'idle',
+        idle: { seconds, holder: on, cached: null, message: null }
+      });
+    ws.recv({ type: 'kernels', kernels: doc([holder(false, 5)]) });
+    expect(onIdleHolder).not.toHaveBeenCalled();
+    ws.recv({ type: 'kernels', kernels: doc([holder(true, 900)]) });
+    ws.recv({ type: 'kernels', kernels: doc([holder(true, 902)]) });
+    expect(onIdleHolder).toHaveBeenCalledTimes(1); // same episode
+    expect(onIdleHolder.mock.calls[0][0].kernel_id).toBe('k1');
+    expect(onIdleHolderEnd).not.toHaveBeenCalled();
+    ws.recv({ type: 'kernels', kernels: doc([holder(false, 0)]) });
+    expect(onIdleHolderEnd).toHaveBeenCalledWith('k1');
+    ws.recv({ type: 'kernels', kernels: doc([holder(true, 900)]) });
+    expect(onIdleHolder).toHaveBeenCalledTimes(2); // a new episode
+
+    const culled = [
+      {
+        kernel_id: 'k9',
+        notebook: 'train.ipynb',
+        t: 5,
+        idle_seconds: 3600,
+        memory: 1
+      }
+    ];
+    ws.recv({ type: 'kernels', kernels: { ...doc([]), culled } });
+    expect(store.state.culled).toEqual(culled);
+    expect(onIdleHolderEnd).toHaveBeenCalledTimes(2); // k1 went away
+    store.dispose();
+  });
+
+  it("releases a kernel's cache: the server's answer, then the kernels read again; a busy kernel's 409 reaches the row", async () => {
+    const answer = {
+      kernel_id: 'k1',
+      action: 'release',
+      ok: true,
+      message: 'torch in this kernel has not used a GPU: nothing to release.'
+    };
+    const client = makeClient({ release: jest.fn(async () => answer) });
+    const store = new GpuStore({ client: client as any });
+    await expect(store.releaseCache('k1')).resolves.toEqual(answer);
+    expect(client.release).toHaveBeenCalledWith('k1');
+    await flush();
+    expect(client.kernels).toHaveBeenCalledWith(true);
+
+    const busy = makeClient({
+      release: jest.fn(async () => {
+        throw new FakeApiError(409, 'the kernel is busy');
+      })
+    });
+    const s2 = new GpuStore({ client: busy as any });
+    await expect(s2.releaseCache('k1')).rejects.toThrow('the kernel is busy');
     store.dispose();
     s2.dispose();
   });

@@ -8,6 +8,7 @@
 import { components } from '../api-schema';
 import {
   baseName,
+  clockTime,
   formatBytes,
   formatDuration,
   formatMemoryPair,
@@ -342,7 +343,7 @@ export function holderName(
 }
 
 export interface IHoldersText {
-  /** "you: train.ipynb, alice: a.ipynb +1 · 3 other users", or "free". */
+  /** "you: train.ipynb, alice: a.ipynb +1 · 3 other users", or "no kernel" (no Jupyter kernel: other processes may still hold it). */
   text: string;
   /** Every holder with its memory, one a line (the tooltip). */
   title: string;
@@ -369,8 +370,10 @@ export function holdersText(
   const count = named.length + g.others.count;
   if (count === 0) {
     return {
-      text: trans.__('free'),
-      title: trans.__('No kernel holds it'),
+      text: trans.__('no kernel'),
+      title: trans.__(
+        'No Jupyter kernel holds memory on it (other processes may)'
+      ),
       count
     };
   }
@@ -512,8 +515,16 @@ export function rowDisplay(
     holders: holdersText(g, units, trans),
     leakTitle: leakTitle(g, trans),
     idleTitle: idleTitle(g, trans),
-    gpuTitle: gpuTitle(row, trans)
+    gpuTitle: ''
   };
+  // the readings again, with the SM clock: a narrow panel hides some columns
+  const readings = [
+    trans.__('Util %1', d.util),
+    d.power,
+    d.temp,
+    isNum(g.sm_clock_hz) ? `SM ${Math.round(g.sm_clock_hz / 1e6)} MHz` : null
+  ].filter(x => x !== null && x !== NA);
+  d.gpuTitle = [gpuTitle(row, trans), readings.join(' · ')].join('\n');
   const sig = [
     d.util,
     d.memUsed,
@@ -591,9 +602,45 @@ export interface IClusterNotice {
  */
 export function stateNotice(
   doc: Cluster,
-  trans: ITrans = plainTrans
+  trans: ITrans = plainTrans,
+  keptFrom: number | null = null
 ): IClusterNotice | null {
   const msg = doc.message?.trim() || '';
+  const notice = stateNoticeOf(doc, msg, trans);
+  if (notice && keptFrom !== null) {
+    notice.detail = `${notice.detail} ${trans.__(
+      'Showing the last answer, from %1.',
+      clockTime(keptFrom)
+    )}`;
+  }
+  return notice;
+}
+
+/**
+ * The document to show for a new answer: an `unreachable` one keeps the last
+ * answer's nodes and summary (a Prometheus blip does not blank the table the
+ * reader is sorting), with the new state and message. `keptFrom`: the kept
+ * answer's time (Unix seconds), or null when `next` is shown as it is.
+ */
+export function keepLastGood(
+  prev: Cluster | null,
+  prevKeptFrom: number | null,
+  next: Cluster
+): { doc: Cluster; keptFrom: number | null } {
+  if (next.state !== 'unreachable' || !prev || prev.nodes.length === 0) {
+    return { doc: next, keptFrom: null };
+  }
+  return {
+    doc: { ...prev, state: next.state, message: next.message },
+    keptFrom: prevKeptFrom ?? prev.t
+  };
+}
+
+function stateNoticeOf(
+  doc: Cluster,
+  msg: string,
+  trans: ITrans
+): IClusterNotice | null {
   switch (doc.state) {
     case 'not-configured':
       return {

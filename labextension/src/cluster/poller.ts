@@ -2,11 +2,12 @@
  * Polls the cluster document while the section is shown: one request at a
  * time (the next is scheduled when one ends, never overlapping), at once when
  * it is shown again after an interval has passed, and on demand (Refresh).
- * An error keeps the last good document. A `not-configured` server is not
+ * An error keeps the last good document, and so does an `unreachable`
+ * answer (with its state and message: `keptFrom` says since when). A `not-configured` server is not
  * asked again until Refresh: only a restart with a Prometheus changes that.
  * No DOM, no React: jest drives it with fake timers.
  */
-import { Cluster } from './model';
+import { Cluster, keepLastGood } from './model';
 
 /** The section's poll period, seconds, when none is given. */
 export const DEFAULT_REFRESH_SECONDS = 10;
@@ -14,6 +15,8 @@ export const DEFAULT_REFRESH_SECONDS = 10;
 export interface IClusterResult {
   doc: Cluster | null;
   error: string | null;
+  /** The shown document is the last good one, from this time (Unix s): Prometheus went unreachable. */
+  keptFrom: number | null;
   /** Date.now() of the last answer, ok or not; null before the first. */
   at: number | null;
   fetching: boolean;
@@ -77,7 +80,11 @@ export class ClusterPoller {
     this._clearTimer();
     this._set({ fetching: true });
     this._inflight = this._fetch().then(
-      doc => this._done({ doc, error: null }),
+      doc =>
+        this._done({
+          ...keepLastGood(this._result.doc, this._result.keptFrom, doc),
+          error: null
+        }),
       err => this._done({ error: errorText(err) })
     );
     return this._inflight;
@@ -129,6 +136,7 @@ export class ClusterPoller {
 
   private _result: IClusterResult = {
     doc: null,
+    keptFrom: null,
     error: null,
     at: null,
     fetching: false

@@ -2,8 +2,8 @@
  * The Cluster section: a collapsible "Cluster" heading with a Refresh
  * button over ClusterView. It polls the cluster document (GET
  * api/gpu-panel/cluster, through the `fetchCluster` it is given) while it is
- * visible and open, every `refreshSeconds` (10 s by default), and keeps the
- * reader's filter, sort and text across polls.
+ * visible, open and its browser tab shown, every `refreshSeconds` (10 s by
+ * default), and keeps the reader's filter, sort and text across polls.
  */
 import {
   caretDownIcon,
@@ -36,6 +36,19 @@ export interface IClusterSectionProps {
   defaultOpen?: boolean;
 }
 
+/** The browser tab is shown (a hidden tab does not poll either). */
+function usePageVisible(): boolean {
+  const [shown, setShown] = React.useState(
+    () => typeof document === 'undefined' || !document.hidden
+  );
+  React.useEffect(() => {
+    const onChange = () => setShown(!document.hidden);
+    document.addEventListener('visibilitychange', onChange);
+    return () => document.removeEventListener('visibilitychange', onChange);
+  }, []);
+  return shown;
+}
+
 function ClusterSectionImpl(props: IClusterSectionProps): JSX.Element {
   const { trans, visible } = props;
   const refreshSeconds = props.refreshSeconds ?? DEFAULT_REFRESH_SECONDS;
@@ -43,6 +56,7 @@ function ClusterSectionImpl(props: IClusterSectionProps): JSX.Element {
   const [query, setQuery] = React.useState<IClusterQuery>(DEFAULT_QUERY);
   const [result, setResult] = React.useState<IClusterResult>({
     doc: null,
+    keptFrom: null,
     error: null,
     at: null,
     fetching: false
@@ -50,18 +64,31 @@ function ClusterSectionImpl(props: IClusterSectionProps): JSX.Element {
   // The latest fetch function, so a new closure from the panel does not restart polling.
   const fetchRef = React.useRef(props.fetchCluster);
   fetchRef.current = props.fetchCluster;
-  const [poller] = React.useState(
-    () => new ClusterPoller(() => fetchRef.current(), setResult, refreshSeconds)
-  );
-  React.useEffect(() => () => poller.dispose(), [poller]);
-  React.useEffect(
-    () => poller.setRefreshSeconds(refreshSeconds),
-    [poller, refreshSeconds]
-  );
-  React.useEffect(
-    () => poller.setActive(visible && open),
-    [poller, visible, open]
-  );
+  const pageVisible = usePageVisible();
+  const active = visible && open && pageVisible;
+  // Created in an effect (and disposed in its cleanup), so a remount gets a live poller.
+  const poller = React.useRef<ClusterPoller | null>(null);
+  const settings = React.useRef({ refreshSeconds, active });
+  settings.current = { refreshSeconds, active };
+  React.useEffect(() => {
+    const p = new ClusterPoller(
+      () => fetchRef.current(),
+      setResult,
+      settings.current.refreshSeconds
+    );
+    poller.current = p;
+    p.setActive(settings.current.active);
+    return () => {
+      p.dispose();
+      poller.current = null;
+    };
+  }, []);
+  React.useEffect(() => {
+    poller.current?.setRefreshSeconds(refreshSeconds);
+  }, [refreshSeconds]);
+  React.useEffect(() => {
+    poller.current?.setActive(active);
+  }, [active]);
 
   const bodyId = 'jp-GpuPanel-cluster-body';
   const doc = result.doc;
@@ -120,7 +147,7 @@ function ClusterSectionImpl(props: IClusterSectionProps): JSX.Element {
           tooltip={trans.__('Refresh the cluster')}
           enabled={!result.fetching}
           dataset={{ clusterRefresh: '' }}
-          onClick={() => void poller.refresh()}
+          onClick={() => void poller.current?.refresh()}
         />
       </div>
       {open && (
@@ -128,6 +155,7 @@ function ClusterSectionImpl(props: IClusterSectionProps): JSX.Element {
           <ClusterView
             doc={doc}
             error={result.error}
+            keptFrom={result.keptFrom}
             query={query}
             onQueryChange={setQuery}
             units={props.units}

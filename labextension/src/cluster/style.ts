@@ -7,6 +7,7 @@
  */
 export const CLUSTER_CSS = `
 .jp-GpuPanel-cluster {
+  container-type: inline-size;
   display: flex;
   flex-direction: column;
   gap: 6px;
@@ -163,16 +164,13 @@ export const CLUSTER_CSS = `
 .jp-GpuPanel-cluster-table th[aria-sort='descending'] .jp-GpuPanel-cluster-sort {
   color: var(--jp-ui-font-color0);
 }
-.jp-GpuPanel-cluster-table .jp-GpuPanel-cluster-num {
-  text-align: right;
-}
 .jp-GpuPanel-cluster-table tbody tr:hover {
   background: var(--jp-layout-color2);
 }
 .jp-GpuPanel-cluster-table tbody tr[data-mine='true'] {
   background: var(--jp-layout-color2);
 }
-.jp-GpuPanel-cluster-table tbody tr[data-mine='true'] .jp-GpuPanel-cluster-holders {
+.jp-GpuPanel-cluster-table tbody tr[data-mine='true'] .jp-GpuPanel-cluster-c-holders {
   font-weight: 600;
 }
 .jp-GpuPanel-cluster-table tbody tr[data-stale='true'] {
@@ -185,7 +183,7 @@ export const CLUSTER_CSS = `
 .jp-GpuPanel-cluster-gpu {
   color: var(--jp-ui-font-color2);
 }
-.jp-GpuPanel-cluster-mem {
+.jp-GpuPanel-cluster-table td.jp-GpuPanel-cluster-c-memory {
   position: relative;
 }
 .jp-GpuPanel-cluster-memBar {
@@ -233,5 +231,77 @@ export const CLUSTER_CSS = `
   padding: 8px;
   color: var(--jp-ui-font-color2);
   font-size: var(--jp-ui-font-size1);
+}
+/* columns: widths of the fixed layout (each set sums to 100%); numbers right-aligned */
+.jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-node {
+  width: 25%;
+}
+.jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-util {
+  width: 10%;
+}
+.jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-memory {
+  width: 16%;
+}
+.jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-power {
+  width: 11%;
+}
+.jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-temp {
+  width: 10%;
+}
+.jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-holders {
+  width: 20%;
+}
+.jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-leak {
+  width: 8%;
+}
+.jp-GpuPanel-cluster-table .jp-GpuPanel-cluster-c-util,
+.jp-GpuPanel-cluster-table .jp-GpuPanel-cluster-c-power,
+.jp-GpuPanel-cluster-table .jp-GpuPanel-cluster-c-temp,
+.jp-GpuPanel-cluster-table .jp-GpuPanel-cluster-c-leak {
+  text-align: right;
+}
+/* a narrow sidebar drops power, then temperature (the node cell's tooltip still has every reading) */
+@container (max-width: 400px) {
+  .jp-GpuPanel-cluster-table .jp-GpuPanel-cluster-c-power {
+    display: none;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-node {
+    width: 28%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-util {
+    width: 11%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-memory {
+    width: 18%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-temp {
+    width: 11%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-holders {
+    width: 24%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-leak {
+    width: 8%;
+  }
+}
+@container (max-width: 320px) {
+  .jp-GpuPanel-cluster-table .jp-GpuPanel-cluster-c-temp {
+    display: none;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-node {
+    width: 31%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-util {
+    width: 14%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-memory {
+    width: 19%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-holders {
+    width: 28%;
+  }
+  .jp-GpuPanel-cluster-table col.jp-GpuPanel-cluster-c-leak {
+    width: 8%;
+  }
 }
 `;

@@ -44,22 +44,18 @@ export interface IClusterViewProps {
   doc: Cluster | null;
   /** The last fetch's error (the last good document stays shown); null when it worked. */
   error: string | null;
+  /** `doc` is the last good answer, kept from this time (Unix s), Prometheus being unreachable now. */
+  keptFrom?: number | null;
   query: IClusterQuery;
   onQueryChange: (query: IClusterQuery) => void;
   units?: MemoryUnits;
   trans: ITrans;
 }
 
-/** Column widths of the fixed table layout (node, util, memory, power, temp, held by, leak). */
-const WIDTHS: Record<ClusterSortKey, string> = {
-  node: '27%',
-  util: '9%',
-  memory: '15%',
-  power: '10%',
-  temp: '9%',
-  holders: '21%',
-  leak: '9%'
-};
+/** A column's class: its width, alignment and whether a narrow panel hides it are CSS (style.ts). */
+function col(key: ClusterSortKey): string {
+  return `jp-GpuPanel-cluster-c-${key}`;
+}
 
 /** A row's height in px as CSS draws it (measured after the first render; this is the guess). */
 export const ROW_HEIGHT = 20;
@@ -81,13 +77,6 @@ export function windowRange(
   const end = Math.min(total, Math.ceil((scrollTop + viewport) / h) + overscan);
   return [Math.min(first, end), end];
 }
-
-const NUMERIC: ReadonlySet<ClusterSortKey> = new Set([
-  'util',
-  'power',
-  'temp',
-  'leak'
-]);
 
 function Notice(props: { notice: IClusterNotice; state: string }): JSX.Element {
   const { notice } = props;
@@ -135,14 +124,14 @@ function RowView(props: IRowProps): JSX.Element {
       data-mine={row.mine ? 'true' : 'false'}
       data-stale={g.stale ? 'true' : 'false'}
     >
-      <th scope="row" title={d.gpuTitle}>
+      <th scope="row" className={col('node')} title={d.gpuTitle}>
         {row.node}
         {row.gpu !== null && (
           <span className="jp-GpuPanel-cluster-gpu">/{row.gpu}</span>
         )}
       </th>
-      <td className="jp-GpuPanel-cluster-num">{d.util}</td>
-      <td className="jp-GpuPanel-cluster-mem" title={d.memTitle}>
+      <td className={col('util')}>{d.util}</td>
+      <td className={col('memory')} title={d.memTitle}>
         {d.memUsed}
         {d.memPercent !== null && (
           <span className="jp-GpuPanel-cluster-memBar" aria-hidden="true">
@@ -154,10 +143,10 @@ function RowView(props: IRowProps): JSX.Element {
           </span>
         )}
       </td>
-      <td className="jp-GpuPanel-cluster-num">{d.power}</td>
-      <td className="jp-GpuPanel-cluster-num">{d.temp}</td>
+      <td className={col('power')}>{d.power}</td>
+      <td className={col('temp')}>{d.temp}</td>
       <td
-        className="jp-GpuPanel-cluster-holders"
+        className={col('holders')}
         title={[d.holders.title, d.idleTitle].filter(Boolean).join('\n')}
       >
         {g.stale && (
@@ -176,7 +165,7 @@ function RowView(props: IRowProps): JSX.Element {
         )}
         {d.holders.text}
       </td>
-      <td className="jp-GpuPanel-cluster-num">
+      <td className={col('leak')}>
         {g.leak_alarms > 0 && (
           <span
             className="jp-GpuPanel-cluster-badge"
@@ -254,7 +243,7 @@ export function ClusterView(props: IClusterViewProps): JSX.Element {
     () => visibleRows(rows, deferred),
     [rows, deferred]
   );
-  const notice = doc ? stateNotice(doc, trans) : null;
+  const notice = doc ? stateNotice(doc, trans, props.keptFrom ?? null) : null;
   const hasTable = doc !== null && rows.length > 0;
 
   // The window: which rows are in the DOM for the scroll box's position.
@@ -392,7 +381,7 @@ export function ClusterView(props: IClusterViewProps): JSX.Element {
             >
               <colgroup>
                 {CLUSTER_COLUMNS.map(c => (
-                  <col key={c} style={{ width: WIDTHS[c] }} />
+                  <col key={c} className={col(c)} />
                 ))}
               </colgroup>
               <thead>
@@ -405,9 +394,7 @@ export function ClusterView(props: IClusterViewProps): JSX.Element {
                         scope="col"
                         aria-sort={sort}
                         data-sort-key={c}
-                        className={
-                          NUMERIC.has(c) ? 'jp-GpuPanel-cluster-num' : undefined
-                        }
+                        className={col(c)}
                       >
                         <button
                           type="button"

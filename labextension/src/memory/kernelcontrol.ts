@@ -2,7 +2,8 @@
  * Kernel actions through Jupyter's own kernel API (@jupyterlab/services):
  * interrupt and restart by the services' kernel REST client, shutdown by the
  * app's kernel manager (so every open notebook sees its kernel go); the
- * probe and triage through the panel's API (they are the panel's own).
+ * probe, triage and Release cached memory through the panel's API (they are
+ * the panel's own).
  */
 import { Kernel, KernelAPI, ServerConnection } from '@jupyterlab/services';
 
@@ -24,6 +25,7 @@ export function kernelControl(
     restart: id => thenRefresh(api.restart(id)),
     shutdown: id => thenRefresh(kernels.shutdown(id)),
     loadProbe: id => store.loadProbe(id),
-    triage: id => store.kernelTriage(id)
+    triage: id => store.kernelTriage(id),
+    release: id => store.releaseCache(id)
   };
 }

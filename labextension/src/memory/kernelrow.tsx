@@ -1,11 +1,16 @@
 /**
  * A kernel row: its notebook, state and GPU memory, the memory details, and
  * its actions (interrupt, restart, shut down through Jupyter's kernel API;
- * Track memory and triage through the panel's server routes). Each action's
- * outcome shows in the row, the server's words on failure, and the row
- * always offers the action again.
+ * Track memory, triage and Release cached memory through the panel's server
+ * routes). Each action's outcome shows in the row, the server's words on
+ * failure, and the row always offers the action again.
+ *
+ * An idle holder (idle past the server's `idle_after` while holding GPU
+ * memory) says so in a badge and the server's sentence, and offers its
+ * actions least destructive first: Release cached memory, Restart, Shut down.
  */
 import {
+  clearIcon,
   closeIcon,
   refreshIcon,
   stopIcon,
@@ -16,14 +21,16 @@ import * as React from 'react';
 import { OutcomeNote, Stat } from '../components';
 import { baseName, kernelMemoryText, MemoryUnits } from '../format';
 import { ITrans } from '../i18n';
-import { IKernelInfo, IProbeLoaded } from '../types';
+import { IKernelInfo, IProbeLoaded, IReleaseReply } from '../types';
 import { MemoryDetails } from './details';
+import { idleBadgeText, idleMessage, isIdleHolder } from './idle';
 import {
   actionLabel,
   doneOutcome,
   errorOutcome,
   IDLE,
   probeOutcome,
+  releaseOutcome,
   RowAction,
   rowView
 } from './outcome';
@@ -37,6 +44,8 @@ export interface IKernelControl {
   /** The kernel's answer, ok or not; rejects only when the request failed. */
   loadProbe(kernelId: string): Promise<IProbeLoaded>;
   triage(kernelId: string): Promise<unknown>;
+  /** Empty torch's cache in an idle kernel: the server's answer; rejects when the request failed (409: busy). */
+  release(kernelId: string): Promise<IReleaseReply>;
 }
 
 export type Confirm = (
@@ -74,6 +83,7 @@ export function KernelRow(props: {
   const view = rowView(k.probe, outcome, trans);
   const label = kernelLabel(k, trans);
   const id = k.kernel_id;
+  const holder = isIdleHolder(k);
 
   const act = async (action: RowAction) => {
     if (action === 'restart' || action === 'shutdown') {
@@ -102,6 +112,9 @@ export function KernelRow(props: {
         if (action === 'probe') {
           return probeOutcome(await control.loadProbe(id), trans);
         }
+        if (action === 'release') {
+          return releaseOutcome(await control.release(id), trans);
+        }
         await control[action](id);
         return action === 'triage' ? IDLE : doneOutcome(action, trans);
       } catch (err) {
@@ -123,16 +136,21 @@ export function KernelRow(props: {
           ? trans.__(
               'Load a small memory probe into the kernel to follow its allocations per step'
             )
-          : actionLabel(action, trans)
+          : action === 'release'
+            ? trans.__(
+                "Give torch's cached GPU memory back to the GPU; the kernel's variables are kept"
+              )
+            : actionLabel(action, trans)
       }
     />
   );
 
   return (
     <li
-      className={`jp-GpuPanel-kernel${isAlarm(k) ? ' jp-GpuPanel-kernel-alarm' : ''}`}
+      className={`jp-GpuPanel-kernel${isAlarm(k) ? ' jp-GpuPanel-kernel-alarm' : ''}${holder ? ' jp-GpuPanel-kernel-idle' : ''}`}
       data-kernel-id={id}
       data-busy={view.busy}
+      data-idle-holder={holder}
       aria-label={trans.__('Kernel %1', label)}
     >
       <div className="jp-GpuPanel-kernelHead">
@@ -147,10 +165,27 @@ export function KernelRow(props: {
         ) : (
           <span>{label}</span>
         )}
+        {holder && (
+          <span
+            className="jp-GpuPanel-idleBadge"
+            data-testid="idle-badge"
+            title={idleMessage(k, units, trans)}
+          >
+            {idleBadgeText(k, units, trans)}
+          </span>
+        )}
         <span className="jp-GpuPanel-muted jp-GpuPanel-small">
           {k.kernel_name ?? ''} · {k.execution_state ?? trans.__('unknown')}
         </span>
       </div>
+      {holder && (
+        <div
+          className="jp-GpuPanel-hint jp-GpuPanel-hint-warn jp-GpuPanel-idleMessage"
+          data-testid="idle-message"
+        >
+          {idleMessage(k, units, trans)}
+        </div>
+      )}
       <MemoryDetails
         subject={k}
         units={units}
@@ -166,7 +201,7 @@ export function KernelRow(props: {
         />
       </MemoryDetails>
       <div className="jp-GpuPanel-buttons">
-        {button('interrupt', stopIcon)}
+        {holder ? button('release', clearIcon) : button('interrupt', stopIcon)}
         {button('restart', refreshIcon)}
         {button('shutdown', closeIcon)}
         {view.offerProbe && button('probe')}

@@ -5,10 +5,10 @@
  * again: no state is left only by a page reload.
  */
 import { ITrans, plainTrans } from '../i18n';
-import { IProbeInfo, IProbeLoaded } from '../types';
+import { IProbeInfo, IProbeLoaded, IReleaseReply } from '../types';
 
 export type RowAction =
-  'interrupt' | 'restart' | 'shutdown' | 'probe' | 'triage';
+  'interrupt' | 'restart' | 'shutdown' | 'probe' | 'triage' | 'release';
 
 export type Outcome =
   | { kind: 'idle' }
@@ -42,6 +42,8 @@ export function actionLabel(
       return trans.__('Track memory');
     case 'triage':
       return trans.__('Find the leaking line');
+    case 'release':
+      return trans.__('Release cached memory');
   }
 }
 
@@ -92,6 +94,34 @@ export function probeOutcome(
   };
 }
 
+/**
+ * POST kernels/{id}/release answered: the server's sentence either way
+ * (released so much, nothing to release, fragmentation), info when the
+ * kernel ran the release, an error when it did not answer as expected.
+ * A busy kernel's 409 is a failed request (errorOutcome).
+ */
+export function releaseOutcome(
+  reply: IReleaseReply,
+  trans: ITrans = plainTrans
+): Outcome {
+  const words = kernelWords(reply.message || '');
+  if (!reply.ok) {
+    return {
+      kind: 'done',
+      action: 'release',
+      level: 'error',
+      message:
+        words || trans.__('The kernel did not release its cached memory.')
+    };
+  }
+  return {
+    kind: 'done',
+    action: 'release',
+    level: 'info',
+    message: words || trans.__('Cached memory released.')
+  };
+}
+
 /** A successful interrupt, restart, shutdown or triage request. */
 export function doneOutcome(
   action: RowAction,
@@ -102,7 +132,8 @@ export function doneOutcome(
     restart: () => trans.__('Restarted.'),
     shutdown: () => trans.__('Shut down.'),
     probe: () => trans.__('The memory probe runs.'),
-    triage: () => trans.__('Recording requested.')
+    triage: () => trans.__('Recording requested.'),
+    release: () => trans.__('Cached memory released.')
   }[action]();
   return { kind: 'done', action, level: 'info', message };
 }

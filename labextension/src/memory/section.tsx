@@ -1,20 +1,24 @@
 /**
- * The Kernels section: a row per running kernel and, below, a row per
- * probed script. The list comes from the stream (pushed when it changes);
- * Refresh asks the server to re-read it now.
+ * The Kernels section: a line per kernel the server shut down for sitting
+ * idle on GPU memory (the newest few), a row per running kernel and, below,
+ * a row per probed script. The list comes from the stream (pushed when it
+ * changes); Refresh asks the server to re-read it now.
  */
 import { refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { MemoryUnits } from '../format';
+import { clockTime, MemoryUnits } from '../format';
 import { ITrans } from '../i18n';
-import { IKernelInfo, IScriptInfo } from '../types';
+import { ICulledKernel, IKernelInfo, IScriptInfo } from '../types';
+import { culledLine, recentCulled } from './idle';
 import { Confirm, IKernelControl, KernelRow } from './kernelrow';
 import { ScriptRow } from './scriptrow';
 
 export function KernelsSection(props: {
   kernels: IKernelInfo[] | null;
   scripts: IScriptInfo[];
+  /** Kernels the server shut down for sitting idle on GPU memory (newest last). */
+  culled?: ICulledKernel[];
   error: string | null;
   units: MemoryUnits;
   themeKey: string;
@@ -27,6 +31,7 @@ export function KernelsSection(props: {
 }): JSX.Element {
   const { kernels, scripts, units, themeKey, trans } = props;
   const [refreshing, setRefreshing] = React.useState(false);
+  const culled = recentCulled(props.culled);
   const refresh = async () => {
     setRefreshing(true);
     try {
@@ -50,6 +55,26 @@ export function KernelsSection(props: {
         <div className="jp-GpuPanel-muted jp-GpuPanel-small" role="alert">
           {props.error}
         </div>
+      )}
+      {culled.length > 0 && (
+        <ul
+          className="jp-GpuPanel-culled"
+          aria-label={trans.__('Kernels shut down for sitting idle')}
+        >
+          {culled.map(c => (
+            <li
+              key={`${c.kernel_id}-${c.t}`}
+              className="jp-GpuPanel-hint jp-GpuPanel-hint-warn jp-GpuPanel-small"
+              data-kernel-id={c.kernel_id}
+              title={trans.__(
+                'The server shut this kernel down at %1 for sitting idle while holding GPU memory',
+                clockTime(c.t)
+              )}
+            >
+              {culledLine(c, units, trans)}
+            </li>
+          ))}
+        </ul>
       )}
       {kernels === null ? (
         <div className="jp-GpuPanel-muted jp-GpuPanel-small">
