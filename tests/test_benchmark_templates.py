@@ -161,40 +161,48 @@ def test_dist_script_runs_under_torchrun_on_cpu(tmp_path):
     script.write_text(dist_script())
     out = tmp_path / "result.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(script),
-            "--out",
-            str(out),
-            "--backend",
-            "gloo",
-            "--max-bytes",
-            str(1 << 20),
-            "--min-bytes",
-            str(1 << 16),
-            "--iters",
-            "3",
-            "--warmup",
-            "1",
-            "--train-batch",
-            "4",
-            "--train-image",
-            "16",
-            "--train-width",
-            "4",
-            "--train-steps",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
+
+    def launch() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node=2",
+                str(script),
+                "--out",
+                str(out),
+                "--backend",
+                "gloo",
+                "--max-bytes",
+                str(1 << 20),
+                "--min-bytes",
+                str(1 << 16),
+                "--iters",
+                "3",
+                "--warmup",
+                "1",
+                "--train-batch",
+                "4",
+                "--train-image",
+                "16",
+                "--train-width",
+                "4",
+                "--train-steps",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+        )
+
+    proc = launch()
+    if proc.returncode != 0 and "SIGABRT" in proc.stderr:
+        # gloo's TCP rendezvous aborts the process when a peer misses its deadline on a machine
+        # that is busy elsewhere (seen once in CI's shape): one more launch, then judge
+        proc = launch()
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["world_size"] == 2 and res["correct"] is True

@@ -4,6 +4,7 @@ memory) and a DCGM-style exporter serving recorded H100 readings for four nodes;
 Jupyter server (the test's own, pytest-jupyter) asks Prometheus through ``GET cluster``.
 """
 
+import asyncio
 import gzip
 import json
 import time
@@ -162,7 +163,11 @@ async def test_history_older_than_the_buffer_comes_from_prometheus(cluster, jp_f
     panel.prometheus_url = cluster["prom"].url
     first = json.loads(REPLAYS["node-a"].read_text().splitlines()[0])
     since = time.time() - 60
-    doc = json.loads((await jp_fetch("api", "gpu-panel", "history", params={"since": str(since)})).body)
+    for _ in range(40):  # Prometheus must hold a few scrapes from before this server's 10 s buffer
+        doc = json.loads((await jp_fetch("api", "gpu-panel", "history", params={"since": str(since)})).body)
+        if doc["older"]["points"] >= 3:
+            break
+        await asyncio.sleep(0.5)
     older = doc["older"]
     assert older["source"] == "prometheus" and older["error"] is None and older["points"] >= 3
     [gpu] = doc["gpus"]

@@ -136,6 +136,11 @@ export class GpuApiClient {
     );
   }
 
+  /** The cluster from the configured Prometheus (GET cluster); `state` says when there is none or it is unreachable. */
+  cluster(): Promise<Schemas['Cluster']> {
+    return this.request<Schemas['Cluster']>('cluster');
+  }
+
   /** Ask a kernel's probe to record its allocations: 202, or 409 when it runs none. */
   kernelTriage(kernelId: string): Promise<ITriageRequested> {
     return this.request<ITriageRequested>(

@@ -19,6 +19,7 @@ import { Overview } from './gpus/overview';
 import { overviewRows, serverUser, visibleProcesses } from './gpus/rows';
 import { ITrans } from './i18n';
 import { Confirm, IKernelControl } from './memory/kernelrow';
+import { ClusterSection } from './cluster';
 import { KernelsSection } from './memory/section';
 import { CHART_WINDOWS, IPanelSettings, windowLabel } from './settings';
 import { deriveView } from './state';
@@ -41,6 +42,8 @@ export interface IPanelProps {
   themeKey: string;
   actions: IPanelActions;
   trans: ITrans;
+  /** The panel is shown (the cluster section polls only then). */
+  visible: boolean;
 }
 
 /** Cards open by default: the one card of a single GPU; none on a node (the overview shows them). */
@@ -203,6 +206,12 @@ export function PanelView(props: IPanelProps): JSX.Element {
             trans={trans}
           />
         ))}
+      <ClusterSection
+        fetchCluster={() => store.client.cluster()}
+        trans={trans}
+        visible={props.visible}
+        units={units}
+      />
       {settings.metrics.kernels && (
         <KernelsSection
           kernels={s.kernels}
@@ -257,6 +266,11 @@ export class GpuPanel extends ReactWidget {
     this.update();
   }
 
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.update(); // the cluster section stops polling
+  }
+
   render(): JSX.Element {
     return (
       <UseSignal
@@ -270,6 +284,7 @@ export class GpuPanel extends ReactWidget {
             themeKey={this._getThemeKey()}
             actions={this._actions}
             trans={this._trans}
+            visible={this.isVisible}
           />
         )}
       </UseSignal>
