@@ -821,8 +821,9 @@ describe('windowRange', () => {
     expect(windowRange(800, 16000, 640, 20, 12)).toEqual([788, 800]);
     expect(windowRange(10, 0, 640, 20, 12)).toEqual([0, 10]);
     expect(windowRange(0, 500, 640, 20, 12)).toEqual([0, 0]);
-    // a table scrolled past its (shrunk) end renders nothing rather than a bad range
-    expect(windowRange(5, 9000, 640, 20, 12)).toEqual([5, 5]);
+    // a table scrolled past its (shrunk) end shows its last screenful, never an empty window
+    expect(windowRange(5, 9000, 640, 20, 12)).toEqual([0, 5]);
+    expect(windowRange(100, 9000, 640, 20, 12)).toEqual([56, 100]);
     expect(windowRange(800, 0, 640, 0, 12)).toEqual([0, 44]);
   });
 });

@@ -73,8 +73,14 @@ export function windowRange(
   overscan: number = OVERSCAN
 ): [number, number] {
   const h = rowHeight > 0 ? rowHeight : ROW_HEIGHT;
-  const first = Math.max(0, Math.floor(scrollTop / h) - overscan);
-  const end = Math.min(total, Math.ceil((scrollTop + viewport) / h) + overscan);
+  let first = Math.max(0, Math.floor(scrollTop / h) - overscan);
+  let end = Math.min(total, Math.ceil((scrollTop + viewport) / h) + overscan);
+  if (first >= total) {
+    // a scroll position left from a longer list (a filter just applied): its last screenful,
+    // never an empty window while the box scrolls back
+    first = Math.max(0, total - Math.ceil(viewport / h) - overscan);
+    end = total;
+  }
   return [Math.min(first, end), end];
 }
 
@@ -281,11 +287,12 @@ export function ClusterView(props: IClusterViewProps): JSX.Element {
   }, [hasTable, readBox]);
   // A new filter, sort or text shows the table from its top.
   const { filter, text, sort } = deferred;
-  React.useEffect(() => {
+  React.useLayoutEffect(() => {
     if (scroller.current) {
       scroller.current.scrollTop = 0;
+      readBox(); // now, not at the scroll event: the window follows in this same paint
     }
-  }, [filter, text, sort.key, sort.dir]);
+  }, [filter, text, sort.key, sort.dir, readBox]);
   const [first, end] = windowRange(
     shown.length,
     box.top,
