@@ -13,26 +13,30 @@ import {
   ClusterHolder,
   clusterRows,
   DEFAULT_QUERY,
-  emptyText,
   filterCounts,
   filterRows,
-  holderName,
-  holdersText,
   IClusterQuery,
   IClusterRow,
-  idleTitle,
-  keepLastGood,
-  leakTitle,
   memoryShare,
   nextSort,
-  PROMETHEUS_SETTING,
-  rowDisplay,
   sortRows,
-  stateNotice,
-  summaryText,
   textFilter,
   visibleRows
 } from '../src/cluster/model';
+import {
+  holderName,
+  holdersText,
+  idleTitle,
+  leakTitle,
+  rowDisplay,
+  summaryText
+} from '../src/cluster/text';
+import {
+  emptyText,
+  keepLastGood,
+  PROMETHEUS_SETTING,
+  stateNotice
+} from '../src/cluster/notice';
 import { ClusterPoller, IClusterResult } from '../src/cluster/poller';
 import { ClusterSection } from '../src/cluster/section';
 import { CLUSTER_CSS } from '../src/cluster/style';

@@ -7,7 +7,8 @@
  * asked again until Refresh: only a restart with a Prometheus changes that.
  * No DOM, no React: jest drives it with fake timers.
  */
-import { Cluster, keepLastGood } from './model';
+import { Cluster } from './model';
+import { keepLastGood } from './notice';
 
 /** The section's poll period, seconds, when none is given. */
 export const DEFAULT_REFRESH_SECONDS = 10;

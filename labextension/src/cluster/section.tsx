@@ -15,7 +15,8 @@ import * as React from 'react';
 
 import { MemoryUnits } from '../format';
 import { ITrans } from '../i18n';
-import { Cluster, DEFAULT_QUERY, IClusterQuery, summaryText } from './model';
+import { Cluster, DEFAULT_QUERY, IClusterQuery } from './model';
+import { summaryText } from './text';
 import {
   ClusterPoller,
   DEFAULT_REFRESH_SECONDS,
