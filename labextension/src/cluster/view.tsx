@@ -34,6 +34,10 @@ import { columnLabel, emptyText, filterLabel, stateNotice } from './notice';
 import { col, Notice, Row, Spacer } from './rows';
 import { CLUSTER_CSS } from './style';
 
+/** A layout effect in the browser; a plain effect where React renders without a DOM (jest). */
+const useIsomorphicLayoutEffect =
+  typeof window === 'undefined' ? React.useEffect : React.useLayoutEffect;
+
 export interface IClusterViewProps {
   /** The cluster document; null while the first one loads. */
   doc: Cluster | null;
@@ -147,7 +151,7 @@ export function ClusterView(props: IClusterViewProps): JSX.Element {
   }, [hasTable, readBox]);
   // A new filter, sort or text shows the table from its top.
   const { filter, text, sort } = deferred;
-  React.useLayoutEffect(() => {
+  useIsomorphicLayoutEffect(() => {
     if (scroller.current) {
       scroller.current.scrollTop = 0;
       readBox(); // now, not at the scroll event: the window follows in this same paint
