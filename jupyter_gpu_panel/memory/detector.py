@@ -14,7 +14,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .fragmentation import fragmentation_check
-from .growth import NVML_MIN_GROWTH, Growth, _as_array, detect_growth
+from .growth import NVML_MIN_GROWTH, detect_growth
+from .series import Growth, _as_array
 
 
 @dataclass

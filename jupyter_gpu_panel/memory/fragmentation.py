@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .growth import _as_array
+from .series import _as_array
 
 
 def fragmentation_check(

@@ -66,13 +66,7 @@ def valid_step(rec: Any) -> Optional[dict[str, Any]]:
     if i is None or allocated is None:
         return None
     out: dict[str, Any] = {"i": i, "allocated": allocated}
-    for name in _OPTIONAL_BYTES:
-        if name in rec and rec[name] is not None:
-            value = _int(rec[name], 0, MAX_BYTES_VALUE)
-            if value is None:
-                return None
-            out[name] = value
-    for name in COUNT_FIELDS:
+    for name in (*_OPTIONAL_BYTES, *COUNT_FIELDS):  # byte counts and counters: non-negative ints
         if name in rec and rec[name] is not None:
             value = _int(rec[name], 0, MAX_BYTES_VALUE)
             if value is None:
