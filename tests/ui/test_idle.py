@@ -44,6 +44,14 @@ def run_cell(page, code: str) -> str:
         "?.dataset.status === 'idle'",
         timeout=60000,
     )
+    # A notebook opened on a session the test made can race JupyterLab's own kernel prompt
+    # ("Select Kernel", seen once in CI's shape): keep the session's kernel, as a user would.
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() and dialog.first.is_visible():
+        text = dialog.first.inner_text()
+        assert "Kernel" in text, f"an unexpected dialog is open: {text!r}"
+        dialog.first.locator(".jp-Dialog-footer .jp-mod-accept").click()
+        dialog.first.wait_for(state="detached", timeout=10000)
     cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell")
     cell = cells.nth(cells.count() - 1)
     editor = cell.locator(".cm-content")
