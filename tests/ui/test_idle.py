@@ -137,6 +137,11 @@ def test_idle_holder_badge_notification_and_release(idle_lab: Lab, page, artifac
         done = page.locator(".Toastify__toast", has_text=f"{nb}: {NOTHING_TO_RELEASE}")
         done.wait_for(timeout=10000)
         hide_toasts(page, nb)  # they cover the sidebar
+        page.wait_for_function(  # gone (their exit animation over) before the next check counts them
+            "t => ![...document.querySelectorAll('.Toastify__toast')].some(e => e.textContent.includes(t))",
+            arg=f"{nb}: Idle",
+            timeout=10000,
+        )
         save_docs_screenshot(row, "kernel-idle.png", artifacts)
 
         # Release cached memory, from the row: the real release in the kernel, the server's words.
