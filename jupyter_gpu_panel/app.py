@@ -199,6 +199,16 @@ class GPUPanel(ExtensionApp):
         # driver) never runs on the event loop
         self.sampler.start()
 
+    def status_json(self) -> dict[str, Any]:
+        """GET status and the stream's hello: the sampler's state and what this deployment set up."""
+        from . import __version__
+
+        return {
+            "version": __version__,
+            **self.sampler.status_json(),
+            "cluster_configured": self.cluster.client is not None,
+        }
+
     def initialize_handlers(self) -> None:
         from .api import routes
 

@@ -136,7 +136,8 @@ async def test_prometheus_down_is_a_clear_state_and_the_server_goes_on(jp_fetch,
     panel.cluster = ClusterService(f"http://127.0.0.1:{free_port()}", me="root", show_users=False, timeout=2)
     doc = json.loads((await jp_fetch("api", "gpu-panel", "cluster")).body)
     assert doc["state"] == "unreachable" and "cannot reach Prometheus" in doc["message"] and doc["nodes"] == []
-    assert (await jp_fetch("api", "gpu-panel", "status")).code == 200
+    status = await jp_fetch("api", "gpu-panel", "status")
+    assert status.code == 200 and json.loads(status.body)["cluster_configured"] is True
 
 
 async def test_stale_scrapes_are_marked(cluster, jp_fetch, panel):
@@ -154,6 +155,7 @@ async def test_not_configured_says_how(jp_fetch, panel):
     panel.cluster = ClusterService("", me="root", show_users=False)
     doc = json.loads((await jp_fetch("api", "gpu-panel", "cluster")).body)
     assert doc["state"] == "not-configured" and "prometheus_url" in doc["message"]
+    assert json.loads((await jp_fetch("api", "gpu-panel", "status")).body)["cluster_configured"] is False
 
 
 async def test_history_older_than_the_buffer_comes_from_prometheus(cluster, jp_fetch, panel):
@@ -227,6 +229,7 @@ async def test_a_cluster_of_100_nodes_by_8_gpus(big_cluster, jp_fetch, panel, sh
         assert all(h["user"].startswith("user") and h["notebook"] for g in gpus for h in g["holders"])
     else:  # other users are counted, never named
         assert named == 0 and counted == held
+        assert all(1 <= g["others"]["users"] <= g["others"]["count"] for g in gpus if g["others"]["count"])
         assert "user0" not in json.dumps(doc)
 
 

@@ -14,7 +14,6 @@ from typing import Any, Optional
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from .. import __version__
 from ..metrics.older_history import merge_older, older_history
 from ..metrics.readings import HISTORY_FIELDS
 from ..metrics.snapshot import parse_fields, snapshot_json
@@ -30,7 +29,7 @@ class StatusHandler(BaseHandler):
     @web.authenticated
     @authorized
     def get(self) -> None:
-        self.write_json({"version": __version__, **self.panel.sampler.status_json()})
+        self.write_json(self.panel.status_json())
 
 
 class DevicesHandler(BaseHandler):

@@ -13,7 +13,6 @@ from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web, websocket
 
-from .. import __version__
 from ..metrics.sampler import MIN_INTERVAL
 from ..metrics.snapshot import Audience, parse_fields, snapshot_json
 from ..metrics.stream import kernels_message, message_json
@@ -80,7 +79,7 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
         self.fields = None
         self.last_sent = 0.0
         self.audience = panel.audience()
-        self.send(message_json({"type": "hello", "status": {"version": __version__, **sampler.status_json()}}))
+        self.send(message_json({"type": "hello", "status": panel.status_json()}))
         snap = sampler.snapshot()
         if snap is not None:  # the first picture at once, not after a tick
             doc = snapshot_json(sampler.status, snap, None, panel.tracker.owner_of, self.audience)

@@ -40,7 +40,7 @@ def _empty_gpu(key: GPUKey, labels: dict[str, str]) -> dict[str, Any]:
         "stale": False,
         "sources": [],
         "holders": [],
-        "others": {"count": 0, "memory": 0},
+        "others": {"count": 0, "users": 0, "memory": 0},
         "idle_holders": 0,
         "leak_alarms": 0,
     }
@@ -118,7 +118,7 @@ def cluster_view(
             g["age_s"] = age if g["age_s"] is None else min(g["age_s"], age)
     for g in gpus.values():
         g["stale"] = g["age_s"] is not None and g["age_s"] > stale_after
-        named, others = [], g["others"]
+        named, others, other_users = [], g["others"], set()
         for h in sorted(g["holders"], key=lambda h: -h["memory"]):
             info = kernels.get((g["node"], h["kernel_id"]), {})
             h["leak_actionable"] = bool(info.get("actionable"))
@@ -132,6 +132,9 @@ def cluster_view(
             else:
                 others["count"] += 1
                 others["memory"] += h["memory"]
+                # a holder whose user is not labelled is counted as a user of its own
+                other_users.add(h["user"] or ("kernel", h["kernel_id"]))
+        others["users"] = len(other_users)
         g["holders"] = named
     nodes: dict[str, list[dict[str, Any]]] = {}
     for key in sorted(gpus, key=lambda k: (k[0], _index(gpus[k]["gpu"]), k[1])):

@@ -719,6 +719,8 @@ export interface components {
                 errors: number;
                 last_error: string | null;
             };
+            /** @description c.GPUPanel.prometheus_url is set: GET cluster asks that Prometheus */
+            cluster_configured: boolean;
         };
         /** @description Facts about a GPU that do not change while the server runs; unknown ones are null. */
         Device: {
@@ -1179,7 +1181,10 @@ export interface components {
             holders: components["schemas"]["ClusterHolder"][];
             /** @description holders not named: counted, with their memory */
             others: {
+                /** @description kernels of other users on this GPU */
                 count: number;
+                /** @description distinct other users those kernels belong to */
+                users: number;
                 memory: number;
             };
             idle_holders: number;

@@ -92,8 +92,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     let themeKey = themeManager?.theme ?? 'default';
     const settingsChanged = new Signal<object, void>({});
     const client = new GpuApiClient(app.serviceManager.serverSettings);
-    const openNotebook = (path: string) => {
-      void app.commands.execute('docmanager:open', { path });
+    // Opened on the kernel it already runs on: JupyterLab then connects to that kernel
+    // instead of asking which one to use when it has not yet seen the notebook's session.
+    const openNotebook = (path: string, kernelId?: string | null) => {
+      void app.commands.execute('docmanager:open', {
+        path,
+        ...(kernelId ? { kernel: { id: kernelId } } : {})
+      });
     };
 
     // The server's message names the rate, the time and the step of the OOM;
@@ -101,13 +106,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const warnLeak = (
       name: string,
       leak: IKernelInfo['leak'],
-      notebook: string | null
+      notebook: string | null,
+      kernelId: string | null
     ) => {
       const actions: Notification.IAction[] = [];
       if (notebook) {
         actions.push({
           label: trans.__('Open notebook'),
-          callback: () => openNotebook(notebook)
+          callback: () => openNotebook(notebook, kernelId)
         });
       }
       actions.push({
@@ -127,11 +133,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       warnLeak(
         k.notebook ? baseName(k.notebook) : (k.kernel_name ?? k.kernel_id),
         k.leak,
-        k.notebook
+        k.notebook,
+        k.kernel_id
       );
     // A script outside any kernel (a terminal's training run): named by its command.
     const onScriptLeak = (sc: IScriptInfo) =>
-      warnLeak(scriptName(sc, trans), sc.leak, null);
+      warnLeak(scriptName(sc, trans), sc.leak, null, null);
 
     // An idle holder: once per episode, with Release cached memory on the
     // toast (its outcome in the same toast); gone when the episode ends.

@@ -29,7 +29,7 @@ import { GpuStore } from './store';
 type Message = Parameters<Widget['processMessage']>[0];
 
 export interface IPanelActions {
-  openNotebook(path: string): void;
+  openNotebook(path: string, kernelId?: string | null): void;
   setChartWindow(seconds: number): void;
   createBenchmark(template: string): Promise<void>;
   confirm: Confirm;

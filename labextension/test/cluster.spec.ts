@@ -116,7 +116,7 @@ function gpu(
     stale: false,
     sources: ['dcgm'],
     holders: [],
-    others: { count: 0, memory: 0 },
+    others: { count: 0, users: 0, memory: 0 },
     idle_holders: 0,
     leak_alarms: 0,
     ...over
@@ -163,7 +163,7 @@ function small(): Cluster {
         gpu('node-a', 1, {
           util: 0.1,
           mem_used: 20 * GiB,
-          others: { count: 3, memory: 12 * GiB },
+          others: { count: 3, users: 2, memory: 12 * GiB },
           idle_holders: 1,
           power_w: 100,
           temp_c: 35
@@ -224,8 +224,8 @@ function big(): Cluster {
             k === 42 ? [holder({ kernel_id: `k-${k}`, memory: 12 * GiB })] : [],
           others:
             held && k !== 42
-              ? { count: 1 + (k % 3), memory: 12 * GiB }
-              : { count: 0, memory: 0 },
+              ? { count: 1 + (k % 3), users: 1, memory: 12 * GiB }
+              : { count: 0, users: 0, memory: 0 },
           idle_holders: idle && held ? 1 : 0,
           leak_alarms: leak && held ? 1 : 0
         })
@@ -458,7 +458,7 @@ describe('words', () => {
   it('says who holds a GPU', () => {
     const [a0, a1, b0, b1] = clusterRows(small()).map(r => r.g);
     expect(holdersText(a0).text).toBe('you: train.ipynb');
-    expect(holdersText(a1).text).toBe('3 other users');
+    expect(holdersText(a1).text).toBe('2 other users');
     expect(holdersText(b0).text).toBe('alice: a.ipynb');
     expect(holdersText(b1)).toEqual({
       text: 'no kernel',
@@ -466,7 +466,7 @@ describe('words', () => {
       count: 0
     });
     expect(holdersText(a0).title).toBe('you: train.ipynb: 60 GiB');
-    expect(holdersText(a1).title).toBe('3 other users: 12 GiB');
+    expect(holdersText(a1).title).toBe('2 other users (3 kernels): 12 GiB');
     expect(holdersText(b0).title).toBe(
       'alice: a.ipynb: 8 GiB (leak, out of memory in about 12 min)'
     );
@@ -491,7 +491,7 @@ describe('words', () => {
         }),
         holder({ kernel_id: 'm', memory: 1 * GiB, idle_seconds: 7500 })
       ],
-      others: { count: 1, memory: GiB }
+      others: { count: 1, users: 1, memory: GiB }
     });
     const h = holdersText(g);
     expect(h.text).toBe('you: train.ipynb, carol: c.ipynb +1 · 1 other user');

@@ -43,6 +43,7 @@ export function status(partial: Partial<IStatus> = {}): IStatus {
       errors: 0,
       last_error: null
     },
+    cluster_configured: false,
     ...partial
   };
 }

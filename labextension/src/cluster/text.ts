@@ -119,9 +119,16 @@ export function holdersText(
     const more = named.length - shown.length;
     parts.push(more > 0 ? `${shown.join(', ')} +${more}` : shown.join(', '));
   }
-  const others = g.others.count;
+  // others' kernels are counted by user: one user may hold a GPU from several kernels
+  const others = g.others.users;
+  const otherUsers = trans._n(
+    '%1 other user',
+    '%1 other users',
+    others,
+    others
+  );
   if (others > 0) {
-    parts.push(trans._n('%1 other user', '%1 other users', others, others));
+    parts.push(otherUsers);
   }
   const lines = named.map(h => {
     const marks: string[] = [];
@@ -142,11 +149,12 @@ export function holdersText(
     return `${holderName(h, trans)}: ${formatBytes(h.memory, units)}${extra}`;
   });
   if (others > 0) {
+    const kernels =
+      g.others.count > others
+        ? ` ${trans._n('(%1 kernel)', '(%1 kernels)', g.others.count, g.others.count)}`
+        : '';
     lines.push(
-      `${trans._n('%1 other user', '%1 other users', others, others)}: ${formatBytes(
-        g.others.memory,
-        units
-      )}`
+      `${otherUsers}${kernels}: ${formatBytes(g.others.memory, units)}`
     );
   }
   return { text: parts.join(' · '), title: lines.join('\n'), count };

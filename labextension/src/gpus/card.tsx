@@ -48,7 +48,7 @@ export function GpuCard(props: {
   expanded: boolean;
   onToggle: (index: number) => void;
   processes: { shown: IProcessReading[]; hidden: number };
-  onOpenNotebook: (path: string) => void;
+  onOpenNotebook: (path: string, kernelId?: string | null) => void;
   trans: ITrans;
 }): JSX.Element {
   const { gpu, device, options, expanded, trans } = props;

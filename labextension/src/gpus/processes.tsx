@@ -11,7 +11,7 @@ import { IProcessReading } from '../types';
 
 function OwnerCell(props: {
   p: IProcessReading;
-  onOpenNotebook: (path: string) => void;
+  onOpenNotebook: (path: string, kernelId?: string | null) => void;
   trans: ITrans;
 }): JSX.Element {
   const { p, trans } = props;
@@ -27,7 +27,7 @@ function OwnerCell(props: {
           className="jp-GpuPanel-link"
           title={trans.__('Open %1', nb)}
           aria-label={trans.__('Open notebook %1', nb)}
-          onClick={() => props.onOpenNotebook(nb)}
+          onClick={() => props.onOpenNotebook(nb, o.kernel_id)}
         >
           {baseName(nb)}
         </button>
@@ -53,7 +53,7 @@ export function ProcessTable(props: {
   shown: IProcessReading[];
   hidden: number;
   units: MemoryUnits;
-  onOpenNotebook: (path: string) => void;
+  onOpenNotebook: (path: string, kernelId?: string | null) => void;
   trans: ITrans;
 }): JSX.Element {
   const { shown, hidden, units, trans } = props;

@@ -75,7 +75,7 @@ export function KernelRow(props: {
   themeKey: string;
   control: IKernelControl;
   confirm: Confirm;
-  onOpenNotebook: (path: string) => void;
+  onOpenNotebook: (path: string, kernelId?: string | null) => void;
   trans: ITrans;
 }): JSX.Element {
   const { k, units, themeKey, control, trans } = props;
@@ -157,7 +157,7 @@ export function KernelRow(props: {
         {k.notebook ? (
           <button
             className="jp-GpuPanel-link"
-            onClick={() => props.onOpenNotebook(k.notebook!)}
+            onClick={() => props.onOpenNotebook(k.notebook!, k.kernel_id)}
             title={trans.__('Open %1', k.notebook)}
           >
             {label}

@@ -24,7 +24,7 @@ export function KernelsSection(props: {
   themeKey: string;
   control: IKernelControl;
   confirm: Confirm;
-  onOpenNotebook: (path: string) => void;
+  onOpenNotebook: (path: string, kernelId?: string | null) => void;
   onScriptTriage: (pid: number) => Promise<unknown>;
   onRefresh: () => Promise<void>;
   trans: ITrans;
