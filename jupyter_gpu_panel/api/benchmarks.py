@@ -15,8 +15,9 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_escape, url_path_join
 from tornado import web
 
+from ..benchmarks.notebook import build_notebook
 from ..benchmarks.paths import first_free, normalize_api_path, results_name
-from ..benchmarks.templates import TEMPLATES, build_notebook, list_templates
+from ..benchmarks.templates import TEMPLATES, list_templates
 from .base import BaseHandler
 
 

@@ -18,8 +18,9 @@ from typing import Any, Optional
 
 import nbformat
 
+from ..benchmarks.notebook import build_notebook
 from ..benchmarks.paths import results_name
-from ..benchmarks.templates import TEMPLATES, build_notebook, list_templates
+from ..benchmarks.templates import TEMPLATES, list_templates
 from .errors import fail, os_error_text, unwritable
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
