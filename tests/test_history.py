@@ -71,6 +71,25 @@ def test_query_since_and_gpu_filter():
     assert not math.isnan(h.query()["gpus"][0]["values"]["util_gpu"][0])
 
 
+def test_every_field_comes_back_as_itself():
+    """The rings keep their columns in their own order (rates side by side): each field still
+    answers with its own reading, raw and downsampled."""
+    h = History(history_seconds=100, interval=1.0)
+    for t in range(20):
+        r = GPUReading(index=0, t=float(t), **{name: 1000 * (k + 1) + t for k, name in enumerate(HISTORY_FIELDS)})
+        h.append([r])
+    raw = served(h.query())["gpus"][0]["values"]
+    assert {name: raw[name][-1] for name in HISTORY_FIELDS} == {
+        name: 1000 * (k + 1) + 19 for k, name in enumerate(HISTORY_FIELDS)
+    }
+    two = served(h.query(max_points=2))["gpus"][0]["values"]
+    for k, name in enumerate(HISTORY_FIELDS):
+        base = 1000 * (k + 1)
+        # memory levels keep the bucket's maximum, rates its mean
+        want = [base + 9, base + 19] if name.startswith("mem_") else [base + 4.5, base + 14.5]
+        assert two[name] == want, name
+
+
 def test_vectorised_downsample_matches_the_bucket_definition():
     """Against a direct per-bucket computation on random data with missing readings: buckets of
     ceil(n / max_points) rows aligned to the newest row (1003 rows, 50 points: 21 per bucket)."""
@@ -102,7 +121,7 @@ async def test_history_queries_and_their_json_run_off_the_event_loop(jp_fetch, p
     from jupyter_gpu_panel.api import metrics
 
     seen = {}
-    query, encode = panel.sampler.history.query, metrics.chunked_json
+    query, encode = panel.sampler.history.query, metrics.json_parts
 
     def spy_query(*args, **kwargs):
         seen["query"] = threading.current_thread()
@@ -113,7 +132,7 @@ async def test_history_queries_and_their_json_run_off_the_event_loop(jp_fetch, p
         return encode(doc)
 
     monkeypatch.setattr(panel.sampler.history, "query", spy_query)
-    monkeypatch.setattr(metrics, "chunked_json", spy_encode)
+    monkeypatch.setattr(metrics, "json_parts", spy_encode)
     resp = await jp_fetch("api", "gpu-panel", "history", params={"max_points": "100"})
     assert resp.code == 200 and json.loads(resp.body)["gpus"]
     loop_thread = threading.main_thread()

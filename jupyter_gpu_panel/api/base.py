@@ -110,15 +110,19 @@ class BaseHandler(PanelMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(strict_json(doc))
 
-    async def write_large(self, body: bytes, chunk: int = 256 * 1024) -> None:
-        """A JSON body of megabytes, written a slice per loop step: one ``finish()`` of an hour of
-        history copies it whole (headers + body) several times on the event loop."""
+    async def write_large(self, parts: list[bytes], chunk: int = 256 * 1024) -> None:
+        """A JSON body of megabytes (``json_parts``), written ~``chunk`` bytes per loop step: one
+        ``finish()`` of an hour of history copies it whole (headers + body) several times on the
+        event loop."""
         self.set_header("Content-Type", "application/json")
-        self.set_header("Content-Length", str(len(body)))
-        view = memoryview(body)
-        for start in range(0, len(view), chunk):
-            self.write(bytes(view[start : start + chunk]))
-            await self.flush()
+        self.set_header("Content-Length", str(sum(len(p) for p in parts)))
+        pending = 0
+        for part in parts:
+            self.write(part)
+            pending += len(part)
+            if pending >= chunk:
+                pending = 0
+                await self.flush()
         self.finish()
 
     def json_body(self) -> dict[str, Any]:
@@ -138,14 +142,38 @@ class BaseHandler(PanelMixin, APIHandler):
         return None if raw is None else raw.split(",")
 
 
-def chunked_json(doc: Any) -> bytes:
-    """``strict_json`` of a large document, built from one call per leaf (a column, a value).
+def json_parts(doc: Any) -> list[bytes]:
+    """``strict_json`` of a large document as pieces, one encoder call per leaf (a column, a value).
 
     One call for a whole hour of 8 GPUs would hold the GIL for its whole length, stalling the
-    event loop even from a worker thread; per-column calls let the loop run in between.
+    event loop even from a worker thread; per-column calls let the loop run in between. The
+    pieces are never joined into one body: ``write_large`` sends them as they are (joining the
+    megabytes cost a tenth of a full-hour query).
     """
+    parts: list[bytes] = []
+    _json_parts(doc, parts)
+    return parts
+
+
+def chunked_json(doc: Any) -> bytes:
+    """``json_parts`` joined: the whole document as one ``bytes``."""
+    return b"".join(json_parts(doc))
+
+
+def _json_parts(doc: Any, parts: list[bytes]) -> None:
     if isinstance(doc, dict):
-        return b"{" + b",".join(orjson.dumps(str(k)) + b":" + chunked_json(v) for k, v in doc.items()) + b"}"
-    if isinstance(doc, (list, tuple)) and any(isinstance(v, (dict, list, tuple, np.ndarray)) for v in doc):
-        return b"[" + b",".join(chunked_json(v) for v in doc) + b"]"
-    return strict_json(doc)
+        sep = b"{"
+        for k, v in doc.items():
+            parts.append(sep + orjson.dumps(str(k)) + b":")
+            _json_parts(v, parts)
+            sep = b","
+        parts.append(b"}" if sep == b"," else b"{}")
+    elif isinstance(doc, (list, tuple)) and any(isinstance(v, (dict, list, tuple, np.ndarray)) for v in doc):
+        sep = b"["
+        for v in doc:
+            parts.append(sep)
+            _json_parts(v, parts)
+            sep = b","
+        parts.append(b"]" if sep == b"," else b"[]")
+    else:
+        parts.append(strict_json(doc))

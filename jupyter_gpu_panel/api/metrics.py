@@ -18,7 +18,7 @@ from ..metrics.older_history import merge_older, older_history
 from ..metrics.readings import HISTORY_FIELDS
 from ..metrics.snapshot import parse_fields, snapshot_json
 from ..metrics.sources.prometheus import PrometheusClient, PrometheusError
-from .base import BaseHandler, chunked_json
+from .base import BaseHandler, json_parts
 
 MAX_HISTORY_POINTS = 100_000
 #: GPU indices a query may name (NVML numbers devices from 0; no node holds more than this).
@@ -88,19 +88,19 @@ class HistoryHandler(BaseHandler):
                 pid_visible=lambda pid: audience.sees_process(sampler.user_of(pid)),
             )
 
-        def encode(doc: dict, older_columns: Optional[dict] = None) -> bytes:
+        def encode(doc: dict, older_columns: Optional[dict] = None) -> list[bytes]:
             if older_columns:
                 merge_older(doc, older_columns)
-            return chunked_json({"now": sampler.health.last_tick, "interval": sampler.interval, **doc})
+            return json_parts({"now": sampler.health.last_tick, "interval": sampler.interval, **doc})
 
         if since is None or not panel.prometheus_url:
             key = (since, tuple(fields or ()), max_points, tuple(gpus or ()), audience)
-            text = await work.run(key, lambda: encode({**query(), "older": None}))
+            body = await work.run(key, lambda: encode({**query(), "older": None}))
         else:  # the buffer's start decides what to ask Prometheus: no sharing of this document
             doc = await work.run(object(), query)
             doc["older"], older_columns = await older_part(panel, doc, since, gpus, max_points)
-            text = await work.run(object(), lambda: encode(doc, older_columns))
-        await self.write_large(text)
+            body = await work.run(object(), lambda: encode(doc, older_columns))
+        await self.write_large(body)
 
     def _since(self) -> Optional[float]:
         raw = self.get_argument("since", None)

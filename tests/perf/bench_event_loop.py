@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from jupyter_gpu_panel.api.base import chunked_json  # noqa: E402 - after the path setup above
+from jupyter_gpu_panel.api.base import json_parts  # noqa: E402 - after the path setup above
 from jupyter_gpu_panel.metrics.history import GPU_MEAN_COLUMNS, History, Ring  # noqa: E402
 from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS  # noqa: E402
 
@@ -94,7 +94,7 @@ def part1(repeats: int) -> None:
     hist = filled_history(time.time())
 
     def ours() -> int:
-        return len(chunked_json(hist.query(max_points=4000)))
+        return sum(len(p) for p in json_parts(hist.query(max_points=4000)))
 
     def peer() -> int:
         # the previous release: per-bucket loop, per-value cleaning, one json.dumps
@@ -113,7 +113,7 @@ def part1(repeats: int) -> None:
         return len(json.dumps(doc))
 
     rows = []
-    for name, fn in (("this release (reduceat, chunked JSON)", ours), ("peer: previous per-bucket loop", peer)):
+    for name, fn in (("this release (vectorised, JSON by column)", ours), ("peer: previous per-bucket loop", peer)):
         fn()
         times = []
         for _ in range(repeats):
