@@ -51,6 +51,12 @@ const INTEGER_INCRS: number[] = [];
 for (let p = 1; p <= 1e12; p *= 10) {
   INTEGER_INCRS.push(p, 2 * p, 5 * p);
 }
+/** Time ticks at whole seconds and up: a chart spanning under a second (a kernel just seen)
+ * would otherwise be labelled in milliseconds (":52.000 :52.500"). */
+const TIME_INCRS = [
+  1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+  43200, 86400
+];
 
 function cssVar(el: Element, name: string, fallback: string): string {
   const v = getComputedStyle(el).getPropertyValue(name).trim();
@@ -105,7 +111,7 @@ export function TimeChart(props: IChartProps): JSX.Element {
           font,
           size: 24,
           ...(xTime
-            ? {}
+            ? { incrs: TIME_INCRS }
             : {
                 incrs: INTEGER_INCRS,
                 values: (_u: uPlot, splits: number[]) =>

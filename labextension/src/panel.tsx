@@ -206,12 +206,15 @@ export function PanelView(props: IPanelProps): JSX.Element {
             trans={trans}
           />
         ))}
-      <ClusterSection
-        fetchCluster={() => store.client.cluster()}
-        trans={trans}
-        visible={props.visible}
-        units={units}
-      />
+      {/* only where a Prometheus is configured: a single machine has no cluster to show */}
+      {s.status?.cluster_configured && (
+        <ClusterSection
+          fetchCluster={() => store.client.cluster()}
+          trans={trans}
+          visible={props.visible}
+          units={units}
+        />
+      )}
       {settings.metrics.kernels && (
         <KernelsSection
           kernels={s.kernels}

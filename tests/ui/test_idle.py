@@ -139,7 +139,7 @@ def test_idle_holder_badge_notification_and_release(idle_lab: Lab, page, artifac
         hide_toasts(page, nb)  # they cover the sidebar
         page.wait_for_function(  # gone (their exit animation over) before the next check counts them
             "t => ![...document.querySelectorAll('.Toastify__toast')].some(e => e.textContent.includes(t))",
-            arg=f"{nb}: Idle",
+            arg=nb,
             timeout=10000,
         )
         save_docs_screenshot(row, "kernel-idle.png", artifacts)

@@ -126,6 +126,9 @@ def test_panel_live_history_status_bar_and_themes(replay_lab: Lab, page, artifac
     # The card names the recorded GPU and labels the data as recorded.
     page.wait_for_selector(f"#jp-gpu-panel .jp-GpuPanel-card >> text={GPU_NAME}")
     assert page.locator("#jp-gpu-panel").get_by_text("Recorded data (replay)").is_visible()
+    # No Prometheus configured (GET status says so): no Cluster section on a single machine.
+    assert replay_lab.api("status")["cluster_configured"] is False
+    assert page.locator("#jp-gpu-panel [data-cluster-section]").count() == 0  # as tests/ui/test_cluster finds it
 
     # A memory value straight from the trace, shown as the gauge text.
     s0 = card_state(page)
