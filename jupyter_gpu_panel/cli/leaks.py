@@ -22,10 +22,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from ..memory import protocol as P
 from ..memory.detector import analyze_nvml
 from ..memory.traces import NvmlTrace, TraceError, read_trace, sibling_mem_total
 from ..memory.verdict import verdict_from_trace
-from ..memory.wording import human_bytes, leak_message
+from ..memory.wording import human_bytes, leak_message, onset_phrase
 from .errors import fail, note
 
 STEP_FIELDS = (
@@ -65,9 +66,8 @@ def trace_pids(trace: NvmlTrace) -> list[int]:
 
 def _human(rep: dict[str, Any]) -> str:
     if rep["source"] == "steps":
-        onset = rep["onset_step"] if rep["leak"] else None
-        step = "iteration" if rep.get("step_source") == "forward" else "step"
-        return leak_message(rep) + ("" if onset is None else f"\ngrowing since {step} {onset:,}")
+        onset = onset_phrase(rep) if rep["leak"] else ""
+        return leak_message(rep) + (f"\n{onset}" if onset else "")
     return "\n".join(f"pid {p['pid']}: {leak_message(p)}" for p in rep["processes"]) or "no processes in the trace"
 
 
@@ -77,6 +77,8 @@ def _iteration_line(report: dict[str, Any]) -> str:
     spi = report.get("steps_per_iteration")
     calls = "optimizer step" if report.get("step_source") != "forward" else "top-level module call"
     what = "one step is one record" if spi is None else f"{spi:g} {calls}{'' if spi == 1 else 's'} an iteration"
+    if report.get("step_source") == "timer":
+        what = f"read by the probe's clock every {P.TIMER_SECONDS:g} s (no optimizer step, no module call)"
     headroom = report.get("headroom")
     room = "" if headroom is None else f" ({human_bytes(headroom)}{' over' if headroom < 0 else ''})"
     return f"{what}; headroom bounded by {report['headroom_bound']}{room}"

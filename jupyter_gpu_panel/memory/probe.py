@@ -29,7 +29,8 @@ forward hook: at the end of each of their calls, when no optimizer has stepped f
 (``protocol.IDLE_OPTIMIZER_SECONDS``, or 3x the steps' own interval), a ``kind: forward``
 record is written at the first call of each iteration (at most every
 ``protocol.MIN_FORWARD_RECORD_SECONDS``). While a training loop runs, that hook only compares
-two clock readings.
+two clock readings. Code that runs neither (a loop of plain tensor operations) is read by the
+probe's clock once a second (``probe_timer``).
 
 They go to ``<jupyter runtime dir>/gpu-panel/probe-<pid>.iters.jsonl`` (directory 0700, files 0600,
 rotated at ``max_bytes``) beside ``probe-<pid>.json`` (who wrote it), where the server
@@ -45,22 +46,22 @@ can read: notebook cells live in its linecache). The server names the stack that
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import protocol as P
 from .probe_iterations import ForwardRecords, Iterations
+from .probe_timer import ClockRecords
 from .probe_triage import TriageRecorder
 from .protocol import (
     ALREADY_LOADED,
     PROBE_DIR_NAME,
-    RELEASED_PREFIX,
     loaded_reply,
     probe_file,
 )
@@ -89,9 +90,9 @@ def _kernel_id() -> Optional[str]:
         return None
 
 
-class Probe(TriageRecorder, ForwardRecords):
-    """Writes one record per optimizer step of this process (and per iteration of a loop
-    without an optimizer: see the module's docstring)."""
+class Probe(TriageRecorder, ForwardRecords, ClockRecords):
+    """Writes one record per optimizer step of this process (per iteration of a loop without
+    an optimizer, and once a second in code that runs neither: see the module's docstring)."""
 
     def __init__(
         self, directory: Optional[Path] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES
@@ -113,7 +114,8 @@ class Probe(TriageRecorder, ForwardRecords):
         self._next_triage_check = 0.0
         self.step = 0  # records written (the ``i`` of the next one)
         self.iterations = {P.KIND_STEP: Iterations(), P.KIND_FORWARD: Iterations()}
-        self._last_t: dict[str, Optional[float]] = {P.KIND_STEP: None, P.KIND_FORWARD: None}
+        self._last_t: dict[str, Optional[float]] = {kind: None for kind in P.KINDS}
+        self._lock = threading.Lock()  # the clock's thread records too
         self._last_step_t: Optional[float] = None  # last optimizer step (Unix seconds)
         self._step_interval: Optional[float] = None  # smoothed interval between optimizer steps
         self._last_forward_write = 0.0
@@ -224,25 +226,30 @@ class Probe(TriageRecorder, ForwardRecords):
         """Seconds without an optimizer step after which a loop's forward calls are recorded."""
         return max(P.IDLE_OPTIMIZER_SECONDS, 3.0 * (self._step_interval or 0.0))
 
-    def _record(self, kind: str, key: str, source: Any, now: float) -> None:
-        its = self.iterations[kind]
-        sid, starts = its.fire(source)
-        if kind == P.KIND_FORWARD:
-            # one record per iteration (its first call), at most every MIN_FORWARD_RECORD_SECONDS
-            if not starts or now - self._last_forward_write < P.MIN_FORWARD_RECORD_SECONDS:
-                return
-            self._last_forward_write = now
+    def _record(self, kind: str, key: Optional[str], source: Any, now: float) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._record_locked(kind, key, source, now)
+
+    def _record_locked(self, kind: str, key: Optional[str], source: Any, now: float) -> None:
         last_t = self._last_t[kind]
-        rec: dict[str, Any] = {
-            "i": self.step,
-            P.KIND: kind,
-            P.ITER: its.index,
-            key: sid,
-            "t": now,
-            "dt": None if last_t is None else now - last_t,
-        }
-        if its.last_calls is not None:
-            rec[P.STEPS_PER_ITERATION] = its.last_calls
+        rec: dict[str, Any] = {"i": self.step, P.KIND: kind, "t": now, "dt": None if last_t is None else now - last_t}
+        if kind == P.KIND_TIME:
+            starts = False  # triage follows iterations of a loop; the clock has none
+            self._clock_fields(rec)
+        else:
+            its = self.iterations[kind]
+            sid, starts = its.fire(source)
+            if kind == P.KIND_FORWARD:
+                # one record per iteration (its first call), at most every MIN_FORWARD_RECORD_SECONDS
+                if not starts or now - self._last_forward_write < P.MIN_FORWARD_RECORD_SECONDS:
+                    return
+                self._last_forward_write = now
+            rec[P.ITER] = its.index
+            rec[key or P.OPT] = sid
+            if its.last_calls is not None:
+                rec[P.STEPS_PER_ITERATION] = its.last_calls
+            self._count_run_record(kind)
         rec.update(self.reading())
         rec["limit"] = self.limit = self._limit()
         if self._free_ok and now >= self._next_free:
@@ -276,12 +283,14 @@ class Probe(TriageRecorder, ForwardRecords):
         rec = {"t": time.time(), "cell": cell_id, "execution_count": execution_count, **self.reading()}
         with self._open_private(self.cells_path, "a") as fh:
             fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
-        if self._fh is not None:
-            # the step records flush every FLUSH_SECONDS of training: the last steps of a cell
-            # would wait for the next cell's first flush (the server's view of an idle kernel)
-            self._fh.flush()
+        with self._lock:
+            if self._fh is not None:
+                # the step records flush every FLUSH_SECONDS of training: the last steps of a cell
+                # would wait for the next cell's first flush (the server's view of an idle kernel)
+                self._fh.flush()
 
     def close(self) -> None:
+        self.stop_clock()
         self._disarm()
         for _ref, handle in self._forward_hooks.values():
             handle.remove()
@@ -289,9 +298,10 @@ class Probe(TriageRecorder, ForwardRecords):
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
 
 
 _probe: Optional[Probe] = None
@@ -326,6 +336,8 @@ def start(
     probe = Probe(Path(directory) if directory else None, device, max_bytes)
     probe.open()
     probe.arm_forward_discovery()
+    probe.run_starts()  # a script runs from here; a kernel's runs are its cells (load_in_kernel)
+    probe.start_clock()
     _probe = probe
     return probe
 
@@ -341,11 +353,13 @@ def _pre_run_cell(*_: Any) -> None:
     """A cell starts: its loop may run no optimizer (an eval, a generation): find its modules."""
     if _probe is not None:
         _probe.arm_forward_discovery()
+        _probe.run_starts()
 
 
 def _post_run_cell(result: Any) -> None:
     if _probe is None:
         return
+    _probe.run_ends()
     info = getattr(result, "info", None)
     source = getattr(info, "raw_cell", "") or ""
     cell_id = getattr(info, "cell_id", None) or f"src:{hash(source.strip()) & 0xFFFFFFFF:08x}"
@@ -361,6 +375,7 @@ def load_in_kernel(ipython: Any) -> None:
     probe = start()
     if probe is None:
         return
+    probe.run_ends()  # the cell that loads it is no loop of the user's: the next cells are
     if _post_run_cell not in ipython.events.callbacks.get("post_run_cell", []):
         ipython.events.register("post_run_cell", _post_run_cell)
     if _pre_run_cell not in ipython.events.callbacks.get("pre_run_cell", []):
@@ -379,22 +394,3 @@ def unload_ipython_extension(ipython: Any) -> None:
         except ValueError:
             pass
     stop()
-
-
-def release_cached() -> None:
-    """``torch.cuda.empty_cache()`` in this process, and what it gave back (the panel's *Release
-    cached memory* on an idle kernel). Variables stay; only the allocator's unused blocks go.
-    Prints one line the server reads (``protocol.RELEASED_PREFIX`` + JSON) and returns None, so
-    IPython's display hook leaves the user's ``_`` and ``Out`` alone."""
-    torch = sys.modules.get("torch")  # never import torch here: a kernel that did not, holds none
-    report: dict[str, Any] = {"torch": torch is not None, "cuda": False, "reserved_before": 0, "reserved_after": 0}
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        devices = range(torch.cuda.device_count())
-        report["cuda"] = True
-        report["reserved_before"] = int(sum(torch.cuda.memory_reserved(d) for d in devices))
-        report["allocated"] = int(sum(torch.cuda.memory_allocated(d) for d in devices))
-        gc.collect()  # tensors only a reference cycle still holds go back to the cache first
-        torch.cuda.empty_cache()
-        report["reserved_after"] = int(sum(torch.cuda.memory_reserved(d) for d in devices))
-        report["allocated_after"] = int(sum(torch.cuda.memory_allocated(d) for d in devices))
-    print(RELEASED_PREFIX + json.dumps(report))

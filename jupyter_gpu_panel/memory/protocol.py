@@ -57,13 +57,15 @@ BYTE_FIELDS = ("allocated", "reserved", "active", "inactive_split", "peak_alloca
 #: Non-negative integer counters.
 COUNT_FIELDS = ("alloc_retries", "num_ooms")
 
-#: What wrote a record: an optimizer step (the global step post-hook), or the end of a
-#: top-level ``nn.Module`` call in a loop without an optimizer (inference, eval, generation).
+#: What wrote a record: an optimizer step (the global step post-hook), the end of a
+#: top-level ``nn.Module`` call in a loop without an optimizer (inference, eval, generation),
+#: or the probe's clock in code that runs neither (a loop of plain tensor operations).
 #: A record without ``kind`` is an optimizer step (recorded traces, probes before round 2).
 KIND = "kind"
 KIND_STEP = "step"
 KIND_FORWARD = "forward"
-KINDS = (KIND_STEP, KIND_FORWARD)
+KIND_TIME = "time"
+KINDS = (KIND_STEP, KIND_FORWARD, KIND_TIME)
 #: Iteration index of the record, per kind: it advances when a source (an optimizer, a
 #: top-level module) that already fired in the current iteration fires again, so a GAN's
 #: G and D steps, or a second optimizer for a head, make one iteration.
@@ -117,6 +119,11 @@ def loaded_reply(device: int) -> str:
 #: Recorded by the probe at the end of a top-level module call only after this long without
 #: an optimizer step (and 3 x the steps' own interval): a training loop is read at its steps.
 IDLE_OPTIMIZER_SECONDS = 2.0
+#: The clock's period: while a cell (or a script) has run this long and longer with neither an
+#: optimizer step nor a module call recorded, the allocator is read every ``TIMER_SECONDS``
+#: from a thread (``kind: time``; ``iter`` counts the readings), and the detector judges
+#: that series on a time axis.
+TIMER_SECONDS = 1.0
 #: Forward records are written at most this often (a token-by-token generation calls its
 #: model thousands of times a second); skipped iterations are simply not recorded.
 MIN_FORWARD_RECORD_SECONDS = 0.005
@@ -129,5 +136,5 @@ def load_succeeded(output: str) -> bool:
 
 # -- releasing torch's cache in an idle kernel ------------------------------------------------
 #: Frees torch's cached GPU memory in the kernel (variables stay); prints one RELEASED_PREFIX line.
-RELEASE_CODE = "__import__('jupyter_gpu_panel.memory.probe', fromlist=['_']).release_cached()"
+RELEASE_CODE = "__import__('jupyter_gpu_panel.memory.release', fromlist=['_']).release_cached()"
 RELEASED_PREFIX = "jupyter-gpu-panel: released "

@@ -195,18 +195,18 @@ def _kind(rec: dict[str, Any]) -> str:
 
 
 def judged_kind(good: list[dict[str, Any]]) -> str:
-    """The kind of the newest records, once it holds a few iterations (else the other kind's,
-    when that one holds more: a training loop's first forward record before its first step)."""
+    """The kind of the newest records, once it holds a few iterations (else the kind that holds
+    the most, when it holds more: a training loop's first forward record before its first step)."""
     if not good:
         return P.KIND_STEP
     newest = _kind(good[-1])
     iters: dict[str, set[Any]] = {k: set() for k in P.KINDS}
     for r in good:
         iters[_kind(r)].add(r.get(P.ITER, r["i"]))
-    other = P.KIND_FORWARD if newest == P.KIND_STEP else P.KIND_STEP
-    if len(iters[newest]) < 3 and len(iters[other]) > len(iters[newest]):
-        return other
-    return newest
+    if len(iters[newest]) >= 3:
+        return newest
+    most = max(P.KINDS, key=lambda k: len(iters[k]))
+    return most if len(iters[most]) > len(iters[newest]) else newest
 
 
 RECENT_ITERATIONS = 256
@@ -248,7 +248,10 @@ def steps_from_records(records: list[Any]) -> StepTrace:
         elif kind == P.KIND_STEP:  # every optimizer step is in the file: count them
             done = counts[-RECENT_ITERATIONS:-1] or counts[-1:]
             spi = float(np.mean(done))
-        pos = [float(r[P.ITER]) for r in rows]
+        if kind == P.KIND_TIME and all("t" in r for r in rows):
+            pos = [float(r["t"]) - float(rows[0]["t"]) for r in rows]  # the clock's axis: seconds
+        else:
+            pos = [float(r[P.ITER]) for r in rows]
         if len(rows) >= 2:
             gaps = np.diff([float(r["i"]) for r in rows[-RECENT_ITERATIONS:]])
             gaps = gaps[gaps > 0]

@@ -8,8 +8,9 @@ the chart's ``forecast`` line.
 A "step" here is an iteration of the loop (``records.StepTrace``): several optimizers stepping
 in one iteration (a GAN's G and D) count once, and ``steps_per_iteration`` says how many hook
 calls made one (null when the records do not say: recorded traces, older probes).
-``step_source`` says what the iterations are: ``optimizer`` steps, or ``forward`` calls of a
-loop without an optimizer.
+``step_source`` says what the iterations are: ``optimizer`` steps, ``forward`` calls of a
+loop without an optimizer, or ``timer``: the probe's clock in code that runs neither, whose
+positions are seconds (``bytes_per_step`` is then bytes a second).
 
 Headroom is bounded by what this process can still get now: the process cap the probe re-reads
 at every record (``set_per_process_memory_fraction``), and the device's free memory plus this
@@ -39,7 +40,7 @@ BOUND_DEVICE_FREE = "device free"
 BOUND_CAPACITY = "capacity"
 HEADROOM_BOUNDS = (BOUND_PROCESS_CAP, BOUND_DEVICE_FREE, BOUND_CAPACITY)
 #: ``step_source`` values: what one iteration's records come from.
-STEP_SOURCES = {P.KIND_STEP: "optimizer", P.KIND_FORWARD: "forward"}
+STEP_SOURCES = {P.KIND_STEP: "optimizer", P.KIND_FORWARD: "forward", P.KIND_TIME: "timer"}
 
 
 def capacity_bound(

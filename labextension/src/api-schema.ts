@@ -868,10 +868,10 @@ export interface components {
             /** @constant */
             oom?: true;
             /**
-             * @description an optimizer step, or a top-level module call
+             * @description an optimizer step, a top-level module call, or the probe's clock (code that runs neither)
              * @enum {string}
              */
-            kind?: "step" | "forward";
+            kind?: "step" | "forward" | "time";
             iter?: number;
             opt?: number;
             mod?: number;
@@ -935,10 +935,10 @@ export interface components {
             /** @description hook calls per iteration; null when the records do not say */
             steps_per_iteration: number | null;
             /**
-             * @description what an iteration is
+             * @description what an iteration is: optimizer steps, top-level module calls of a loop without an optimizer, or the probe's clock (positions in seconds)
              * @enum {string}
              */
-            step_source: "optimizer" | "forward";
+            step_source: "optimizer" | "forward" | "timer";
         };
         /** @description Verdict from NVML's per-process memory over time. */
         NvmlVerdict: {
