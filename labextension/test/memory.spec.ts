@@ -32,6 +32,7 @@ import {
   probe,
   script as baseScript,
   stepsVerdict as verdict,
+  StepsVerdict,
   triage
 } from './fixtures';
 
@@ -147,6 +148,17 @@ describe('chartUnit', () => {
 });
 
 describe('kernelChart', () => {
+  it("titles the probe's positions by what they are", () => {
+    const title = (step_source: StepsVerdict['step_source']) =>
+      kernelChart(
+        kernel({ probe: probe(), leak: verdict({ step_source }) }),
+        'GiB'
+      )!.title;
+    expect(title('optimizer')).toBe('Memory by step (GiB)');
+    expect(title('forward')).toBe('Memory by iteration (GiB)');
+    expect(title('timer')).toBe('Memory, read each second (GiB)');
+  });
+
   it('plots allocated and reserved per step, the forecast dashed to the OOM and the limit', () => {
     const leak = verdict({
       capacity: 8 * GiB,

@@ -236,20 +236,37 @@ export function kernelChart(
     data.push(merged.x.map(() => scale(capacity)));
     lines.push('limit');
   }
-  const title =
-    m.axis === 'step'
-      ? trans.__('Memory by step (%1)', unit.name)
-      : trans.__('Kernel GPU memory (%1)', unit.name);
   return {
     axis: m.axis,
     unit: unit.name,
-    title,
+    title: chartTitle(m.axis, leak, unit.name, trans),
     lines,
     data,
     forecast: !!seg,
     forecastClipped: !!seg?.clipped,
     capacity
   };
+}
+
+/** What the probe's positions are: its verdict's step_source (optimizer steps by default). */
+function chartTitle(
+  axis: 'step' | 'time',
+  leak: IMemorySubject['leak'],
+  unit: string,
+  trans: ITrans
+): string {
+  if (axis === 'time') {
+    return trans.__('Kernel GPU memory (%1)', unit);
+  }
+  const source = leak && leak.source === 'steps' ? leak.step_source : null;
+  if (source === 'forward') {
+    return trans.__('Memory by iteration (%1)', unit);
+  }
+  if (source === 'timer') {
+    // the probe's clock: one reading a second while the cell runs
+    return trans.__('Memory, read each second (%1)', unit);
+  }
+  return trans.__('Memory by step (%1)', unit);
 }
 
 /** Step numbers for an axis: 950, 2.5k, 12k, 1.2M. */
