@@ -152,20 +152,28 @@ def test_panel_live_history_status_bar_and_themes(replay_lab: Lab, page, artifac
         assert time.monotonic() < deadline, "numbers never changed in 20 s"
         time.sleep(0.5)
 
-    # The template drop-down fits the default sidebar width beside its button, its text cut
-    # with an ellipsis before the arrow.
+    # The template drop-down fits the default sidebar width with its button (which wraps below
+    # it there): the chosen title shows whole, and a longer one would end in an ellipsis before
+    # the arrow.
     fit = page.evaluate(
         """() => { const row = document.querySelector('#jp-gpu-panel .jp-GpuPanel-launcher');
                    const sel = row.querySelector('select');
                    const arrow = row.querySelector('.jp-HTMLSelect > span svg').getBoundingClientRect();
                    const s = getComputedStyle(sel);
+                   const ctx = document.createElement('canvas').getContext('2d');
+                   ctx.font = `${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+                   const box = sel.getBoundingClientRect();
                    return {rowFits: row.scrollWidth <= row.clientWidth + 1,
                            ellipsis: s.textOverflow,
-                           textEnd: sel.getBoundingClientRect().right - parseFloat(s.paddingRight),
+                           text: sel.selectedOptions[0].text,
+                           textWidth: ctx.measureText(sel.selectedOptions[0].text).width,
+                           textStart: box.left + parseFloat(s.paddingLeft),
+                           textEnd: box.right - parseFloat(s.paddingRight),
                            arrowStart: arrow.left}; }"""
     )
     assert fit["rowFits"] and fit["ellipsis"] == "ellipsis", fit
     assert fit["textEnd"] <= fit["arrowStart"] + 0.5, fit
+    assert fit["textStart"] + fit["textWidth"] <= fit["textEnd"], fit  # the title is not cut
 
     # A reading the recording lacks is "not recorded", not "n/a"; busy is not an alarm colour.
     card = page.locator("#jp-gpu-panel .jp-GpuPanel-card").first
