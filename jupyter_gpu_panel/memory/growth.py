@@ -63,7 +63,7 @@ from typing import Any, Optional
 import numpy as np
 from scipy import stats
 
-from .series import Growth, _as_array, _clean
+from .series import Growth, _as_array, _clean, thin_indices
 
 #: A leak is actionable when it fills the available memory within this many seconds.
 ACTIONABLE_SECONDS = 24 * 3600.0
@@ -168,12 +168,6 @@ def _longest_release(x: np.ndarray, floor: np.ndarray, tol: float) -> int:
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
     return int((ends - starts).max())
-
-
-def _thin(n: int, limit: int = MAX_STAT_POINTS) -> np.ndarray:
-    if n <= limit:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
 
 
 def detect_growth(
@@ -323,7 +317,7 @@ def _judge(
         return g
 
     # rate: Theil–Sen over the regime's floor (robust to steps and to a spike at the end)
-    idx = a + _thin(span + 1)
+    idx = a + thin_indices(span + 1, MAX_STAT_POINTS)
     average = float((floor[last] - floor[a]) / max(pos[last] - pos[a], 1e-12))
     slope = float(stats.theilslopes(floor[idx], pos[idx]).slope) if len(idx) >= 3 else average
     if slope <= 0:  # a staircase seen through few points: the median pair is flat

@@ -48,3 +48,10 @@ def _clean(pos: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(pos, kind="stable")
         pos, x = pos[order], x[order]
     return pos, x
+
+
+def thin_indices(n: int, limit: int) -> np.ndarray:
+    """At most ``limit`` indices spread evenly over ``range(n)``, both ends kept."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
