@@ -6,6 +6,7 @@ records, the thread and the verdict on them are the real ones.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -13,11 +14,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_probe import CPUProbe, train  # noqa: E402 - after the torch check
+from test_probe import CPUProbe, ReplayHistoryProbe, request, train  # noqa: E402 - after the torch check
 from test_probe import records as file_records  # noqa: E402
 
 from jupyter_gpu_panel.cli import main as cli_main  # noqa: E402
-from jupyter_gpu_panel.memory import probe_timer  # noqa: E402
+from jupyter_gpu_panel.memory import probe_timer, probe_triage  # noqa: E402
 from jupyter_gpu_panel.memory import protocol as P  # noqa: E402
 from jupyter_gpu_panel.memory.verdict import verdict_from_records  # noqa: E402
 
@@ -102,6 +103,40 @@ def test_steps_after_clock_readings_take_the_verdict_back(probe):
     assert verdict_from_records(records(probe))["step_source"] == "optimizer"
 
 
+def test_a_triage_on_the_clock_is_cut_at_its_readings_and_speaks_in_seconds(tmp_path, monkeypatch):
+    """The server asks for a triage on the alarm: the clock's readings cut the history (a step is
+    a second) and the verdict names the line "a second"."""
+    import os
+
+    monkeypatch.setattr(probe_triage, "TRIAGE_POLL_SECONDS", 0.0)
+    CPUProbe.kept = []
+    monkeypatch.setattr(ReplayHistoryProbe, "markers", 0)  # class counters: restored afterwards
+    monkeypatch.setattr(ReplayHistoryProbe, "recording", None)
+    p = ReplayHistoryProbe(tmp_path)
+    p.open()
+    try:
+        p.run_starts(now=T0)
+        for k in range(2, 6):
+            keep(1)
+            p.clock_tick(T0 + k)
+        probes, f, req = request(tmp_path, os.getpid())
+        assert req["state"] == "requested" and req["steps"] == 4
+        k = 6
+        while ReplayHistoryProbe.recording is not False and k < 20:  # one reading starts it, 4 record
+            keep(1)
+            p.clock_tick(T0 + k)
+            k += 1
+        assert ReplayHistoryProbe.recording is False and ReplayHistoryProbe.markers == 5 and k == 11
+    finally:
+        p.close()
+        CPUProbe.kept = []
+    assert json.loads(p.triage_path.read_text())["unit"] == "second"
+    probes.poll()
+    t = f.triage
+    assert t["state"] == "done" and t["steps"] == 4
+    assert t["message"] == "`record_snapshot.py:27 h = model[1](model[0](x))` keeps 32 MiB a second"
+
+
 def test_the_clock_thread_records_and_stops_with_the_probe(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "IDLE_OPTIMIZER_SECONDS", 0.05)
     CPUProbe.kept = []
@@ -137,7 +172,7 @@ def test_the_cli_speaks_in_seconds_for_clock_records(tmp_path, capsys):
         for k in range(120)
     ]
     path = tmp_path / "loop.iters.jsonl"
-    path.write_text("".join(__import__("json").dumps(r) + "\n" for r in recs))
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert cli_main(["leaks", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Leaking 8 MiB a second, full in ~2") and "growing for the last" in out, out

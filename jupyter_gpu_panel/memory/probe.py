@@ -235,7 +235,7 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
         last_t = self._last_t[kind]
         rec: dict[str, Any] = {"i": self.step, P.KIND: kind, "t": now, "dt": None if last_t is None else now - last_t}
         if kind == P.KIND_TIME:
-            starts = False  # triage follows iterations of a loop; the clock has none
+            starts = True  # each reading of the clock is a step of its triage (a second)
             self._clock_fields(rec)
         else:
             its = self.iterations[kind]
@@ -270,7 +270,7 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
             if self._fh.tell() > self.max_bytes:
                 self._rotate()
         if starts:
-            self._triage_tick(now)
+            self._triage_tick(now, "second" if kind == P.KIND_TIME else "step")
 
     def _rotate(self) -> None:
         """Keep the newest records and one older file, so the size stays bounded."""

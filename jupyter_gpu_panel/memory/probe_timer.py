@@ -3,12 +3,14 @@
 A loop of plain tensor operations (moving batches to the GPU and keeping them, a hand-written
 sampler) writes no step and no forward record, so the probe would see nothing. While a cell (or
 a script) runs with neither kind recorded for ``protocol.IDLE_OPTIMIZER_SECONDS``, a daemon
-thread reads the allocator every ``protocol.TIMER_SECONDS`` and writes a ``kind: time`` record;
-the detector judges that series on a time axis (bytes a second, a forecast in seconds). Once a
-step or a forward record comes, the clock stays quiet until the next cell starts.
+thread reads the allocator every ``protocol.TIMER_SECONDS`` and, once it has moved in this run,
+writes a ``kind: time`` record every reading; the detector judges that series on a time axis
+(bytes a second, a forecast in seconds). Once a step or a forward record comes, the clock stays
+quiet until the next cell starts.
 
 The thread only reads host-side allocator counters (no GPU synchronisation) once a second:
-its cost is measured by ``tests/perf/bench_probe_timer.py``.
+its cost is measured by ``tests/perf/bench_probe_clock.py``. A triage asked for such a loop is
+cut at the clock's readings: its steps are seconds (``unit: second`` in ``triage.json``).
 """
 
 from __future__ import annotations

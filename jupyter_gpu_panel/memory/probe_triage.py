@@ -47,9 +47,11 @@ class TriageRecorder:
     """Mixed into ``probe.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
     ``device``, ``pid``, the triage paths and counters, and ``_write_private``."""
 
-    def _triage_tick(self, now: float) -> None:
-        """At each iteration's start: mark the step boundary while recording, else look for a
-        request now and then."""
+    _triage_unit = "step"  # what the steps of the triage being recorded are (``protocol.TRIAGE_UNITS``)
+
+    def _triage_tick(self, now: float, unit: str = "step") -> None:
+        """At each iteration's start (each clock reading: ``unit`` second): mark the step
+        boundary while recording, else look for a request now and then."""
         try:
             if self._triage_left:
                 self._triage_step_marker()
@@ -59,6 +61,7 @@ class TriageRecorder:
             elif now >= self._next_triage_check:
                 self._next_triage_check = now + TRIAGE_POLL_SECONDS
                 if os.path.exists(self.triage_request_path):
+                    self._triage_unit = unit
                     self._start_triage()
         except Exception as exc:  # noqa: BLE001 - a training step must never fail because of us
             if self._triage_left:
@@ -139,7 +142,14 @@ class TriageRecorder:
         self._write_triage({"device_traces": [events], "code": code})
 
     def _write_triage(self, doc: dict[str, Any]) -> None:
-        doc = {"t": time.time(), "pid": self.pid, "device": self.device, "steps": self._triage_steps, **doc}
+        doc = {
+            "t": time.time(),
+            "pid": self.pid,
+            "device": self.device,
+            "steps": self._triage_steps,
+            "unit": self._triage_unit,
+            **doc,
+        }
         tmp = self.triage_path.with_suffix(".tmp")
         self._write_private(tmp, json.dumps(doc, separators=(",", ":")))
         os.replace(tmp, self.triage_path)  # the server never reads half a file

@@ -89,6 +89,9 @@ MAX_INDEX = 2**53
 #: Steps of allocation history recorded for a triage, unless the request says otherwise.
 TRIAGE_STEPS = 4
 TRIAGE_MAX_STEPS = 32
+#: What one recorded step of a triage is (``unit`` in ``triage.json``): a loop's iteration, or
+#: a second of the probe's clock (code with no optimizer step and no module call).
+TRIAGE_UNITS = ("step", "second")
 #: The probe allocates (and frees) one tiny tensor from this function at every step boundary
 #: while it records, so the server can cut the history into steps exactly.
 STEP_MARKER = "_triage_step_marker"

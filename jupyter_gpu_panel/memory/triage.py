@@ -9,7 +9,14 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
-from .protocol import LIBRARY_FRAMES, MODULE_CALL_FILE, MODULE_CALL_NAMES, STEP_MARKER, TRIAGE_MAX_STEPS
+from .protocol import (
+    LIBRARY_FRAMES,
+    MODULE_CALL_FILE,
+    MODULE_CALL_NAMES,
+    STEP_MARKER,
+    TRIAGE_MAX_STEPS,
+    TRIAGE_UNITS,
+)
 from .wording import human_bytes
 
 DEFAULT_SKIP = LIBRARY_FRAMES
@@ -85,8 +92,10 @@ def triage_snapshot(
     device: Optional[int] = None,
     skip: Sequence[str] = DEFAULT_SKIP,
     source_line: Optional[Callable[[str, int], Optional[str]]] = None,
+    unit: str = "step",
 ) -> dict[str, Any]:
-    """Name the allocation stacks whose tensors survive every step.
+    """Name the allocation stacks whose tensors survive every step (``unit``: what a step is,
+    ``second`` when the probe's clock cut the history).
 
     ``snapshot`` is ``torch.cuda.memory._snapshot()`` taken after recording the allocation
     history (``torch.cuda.memory._record_memory_history()``) for ``steps`` optimizer steps:
@@ -155,9 +164,9 @@ def triage_snapshot(
         top = ranked[0]
         label = top.pop("label")
         if top["every_step"]:
-            message = f"{label} keeps {human_bytes(top['bytes_per_step'])} a step"
+            message = f"{label} keeps {human_bytes(top['bytes_per_step'])} a {unit}"
         else:
-            message = f"{label} kept {human_bytes(top['bytes'])} over {steps} steps"
+            message = f"{label} kept {human_bytes(top['bytes'])} over {steps} {unit}s"
         inner = top.get("_inner_frame")
         if inner is not None:
             text = source_line(str(inner.get("filename")), int(inner.get("line") or 0)) if source_line else None
@@ -189,10 +198,11 @@ def triage_result(doc: Any) -> dict[str, Any]:
         text = code.get(f"{filename}:{line}")
         return text[:300] if isinstance(text, str) else None
 
-    found = triage_snapshot(doc, max(steps, 1), source_line=source_line)
+    unit = doc.get("unit") if doc.get("unit") in TRIAGE_UNITS else "step"
+    found = triage_snapshot(doc, max(steps, 1), source_line=source_line, unit=unit)
     stacks = [
         {k: s[k] for k in ("where", "code", "bytes", "bytes_per_step", "count", "every_step")}
         for s in found["stacks"][:5]
     ]
-    message = found["message"] or f"Nothing allocated during {steps} steps survived them."
+    message = found["message"] or f"Nothing allocated during {steps} {unit}s survived them."
     return {**out, "state": "done", "stacks": stacks, "message": message}
