@@ -199,11 +199,13 @@ def test_dist_script_runs_under_torchrun_on_cpu(tmp_path):
         )
 
     proc = launch()
-    if proc.returncode != 0 and "SIGABRT" in proc.stderr:
-        # gloo's TCP rendezvous aborts the process when a peer misses its deadline on a machine
-        # that is busy elsewhere (seen once in CI's shape): one more launch, then judge
+    for _ in range(2):
+        if proc.returncode == 0 or "SIGABRT" not in proc.stderr:
+            break
+        # gloo aborts a rank whose peer misses a deadline on a machine busy elsewhere (seen
+        # twice in CI's shape, each time while other heavy work ran): launch again, then judge
         proc = launch()
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["world_size"] == 2 and res["correct"] is True
     assert [r["bytes"] for r in res["allreduce"]] == [1 << 16, 1 << 18, 1 << 20]

@@ -120,6 +120,9 @@ def main():
                 },
                 f,
             )
+    # every rank done before any tears down: a rank that closes its connections while a peer
+    # still receives the last all-reduce's message makes gloo abort that peer (SIGABRT)
+    dist.barrier()
     dist.destroy_process_group()
 
 
