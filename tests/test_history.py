@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from jupyter_gpu_panel.api.base import chunked_json
+from jupyter_gpu_panel.api.base import json_parts
 from jupyter_gpu_panel.metrics.history import History, Ring, downsample
 from jupyter_gpu_panel.metrics.readings import HISTORY_FIELDS, GPUReading, ProcessReading
 
@@ -23,7 +23,7 @@ def test_ring_keeps_the_newest_rows_in_order():
 
 def served(doc):
     """A query as the API serves it (numpy columns written as JSON, NaN as null)."""
-    return json.loads(chunked_json(doc))
+    return json.loads(b"".join(json_parts(doc)))
 
 
 def test_history_is_bounded_and_states_its_bytes_per_gpu_hour():

@@ -155,11 +155,6 @@ def json_parts(doc: Any) -> list[bytes]:
     return parts
 
 
-def chunked_json(doc: Any) -> bytes:
-    """``json_parts`` joined: the whole document as one ``bytes``."""
-    return b"".join(json_parts(doc))
-
-
 def _json_parts(doc: Any, parts: list[bytes]) -> None:
     if isinstance(doc, dict):
         sep = b"{"

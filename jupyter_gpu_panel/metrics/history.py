@@ -74,12 +74,13 @@ def downsample(rows: np.ndarray, max_points: int, mean_columns: Sequence[int] = 
     size = -(-n // max_points)
     full = n // size
     head = n - full * size  # rows of the oldest, shorter bucket (0: none)
-    means = sorted(set(mean_columns))
-    maxes = [c for c in range(1, width) if c not in means]
+    mean_set = set(mean_columns)
+    means = _columns(sorted(mean_set))
+    maxes = _columns([c for c in range(1, width) if c not in mean_set])
     out = np.empty((full + (1 if head else 0), width))
     if head:
-        _reduce_buckets(rows[:head].reshape(1, head, width), out[:1], _columns(means), _columns(maxes))
-    _reduce_buckets(rows[head:].reshape(full, size, width), out[1 if head else 0 :], _columns(means), _columns(maxes))
+        _reduce_buckets(rows[:head].reshape(1, head, width), out[:1], means, maxes)
+    _reduce_buckets(rows[head:].reshape(full, size, width), out[1 if head else 0 :], means, maxes)
     return out
 
 
@@ -188,7 +189,7 @@ class History:
     ) -> dict[str, Any]:
         """Columnar history since ``since``, at most ``max_points`` rows per series.
 
-        Columns are numpy arrays (NaN: missing; ``api.base.chunked_json`` writes them as JSON).
+        Columns are numpy arrays (NaN: missing; ``api.base.json_parts`` writes them as JSON).
         Its cost grows with the data: call it off the event loop. ``pid_visible`` filters the
         process series (another user's processes on a private server).
         """
