@@ -7,8 +7,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # a source checkout that is not pip-installed
     sys.path.insert(0, str(ROOT))
 
-SHARED = ROOT.parent / "shared"
-TRACES = SHARED / "traces"
+# real GPU recordings, copied byte for byte into the repository (tests/data/traces/README.md)
+TRACES = ROOT / "tests" / "data" / "traces"
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A fake ``pynvml`` at the NVML boundary, replaying a real H100's answers.
 
-Its numbers are those of the H100 in ../shared/traces (``h100-probe.json`` and
+Its numbers are those of the H100 in tests/data/traces (``h100-probe.json`` and
 ``h100-nvidia-smi-q.xml``); its errors are nvidia-ml-py's own exception classes, so
 the code under test cannot tell it from the library except by what a test switches
 on: fields the card does not support (fan and NVLink are NotSupported on that H100),
@@ -21,8 +21,7 @@ from typing import Any, Optional
 
 import pynvml as real
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-TRACES = SHARED / "traces"
+TRACES = Path(__file__).resolve().parent / "data" / "traces"
 
 MiB = 1024 * 1024
 

@@ -14,7 +14,7 @@ from jupyter_gpu_panel.cli import main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-H100 = ROOT.parent / "shared" / "traces" / "h100"
+H100 = ROOT / "tests" / "data" / "traces" / "h100"
 STEP_KEYS = {
     "source",
     "leak",

@@ -8,7 +8,7 @@
 * runs capped to OOM: actionable >= 5 steps before the OOM, ``steps_to_oom`` within 35% at
   the first alarm and half-way to the OOM.
 
-Besides ``../shared/traces`` (h100, h100-mlp) the same checks run on
+Besides ``tests/data/traces`` (h100, h100-mlp) the same checks run on
 ``tests/data/leaks/h100-extra``: real H100 recordings of the issue's other patterns
 (bounded cache, EMA switched on, batch-size change, ``empty_cache``, variable shapes,
 reference-cycle sawtooth, staircase, view pinning a storage, a fast leak to OOM, a slow
@@ -36,10 +36,10 @@ from jupyter_gpu_panel.memory.traces import nvml_from_records, read_records, sib
 from jupyter_gpu_panel.memory.verdict import verdict_from_records
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "traces"
+TRACES = HERE / "data" / "traces"
 DIRS = [
-    SHARED / "h100",
-    SHARED / "h100-mlp",
+    TRACES / "h100",
+    TRACES / "h100-mlp",
     HERE / "data" / "leaks" / "h100-extra",
     HERE / "data" / "leaks" / "h200-round2",
 ]
@@ -66,8 +66,8 @@ ALL = scenarios()
 
 
 def test_recordings_are_there():
-    """The shared traces are part of CI's checkout; without them the checks below would be empty."""
-    assert SHARED.is_dir(), f"missing {SHARED}"
+    """The recorded traces are part of the repository; without them the checks below would be empty."""
+    assert TRACES.is_dir(), f"missing {TRACES}"
     names = {p.id for p in ALL}
     assert "h100/leak_hidden_oom" in names and "h100-mlp/leak_outputs" in names
     assert "h100-extra/healthy_bounded_cache" in names
@@ -291,7 +291,7 @@ def test_oom_forecast(d: Path, m: dict[str, Any]) -> None:
 
 
 def test_truncated_last_line_is_read_as_a_prefix(tmp_path: Path) -> None:
-    src = SHARED / "h100" / "leak_onset_200.iters.jsonl"
+    src = TRACES / "h100" / "leak_onset_200.iters.jsonl"
     text = src.read_text().splitlines(keepends=True)
     cut = tmp_path / "live.iters.jsonl"
     cut.write_text("".join(text[:240]) + text[240][:37])  # a line still being written

@@ -2,7 +2,7 @@
 
     python tests/perf/report_leaks.py
 
-One row per scenario of ``../shared/traces/{h100,h100-mlp}`` and ``tests/data/leaks/h100-extra``:
+One row per scenario of ``tests/data/traces/{h100,h100-mlp}`` and ``tests/data/leaks/h100-extra``:
 the truth from ``meta.jsonl``, the verdict on the whole steps file and per pid on the NVML file,
 when NVML alone first flags the leaking pid (seconds after the onset, and how much it had grown),
 the step of the first alarm on prefixes (and how far after the onset), and for runs that reached

@@ -25,7 +25,7 @@ from .test_panel import _rest, notebook_session, open_lab, open_panel
 pytestmark = pytest.mark.ui
 
 REPO = Path(__file__).resolve().parents[2]
-TRACE = REPO.parent / "shared" / "traces" / "h100" / "leak_hidden_oom.iters.jsonl"
+TRACE = REPO / "tests" / "data" / "traces" / "h100" / "leak_hidden_oom.iters.jsonl"
 SNAPSHOT = REPO / "tests" / "data" / "leaks" / "snapshot_leak.json"
 MiB = 1024**2
 LIMIT = int(0.15 * 85520809984)  # the run's per-process memory fraction x the H100's memory

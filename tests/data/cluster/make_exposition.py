@@ -1,5 +1,5 @@
 """Generate ``dcgm-100x8.prom.gz``: one scrape of a 100-node x 8-GPU cluster, made once from the
-recorded H100 traces in ../shared/traces (the values are real readings, spread over the nodes).
+recorded H100 traces in tests/data/traces (the values are real readings, spread over the nodes).
 
     python tests/data/cluster/make_exposition.py
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from dcgm import RecordedGPU, sample_lines  # noqa: E402 - after the path setup above
 
-TRACES = ROOT.parent / "shared" / "traces"
+TRACES = ROOT / "tests" / "data" / "traces"
 NODES, GPUS, USERS = 100, 8, 50
 OUT = HERE / "dcgm-100x8.prom.gz"
 
