@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import needs
 from conftest import ROOT, TRACES
 from dcgm import exposition, gpus_from_trace
 from servers import Exposition, free_port, start_jupyter_server, start_prometheus, wait_until
@@ -25,6 +26,7 @@ REPLAYS = {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    needs.prometheus()
     work = tmp_path_factory.mktemp("cluster")
     servers, prom, dcgm = {}, None, None
     try:
@@ -190,6 +192,7 @@ SCALE = ROOT / "tests" / "data" / "cluster" / "dcgm-100x8.prom.gz"
 
 @pytest.fixture(scope="module")
 def big_cluster(tmp_path_factory):
+    needs.prometheus()
     """A real Prometheus scraping a recorded exposition of 100 nodes x 8 GPUs."""
     text = gzip.decompress(SCALE.read_bytes()).decode()
     exporter = Exposition(lambda: text).start()

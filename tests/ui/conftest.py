@@ -27,6 +27,8 @@ from typing import Optional
 
 import pytest
 
+import needs
+
 REPO = Path(__file__).resolve().parents[2]
 LABEXT = REPO / "jupyter_gpu_panel" / "labextension"
 NVML_SHIM = REPO / "tests" / "nvml_shim"
@@ -263,11 +265,7 @@ def replay_lab(tmp_path_factory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="session")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
-            "(never `playwright install`)"
-        )
+    needs.chromium()
     from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()

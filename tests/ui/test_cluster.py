@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import needs
 from .conftest import REPO, Lab, start_lab
 from .test_panel import open_lab, open_panel
 from servers import Exposition, start_prometheus, wait_until
@@ -55,6 +56,7 @@ TIMING = """
 
 @pytest.fixture(scope="module")
 def cluster_lab(tmp_path_factory) -> Iterator[Lab]:
+    needs.prometheus()
     work = tmp_path_factory.mktemp("cluster-ui")
     text = gzip.decompress(SCALE.read_bytes()).decode()
     exporter = Exposition(lambda: text).start()
