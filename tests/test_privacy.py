@@ -2,19 +2,19 @@
 command line (unless the server allows it), and ``show_all_users=False`` hides it from snapshot,
 stream and history alike.
 
-The other user is real: the test creates a system user (CI runs as root) and runs a process as
-that user; the fake NVML (the hardware boundary) lists its real pid as a GPU process.
+The other user is real: the test creates a system user (CI runs as root; elsewhere the module
+skips with that reason), runs a process as that user and removes the user at the end; the fake NVML (the hardware
+boundary) lists its real pid as a GPU process.
 """
 
 import asyncio
 import json
-import os
-import pwd
 import subprocess
 import sys
 
 import pytest
 
+import needs
 from fake_nvml import FakeNVML
 
 OTHER = "gpupanel-bob"
@@ -25,13 +25,14 @@ OWN_FLAG = "--api-key=mine-to-see"
 
 @pytest.fixture(scope="module")
 def other_user():
-    if os.geteuid() != 0:
-        pytest.fail("this test creates a system user: run it as root (CI does)")
+    needs.root("this test runs a process as another, real user it creates")
+    users = needs.SystemUsers()
     try:
-        pwd.getpwnam(OTHER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER], check=True)
-    return OTHER
+        users.ensure(OTHER)
+        yield OTHER
+    finally:
+        left = users.remove_all()
+        assert not left, f"test user left behind: {left}"
 
 
 @pytest.fixture

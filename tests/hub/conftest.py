@@ -1,14 +1,17 @@
 """A real JupyterHub on loopback for the multi-user tests.
 
 JupyterHub (PyPI) with its DummyAuthenticator and LocalProcessSpawner, configurable-http-proxy
-(npm), two system users created here (``useradd``: this needs root, as CI runs), and each user's
+(npm, under ``tests/hub/node_modules``), two system users created for the module and removed at
+its end, pass or fail (``useradd``/``userdel``: this needs root, as CI runs), and each user's
 single-user server running this venv's Python with this checkout's extension: its server side
 from ``PYTHONPATH=<repo>``, its front end from a ``JUPYTER_PATH`` share dir that links this
 checkout's build. NVML is the fake of ``tests/nvml_shim``, configured by one world-readable JSON
 file that lists real pids (alice's kernel, a process running as bob).
 
-Nothing here skips: no root, no hub, no proxy, or users that cannot run the venv's Python is a
-failure that says what to do. ``GPU_PANEL_HUB_KEEP=1`` keeps the work folder (logs) afterwards.
+No root, no proxy, no Chromium, or an interpreter the users cannot reach skips with the reason
+and how to get it (``tests/needs.py``; CI turns such skips into failures). Anything else that
+goes wrong fails with what the users' Python printed. ``GPU_PANEL_HUB_KEEP=1`` keeps the work
+folder (logs) afterwards.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ ADMIN_SERVICE = "gpu-panel-test"
 GiB = 1024**3
 
 sys.path.insert(0, str(TESTS))
+import needs  # noqa: E402
 from servers import free_port, wait_until  # noqa: E402
 
 
@@ -153,52 +157,47 @@ class Hub:
 
 
 # -- system users ------------------------------------------------------------------------------
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.fail(
-            "the JupyterHub test creates system users (useradd) and spawns their servers "
-            "(LocalProcessSpawner setuid): run it as root, as CI does"
+def _as_user(user: str, argv: list[str], env: dict[str, str]) -> tuple[bool, str]:
+    try:
+        r = subprocess.run(
+            argv, user=user, group=pwd.getpwnam(user).pw_gid, extra_groups=[],
+            env=env, cwd="/", capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        return r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    except OSError as err:
+        return False, str(err)
+
+
+def _user_can_reach_python_and_checkout(user: str, env: dict[str, str]) -> None:
+    """The users' servers run ``sys.executable`` on this checkout: a skip that says how, when they can't.
+
+    A venv made from an interpreter in a private home (pyenv under ``/root``) or a checkout there
+    cannot be run by other users; no system folder's mode is changed to allow it. ``.ci/run``
+    makes its venv from an interpreter others can run.
+    """
+    ok, out = _as_user(user, [sys.executable, "-c", "pass"], env)
+    if not ok:
+        real = os.path.realpath(sys.executable)
+        needs.missing(
+            f"user {user} cannot execute this venv's Python ({sys.executable} -> {real}: {out.strip()[-200:]}): "
+            "make the venv from an interpreter other users can run, e.g. `/usr/bin/python3 -m venv .venv` "
+            "(as .ci/run does)"
         )
+    ok, out = _as_user(user, ["/bin/sh", "-c", 'test -r "$0/pyproject.toml" && test -x "$0"', str(REPO)], env)
+    if not ok:
+        needs.missing(f"user {user} cannot read this checkout ({REPO}): clone it outside a private home folder")
 
 
-def _ensure_users() -> None:
-    for name in USERS:
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-            r = subprocess.run([useradd, "--create-home", "--shell", "/bin/bash", name], capture_output=True, text=True)
-            if r.returncode != 0:
-                try:
-                    pwd.getpwnam(name)  # created meanwhile by a run beside this one
-                except KeyError:
-                    pytest.fail(f"useradd {name} failed: {r.stderr}", pytrace=False)
-
-
-def _user_can_run_python(user: str, env: dict[str, str]) -> None:
-    """The users' servers run ``sys.executable``: fail clearly when they cannot."""
+def _user_can_run_the_extension(user: str, env: dict[str, str]) -> None:
+    """The users' servers import the extension with the fake NVML: fail with what they printed."""
     code = (
         "import jupyterhub.singleuser, jupyterlab, jupyter_gpu_panel, pynvml, sys\n"
         "assert jupyter_gpu_panel.__file__.startswith(sys.argv[1]), jupyter_gpu_panel.__file__\n"
         "pynvml.nvmlInit(); print(pynvml.nvmlDeviceGetCount())\n"
     )
-    try:
-        r = subprocess.run(
-            [sys.executable, "-c", code, str(REPO)],
-            user=user, group=pwd.getpwnam(user).pw_gid, extra_groups=[],
-            env=env, cwd="/", capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        ok, out = r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    except OSError as err:
-        ok, out = False, str(err)
+    ok, out = _as_user(user, [sys.executable, "-c", code, str(REPO)], env)
     if not ok:
-        real = os.path.realpath(sys.executable)
-        pytest.fail(
-            f"user {user} cannot run this venv's Python with the extension ({sys.executable} -> {real}):\n{out}\n"
-            "every folder above the interpreter, the venv and this checkout must be traversable by "
-            "other users: `chmod o+x /root` (CI does it), or a venv outside /root",
-            pytrace=False,
-        )
+        pytest.fail(f"user {user}'s Python could not import the extension with the fake NVML:\n{out}", pytrace=False)
 
 
 def _descendants(pid: int) -> list:
@@ -286,32 +285,25 @@ c.Spawner.environment = {{
 """
 
 
-def _configurable_http_proxy() -> str:
-    found = shutil.which("configurable-http-proxy")
-    if found is None:
-        pytest.fail(
-            "configurable-http-proxy is not installed: `npm install -g configurable-http-proxy` (.ci/run does)",
-            pytrace=False,
-        )
-    return found
-
-
 @pytest.fixture(scope="module")
 def hub() -> Iterator[Hub]:
-    _require_root()
+    needs.root("the JupyterHub test creates system users and spawns their servers (LocalProcessSpawner setuid)")
     if not (LABEXT / "package.json").exists() or not (LABEXT / "static").is_dir():
         pytest.fail(f"the front end is not built ({LABEXT} missing): `pip install -e .[test]` or `jlpm build:prod`")
     try:
         import jupyterhub  # noqa: F401
     except ImportError:
         pytest.fail("jupyterhub is not installed: `pip install .[test]` (its test extra has it)", pytrace=False)
-    chp = _configurable_http_proxy()
-    _ensure_users()
+    chp = needs.configurable_http_proxy()
+    needs.chromium()  # the module's tests log in with a browser: skip before any user exists
+    users = needs.SystemUsers()
 
     # a folder every user can read (pytest's tmp_path is root's, mode 0700)
     work = Path(tempfile.mkdtemp(prefix="gpu-panel-hub-"))
     hub: Optional[Hub] = None
     try:
+        for name in USERS:
+            users.ensure(name, home=True)
         work.chmod(0o755)
         share = work / "share" / "jupyter"
         (share / "labextensions").mkdir(parents=True)
@@ -367,7 +359,8 @@ def hub() -> Iterator[Hub]:
             "PYTHONPATH": pythonpath,
             "GPU_PANEL_FAKE_NVML": str(nvml),
         }
-        _user_can_run_python("alice", probe_env)
+        _user_can_reach_python_and_checkout("alice", probe_env)
+        _user_can_run_the_extension("alice", probe_env)
 
         config = work / "jupyterhub_config.py"
         config.write_text(HUB_CONFIG.format(settings=json.dumps(settings)))
@@ -388,13 +381,15 @@ def hub() -> Iterator[Hub]:
         except (RuntimeError, TimeoutError) as err:
             pytest.fail(f"{err}\n{hub.log_tail()}", pytrace=False)
         yield hub
-    finally:  # whatever of the setup ran: a failed step leaves no hub, process or folder behind
+    finally:  # whatever of the setup ran: a failed step leaves no hub, process, folder or user behind
         if hub is not None:
             _stop_hub(hub)
         if os.environ.get("GPU_PANEL_HUB_KEEP") == "1":
             print(f"\n[hub] kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+        left = users.remove_all()
+        assert not left, f"test users left behind: {left}"
 
 
 def _stop_hub(hub: Hub) -> None:
@@ -417,11 +412,7 @@ def _stop_hub(hub: Hub) -> None:
 # -- the browser -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium` (never `playwright install`)",
-            pytrace=False,
-        )
+    needs.chromium()
     from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
