@@ -113,6 +113,19 @@ async def test_history_grows_and_matches_the_trace(jp_fetch, panel):
     assert small["values"]["mem_used"] == [max(used for _, used in bucket) for bucket in buckets]
 
 
+async def test_history_answers_a_repeated_field_once(jp_fetch, panel):
+    """``mem_used`` named 6,500 times was computed 6,500 times under the history lock (a second a
+    request, and the ordinary queries waited behind it): each field is answered once."""
+    await wait_ticks(panel, 3)
+    # 4,000: the commas travel percent-encoded here (tests/test_fuzz.py sends 6,500 raw)
+    fields = ",".join(["mem_used"] * 4000 + ["util_gpu", "mem_used", "util_gpu"])
+    doc = await get_json(jp_fetch, "history", fields=fields)
+    assert doc["fields"] == ["mem_used", "util_gpu"]
+    [gpu] = doc["gpus"]
+    assert list(gpu["values"]) == ["mem_used", "util_gpu"]
+    assert len(gpu["values"]["mem_used"]) == len(gpu["t"]) >= 3
+
+
 @pytest.mark.parametrize(
     "params, needle",
     [

@@ -14,8 +14,8 @@ from typing import Any, Optional
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..metrics.history import parse_history_fields
 from ..metrics.older_history import merge_older, older_history
-from ..metrics.readings import HISTORY_FIELDS
 from ..metrics.snapshot import parse_fields, snapshot_json
 from ..metrics.sources.prometheus import PrometheusClient, PrometheusError
 from .base import BaseHandler, json_parts
@@ -61,10 +61,10 @@ class HistoryHandler(BaseHandler):
         since = self._since()
         fields = self.list_arg("fields")
         if fields is not None:
-            unknown = [f for f in fields if f not in HISTORY_FIELDS]
-            if unknown:
-                shown = ", ".join(repr(f[:40]) for f in unknown[:5])
-                raise web.HTTPError(400, f"unknown history field(s) {shown}; choose from {', '.join(HISTORY_FIELDS)}")
+            try:
+                fields = parse_history_fields(fields)
+            except ValueError as err:
+                raise web.HTTPError(400, str(err)) from None
         max_points = self.int_arg(self.get_argument("max_points", "0"), "max_points", 0, MAX_HISTORY_POINTS)
         raw_gpu = self.get_argument("gpu", None)
         gpus = None

@@ -144,6 +144,21 @@ def column_values(values: np.ndarray) -> np.ndarray:
     return np.round(values, 3)  # a new array too: never a view of the ring
 
 
+def parse_history_fields(raw: Sequence[str]) -> list[str]:
+    """A client's ``fields=`` selection: each known field once, in the order first named.
+
+    Repeats are answered once: ``mem_used`` named 6,500 times was computed 6,500 times under
+    the history lock (a second a request, blocking every other query). ValueError names the
+    unknown ones.
+    """
+    fields = list(dict.fromkeys(raw))  # at most len(HISTORY_FIELDS) once known ones are checked
+    unknown = [f for f in fields if f not in HISTORY_FIELDS]
+    if unknown:
+        shown = ", ".join(repr(f[:40]) for f in unknown[:5])
+        raise ValueError(f"unknown history field(s) {shown}; choose from {', '.join(HISTORY_FIELDS)}")
+    return fields
+
+
 class History:
     """Thread-safe: the sampler thread appends, request handlers read."""
 
@@ -193,7 +208,7 @@ class History:
         Its cost grows with the data: call it off the event loop. ``pid_visible`` filters the
         process series (another user's processes on a private server).
         """
-        fields = list(fields or HISTORY_FIELDS)
+        fields = parse_history_fields(fields or HISTORY_FIELDS)
         cols = [1 + GPU_COLUMNS.index(name) for name in fields]
         with self._lock:
             gpu_keys = sorted(i for i in self._gpus if gpus is None or i in gpus)
