@@ -1,10 +1,10 @@
 """Record real training-loop memory traces for the leak detector's tests (needs a CUDA GPU).
 
-The recordings in ``../shared/traces`` cover a handful of patterns; the detector must also be
+The H100 recordings in ``tests/data/traces`` cover a handful of patterns; the detector must also be
 right on patterns it was not tuned on (bounded caches, EMA switched on mid-run, staircase and
 very fast leaks, views pinning storages, ``empty_cache`` drops, reference-cycle sawtooth).
 This script runs one small transformer LM per scenario, in its own process so each starts
-from a fresh caching allocator, and writes the same three files as the shared traces:
+from a fresh caching allocator, and writes the same three files as those recordings:
 ``NAME.iters.jsonl`` (read after every optimizer step), ``NAME.nvml.jsonl`` (10 Hz NVML
 samples from a thread) and one ``meta.jsonl`` line of ground truth.
 
