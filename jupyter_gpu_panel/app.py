@@ -12,7 +12,7 @@ import socket
 from typing import Any, Optional
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Int, Unicode, default, validate
 
 from .metrics.coalesce import Coalescer
 from .metrics.sampler import MIN_INTERVAL, Sampler
@@ -137,6 +137,28 @@ class GPUPanel(ExtensionApp):
         "whole servers and knows nothing of GPUs.",
     ).tag(config=True)
 
+    placement = Enum(
+        ["off", "most-free-memory", "least-utilized", "spread"],
+        default_value="off",
+        help="Which GPU(s) a new kernel gets, through its CUDA_VISIBLE_DEVICES (with CUDA_DEVICE_ORDER=PCI_BUS_ID). "
+        "'off' (default): kernels see every GPU, as without the panel. 'most-free-memory': the GPU with the most "
+        "free memory. 'least-utilized': the lowest utilization averaged over the last minute. 'spread': the GPU "
+        "with the fewest kernels and other processes on it. A CUDA_VISIBLE_DEVICES already set by the user's "
+        "environment, the kernelspec or the spawner is never overridden. GPUs lost, unresponsive, with "
+        "uncorrected ECC errors or throttled by temperature are avoided; a choice stays reserved until the "
+        "kernel shows on that GPU or for 60 s, so kernels started together spread out.",
+    ).tag(config=True)
+
+    placement_gpus = Int(
+        1,
+        help="How many GPUs placement gives each kernel (see placement). When fewer fit, the kernel sees every "
+        "GPU and the reason is logged.",
+    ).tag(config=True)
+
+    @validate("placement_gpus")
+    def _at_least_one_gpu(self, proposal: dict) -> int:
+        return max(1, int(proposal["value"]))
+
     @validate("interval")
     def _floor_interval(self, proposal: dict) -> float:
         return max(MIN_INTERVAL, float(proposal["value"]))
@@ -182,6 +204,12 @@ class GPUPanel(ExtensionApp):
         self.hub.owner_of = self.tracker.owner_of
         self.history_work = Coalescer(ttl=self.sampler.interval, name="gpu-panel-history")
         self.tracker.on_change = self.hub.publish_kernels
+        from .kernels.placer import Placer
+
+        # kernels started from now on go through the placer (the panel's kernel provisioner)
+        self.placer = Placer(self, self.placement, self.placement_gpus)
+        self.placer.install(self.serverapp.kernel_manager)
+        self.tracker.placement_view = self.placer.kernel_view
         from .cluster.service import ClusterService
         from .metrics import exporter
 
@@ -221,6 +249,7 @@ class GPUPanel(ExtensionApp):
         from .metrics import exporter
 
         exporter.register(None)
+        self.placer.uninstall()
         self.tracker.stop()
         self.hub.close()
         self.history_work.close()

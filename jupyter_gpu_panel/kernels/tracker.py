@@ -69,6 +69,8 @@ class KernelTracker:
         self.refreshed = False
         #: called on the event loop with the new document when a refresh changed it
         self.on_change: Optional[Callable[[dict[str, Any]], None]] = None
+        #: (kernel id, kernel pid) -> the row's ``placement`` (the placer's view; reads /proc)
+        self.placement_view: Optional[Callable[[str, Optional[int]], dict[str, Any]]] = None
         self._doc_bytes = b""
 
     async def _on_probe_thread(self, fn: Any, *args: Any) -> Any:
@@ -230,6 +232,9 @@ class KernelTracker:
                     "probe": probe,
                     "leak": leak,
                     "idle": idle,
+                    "placement": self.placement_view(kid, state.kernel_pids.get(kid))
+                    if self.placement_view is not None
+                    else None,
                 }
             )
         # probes in no kernel: scripts and torchrun ranks that called probe.start() (poll has
