@@ -137,6 +137,14 @@ class GPUPanel(ExtensionApp):
         "whole servers and knows nothing of GPUs.",
     ).tag(config=True)
 
+    stream_stall_timeout = Float(
+        30.0,
+        help="Seconds a stream client may leave a message unread (its socket not taking the write) before "
+        "the server closes it with code 1008, reason 'client too slow: not read for N s'. Each client has "
+        "at most one write in flight and only the latest snapshot and kernels document queued, so a slow "
+        "client costs a bounded amount of memory; this frees even that. Browsers reconnect on their own.",
+    ).tag(config=True)
+
     placement = Enum(
         ["off", "most-free-memory", "least-utilized", "spread"],
         default_value="off",
@@ -166,6 +174,11 @@ class GPUPanel(ExtensionApp):
     @validate("history_seconds")
     def _positive_history(self, proposal: dict) -> float:
         return max(10.0, float(proposal["value"]))
+
+    @validate("stream_stall_timeout")
+    def _positive_stall_timeout(self, proposal: dict) -> float:
+        # not 0 or below: that would close every client at its first write
+        return max(0.1, float(proposal["value"]))
 
     def audience(self) -> Audience:
         """What this server's clients may see of GPU processes (one user per Jupyter server)."""

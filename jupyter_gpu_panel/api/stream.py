@@ -1,6 +1,9 @@
 """``WS stream``: one snapshot per tick, at the rate and with the fields the client picks.
 
 A bad message gets an ``{"type": "error", "message": ...}`` reply and the socket stays open.
+Every message goes through the client's send queue (``send_queue.py``): one write in flight,
+the latest snapshot and kernels document only, and a client that does not read for
+``GPUPanel.stream_stall_timeout`` seconds is closed (1008, "client too slow: ...").
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from tornado import web, websocket
 
 from ..metrics.sampler import MIN_INTERVAL
 from ..metrics.snapshot import Audience, parse_fields, snapshot_json
-from ..metrics.stream import kernels_message, message_json
+from ..metrics.stream import Message, kernels_message, message_json
 from .base import AUTH_RESOURCE, MAX_BODY_BYTES, PanelMixin, parse_json_object
+from .send_queue import Writer
 
 #: The slowest rate a client may ask for (one snapshot an hour).
 MAX_INTERVAL = 3600.0
@@ -51,6 +55,7 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
     fields: Optional[tuple[str, ...]]
     last_sent: float
     audience: Audience
+    writer: Optional[Writer] = None
 
     async def pre_get(self) -> None:
         user = self.current_user
@@ -79,42 +84,52 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
         self.fields = None
         self.last_sent = 0.0
         self.audience = panel.audience()
-        self.send(message_json({"type": "hello", "status": panel.status_json()}))
+        self.writer = Writer(self._write, self._close_slow, panel.stream_stall_timeout)
+        self.send(message_json({"type": "hello", "status": panel.status_json()}), "hello")
         snap = sampler.snapshot()
         if snap is not None:  # the first picture at once, not after a tick
             doc = snapshot_json(sampler.status, snap, None, panel.tracker.owner_of, self.audience)
-            self.send(message_json({"type": "snapshot", "snapshot": doc}))
+            self.send(message_json({"type": "snapshot", "snapshot": doc}), "snapshot")
             self.last_sent = snap.t
         panel.tracker.start()  # idempotent: its refreshes are what this socket pushes
-        if panel.tracker.refreshed:  # then every change, as the tracker sees it
-            self.send(kernels_message(panel.tracker.doc))
+        if panel.hub.kernels_latest is not None:  # then every change, as the tracker sees it
+            self.send(panel.hub.kernels_latest, "kernels")
+        elif panel.tracker.refreshed:
+            self.send(kernels_message(panel.tracker.doc, panel.hub.kernels_seq), "kernels")
         panel.hub.add(self)
 
     def on_message(self, message: Any) -> None:
         try:
             config = parse_stream_message(message, self.panel.sampler.interval)
         except ValueError as err:
-            self.send(message_json({"type": "error", "message": str(err)}))
+            self.send(message_json({"type": "error", "message": str(err)}), "error")
             return
         self.interval = config.get("interval", self.interval)
         if "fields" in config:
             self.fields = config["fields"]
-        self.send(message_json({"type": "config", "interval": self.interval, "fields": list(self.fields or [])}))
+        self.send(
+            message_json({"type": "config", "interval": self.interval, "fields": list(self.fields or [])}), "config"
+        )
 
-    def send(self, message: str) -> None:
-        """Write, or drop the client quietly when it has gone (a tab closed mid-tick)."""
-        try:
-            future = self.write_message(message)
-        except websocket.WebSocketClosedError:
+    def send(self, message: Message, kind: str) -> None:
+        """Queue a message; the writer sends it when the socket took the previous one."""
+        if self.writer is None or self.writer.closed:
             self.panel.hub.remove(self)
             return
-        # a write's future fails when the socket closes before it drains: retrieve the error
-        future.add_done_callback(_ignore_closed)
+        self.writer.send(kind, message)
+        if self.writer.closed:  # the socket had gone (a tab closed mid-tick) or the client was too slow
+            self.panel.hub.remove(self)
+
+    def _write(self, message: Message) -> Any:
+        # bytes go out as they are (a text frame all the same): no re-encoding per client
+        return self.write_message(message)
+
+    def _close_slow(self, code: int, reason: str) -> None:
+        self.panel.hub.remove(self)
+        self.log.warning("gpu-panel stream: closing %s (%s)", self.request.remote_ip, reason)
+        self.close(code, reason)
 
     def on_close(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
         self.panel.hub.remove(self)
-
-
-def _ignore_closed(future: Any) -> None:
-    if not future.cancelled():
-        future.exception()  # marks it retrieved: no "Task exception was never retrieved"

@@ -3,13 +3,17 @@
 The sampler thread hands each snapshot to the event loop once; the loop sends it to
 every client whose chosen rate is due, serialising once per distinct field
 selection, so 100 clients cost one NVML read and a handful of ``json.dumps`` per tick.
+
+Messages are encoded once, as bytes (tornado sends bytes as they are, text frames all the
+same), and handed to each client's send queue (``api/send_queue.py``): a client that reads
+slowly gets the latest snapshot and kernels document, never a backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, Union
 
 import orjson
 
@@ -21,6 +25,8 @@ log = logging.getLogger(__name__)
 #: Websocket writes per event-loop callback when a tick goes out to many clients.
 SEND_BATCH = 20
 
+Message = Union[str, bytes]
+
 
 class StreamClient(Protocol):
     interval: float
@@ -28,7 +34,9 @@ class StreamClient(Protocol):
     last_sent: float
     audience: Audience  # which processes, and which of their fields, it may see
 
-    def send(self, message: str) -> None: ...
+    def send(self, message: Message, kind: str) -> None:
+        """Queue a message of a kind ("snapshot", "kernels", ...) for this client; never blocks."""
+        ...
 
 
 class StreamHub:
@@ -37,12 +45,18 @@ class StreamHub:
         self.clients: set[StreamClient] = set()
         self.owner_of: Optional[OwnerLookup] = None
         self.published = 0  # ticks handed to the loop
+        #: the kernels document's version: its ``seq`` in stream messages (a client that skipped
+        #: versions sees a gap, never a step back)
+        self.kernels_seq = 0
+        #: the last kernels message, for a client that connects between changes
+        self.kernels_latest: Optional[bytes] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         sampler.add_listener(self._on_tick)
 
     def close(self) -> None:
         self._loop = None
         self.clients.clear()
+        self.kernels_latest = None
 
     def add(self, client: StreamClient) -> None:
         """Called on the event loop, which is the loop ticks are handed to."""
@@ -62,8 +76,8 @@ class StreamHub:
     def publish(self, snap: Snapshot) -> None:
         self.published += 1
         tolerance = self.sampler.interval / 2
-        encoded: dict[Any, str] = {}
-        batch: list[tuple[StreamClient, str]] = []
+        encoded: dict[Any, bytes] = {}
+        batch: list[tuple[StreamClient, Message]] = []
         for client in list(self.clients):
             if snap.t - client.last_sent < client.interval - tolerance:
                 continue
@@ -71,37 +85,39 @@ class StreamHub:
             message = encoded.get(key)
             if message is None:
                 doc = snapshot_json(self.sampler.status, snap, client.fields, self.owner_of, client.audience)
-                message = encoded[key] = orjson.dumps({"type": "snapshot", "snapshot": doc}).decode()
+                message = encoded[key] = orjson.dumps({"type": "snapshot", "snapshot": doc})
             client.last_sent = snap.t
             batch.append((client, message))
-        self._send_batched(batch)
+        self._send_batched(batch, "snapshot")
 
     def publish_kernels(self, doc: dict[str, Any]) -> None:
         """The kernels document (the tracker calls this when it changed): to every client, encoded once."""
-        message = kernels_message(doc)
-        self._send_batched([(client, message) for client in list(self.clients)])
+        self.kernels_seq += 1
+        message = self.kernels_latest = kernels_message(doc, self.kernels_seq)
+        self._send_batched([(client, message) for client in list(self.clients)], "kernels")
 
-    def _send_batched(self, sends: list[tuple[StreamClient, str]]) -> None:
+    def _send_batched(self, sends: list[tuple[StreamClient, Message]], kind: str) -> None:
         """``SEND_BATCH`` writes per loop callback: 200 clients due on the same tick would
         otherwise hold the loop for tens of ms; in batches, other requests run in between."""
         for client, message in sends[:SEND_BATCH]:
             if client in self.clients:
-                self._send(client, message)
+                self._send(client, message, kind)
         rest = sends[SEND_BATCH:]
         if rest:
-            asyncio.get_running_loop().call_soon(self._send_batched, rest)
+            asyncio.get_running_loop().call_soon(self._send_batched, rest, kind)
 
-    def _send(self, client: StreamClient, message: str) -> None:
+    def _send(self, client: StreamClient, message: Message, kind: str) -> None:
         try:
-            client.send(message)
+            client.send(message, kind)
         except Exception:
             log.debug("dropping stream client", exc_info=True)
             self.remove(client)
 
 
-def kernels_message(doc: dict[str, Any]) -> str:
-    """``{"type": "kernels", "kernels": doc}``: pushed on change, so the panel polls nothing."""
-    return orjson.dumps({"type": "kernels", "kernels": doc}, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+def kernels_message(doc: dict[str, Any], seq: int) -> bytes:
+    """``{"type": "kernels", "seq": n, "kernels": doc}``: pushed on change, so the panel polls
+    nothing. ``seq`` comes first, so a reader can check order without parsing the document."""
+    return orjson.dumps({"type": "kernels", "seq": seq, "kernels": doc}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def message_json(doc: dict[str, Any]) -> str:
