@@ -27,7 +27,7 @@ def test_template_into_folder_then_refuses_to_overwrite(tmp_path, capsys):
     nb = nbformat.read(path, as_version=4)
     assert "results_json = 'gpu-benchmark.results.json'" in nb.cells[2].source
     before = path.read_bytes()
-    assert main(["benchmark", "--template", "gpu-benchmark", "--out", str(path)]) == 1
+    assert main(["benchmark", "--template", "gpu-benchmark", "--out", str(path)]) == 2  # as every refusal
     assert "exists" in capsys.readouterr().err
     assert path.read_bytes() == before
     assert main(["benchmark", "--template", "gpu-class-lab", "--out", str(path), "--force"]) == 0
@@ -86,6 +86,9 @@ def test_execute_in_place_saves_outputs_and_results(tmp_path, capsys):
     nb = nbformat.read(path, as_version=4)
     assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
     assert any(o.get("name") == "stdout" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    # no stray Out[] of a cell whose last expression returns a path (save_results() ends sections)
+    assert "PosixPath(" not in json.dumps([c.outputs for c in nb.cells if c.cell_type == "code"])
+    assert not any(o.output_type == "execute_result" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     res = json.loads((tmp_path / results_name("check.ipynb")).read_text())
     assert res["errors"] == [] and res["gpu_vs_cpu"]["cpu"]["n"] == 64
     # the summary shows the CPU's small TFLOP/s with the digits it needs, not "0.0"

@@ -13,6 +13,7 @@ import pytest
 
 from jupyter_gpu_panel.benchmarks import TEMPLATES, build_notebook, list_templates
 from jupyter_gpu_panel.benchmarks.notebook import dist_script
+from jupyter_gpu_panel.torch_install import torch_install_command
 
 # what a handed-out notebook may import: torch, the optional nicety packages, and the standard library
 ALLOWED_IMPORTS = {"torch", "matplotlib", "tqdm", "IPython", "ipywidgets"} | set(sys.stdlib_module_names)
@@ -117,6 +118,7 @@ def test_executes_end_to_end_on_cpu(name, tmp_path):
     results, outputs, wall = _execute(name, tmp_path)
     assert wall < 120
     assert results["errors"] == []
+    assert "PosixPath(" not in outputs  # no stray Out[] of a section ending in save_results()
     assert results["template"] == name
     assert results["parameters"]["preset"] == "cpu"
     dev = results["device"]
@@ -219,11 +221,16 @@ def test_without_torch_the_first_cell_says_exactly_what_to_install():
     """A kernel without torch stops at the setup cell with the command for this machine (no NVIDIA
     driver here: the CPU wheel), not a bare ModuleNotFoundError."""
     nb = build_notebook("gpu-health-check")
-    setup = next(c.source for c in code_cells(nb) if "import torch" in c.source)
-    # a Python of its own, where torch cannot be imported (never this test process's torch)
+    cells = [c.source for c in code_cells(nb)]
+    at = next(i for i, src in enumerate(cells) if "import torch" in src)
+    # a Python of its own, where torch cannot be imported (never this test process's torch), running
+    # the cells up to the setup cell (the hidden one before it holds torch_install_command)
     prelude = "import sys\nsys.modules['torch'] = None  # this kernel has no torch\n"
-    proc = subprocess.run([sys.executable, "-c", prelude + setup], capture_output=True, text=True, timeout=120)
+    code = prelude + "\n".join(cells[: at + 1])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0, proc.stdout
     text = proc.stderr
     assert "needs PyTorch" in text and "restart the kernel" in text
+    how, why = torch_install_command()  # the panel's and the CLI's command, the same words
+    assert f"    {how}   # {why}\n" in text, text
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in text

@@ -18,6 +18,7 @@ from typing import Any, Optional
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from ..torch_install import torch_install_command
 from . import peaks
 from .templates import METHOD_MD, NO_GPU_MD, RESULTS_PARAM, SRC_DIR, TEMPLATES, Template, check_override
 
@@ -89,10 +90,12 @@ def _resolve_source(t: Template) -> str:
 
 def _reference_source(t: Template) -> str:
     table = json.dumps(peaks.load_peaks(), indent=1)
-    funcs = "\n\n\n".join(inspect.getsource(f) for f in peaks.EMBEDDED)
+    # the setup cell's message when torch is missing: the same command the panel and the CLI give
+    funcs = "\n\n\n".join(inspect.getsource(f) for f in (*peaks.EMBEDDED, torch_install_command))
     return (
         "# Reference peaks (dense TFLOP/s, GB/s) and measured-achievable figures, one source per row,\n"
-        "# copied from jupyter-gpu-panel's table so this notebook needs nothing else.\n"
+        "# and the torch install command for this machine, copied from jupyter-gpu-panel so this\n"
+        "# notebook needs nothing else.\n"
         "import json\nimport re\n\n"
         f"TEMPLATE_NAME = {t.name!r}\n"
         f"PEAK_TABLE = json.loads(r'''{table}''')\n\n\n"

@@ -50,6 +50,15 @@ def execute_notebook(path: Path, kernel_name: str = "python3", timeout: Optional
         nbformat.write(nb, path)
 
 
+def _torch_install_line(exc: Exception) -> Optional[str]:
+    """The install command the setup cell printed when the kernel has no torch (its own Python's,
+    from ``torch_install_command`` run in the kernel), or None for any other failure."""
+    if getattr(exc, "ename", None) != "SystemExit":
+        return None
+    lines = str(getattr(exc, "evalue", "")).splitlines()
+    return next((ln.strip() for ln in lines if " -m pip install torch" in ln), None)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list:
         items = list_templates()
@@ -69,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".ipynb":
         out = out.with_name(out.name + ".ipynb")
     if out.exists() and not args.force:
-        return fail("benchmark", f"{out} exists (use --force to replace it)", status=1)
-    problem = unwritable(out)
+        return fail("benchmark", f"{out} exists (use --force to replace it)")
+    problem = unwritable(out, makes_folders=True)
     if problem:
         return fail("benchmark", problem)
     overrides = dict(args.param or [])
@@ -89,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             execute_notebook(out, kernel_name=args.kernel, timeout=args.timeout or None)
         except Exception as exc:  # noqa: BLE001 - nbclient raises many kinds: outputs are saved, say where it broke
+            install = _torch_install_line(exc)
+            if install:
+                return fail(
+                    "benchmark",
+                    f"the {args.kernel} kernel cannot import torch; install it into that kernel's environment:\n"
+                    f"    {install}\nthen run this command again with --force",
+                )
             text = ANSI.sub("", str(exc)).strip()  # nbclient's error text carries terminal colours
             last = text.splitlines()[-1] if text else ""
             return fail(

@@ -27,8 +27,10 @@ def os_error_text(err: OSError) -> str:
     return f"{where}: {reason}" if where else reason
 
 
-def unwritable(path: Path) -> Optional[str]:
-    """Why a new file cannot be written at ``path`` (its folder is missing or a file), or None."""
+def unwritable(path: Path, makes_folders: bool = False) -> Optional[str]:
+    """Why a new file cannot be written at ``path`` (its folder is missing or a file), or None.
+
+    ``makes_folders``: the caller creates missing folders, so only a file in the way counts."""
     parent = path.parent
     for folder in (parent, *parent.parents):
         if folder.exists():
@@ -36,5 +38,8 @@ def unwritable(path: Path) -> Optional[str]:
                 return f"{path}: {folder} is a file, not a folder"
             if folder == parent and not os.access(folder, os.W_OK):
                 return f"{path}: cannot write in {folder}"
+            if folder != parent and not makes_folders:
+                # named here: a later write would name whichever file it tried first
+                return f"{path}: the folder {parent} does not exist"
             return None
     return None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+from ..metrics.readings import STATE_ERROR
 from ..metrics.sampler import MIN_INTERVAL, Sampler, Snapshot
 from ..metrics.snapshot import snapshot_json
 from ..metrics.sources import SOURCES, make_source
@@ -57,7 +59,22 @@ def open_sampler(args: argparse.Namespace, interval: float = 1.0) -> Sampler:
 
 def _source_failed(command: str, sampler: Sampler) -> int:
     sampler.stop()
-    return fail(command, f"{sampler.status.state}: {sampler.status.message}")
+    st = sampler.status
+    # "error" is no state worth naming (it would read "error: error: ..." after fail's prefix)
+    text = (st.message or st.state) if st.state == STATE_ERROR else f"{st.state}: {st.message}"
+    if st.source == "nvml":
+        text += " Without a GPU, try `--source replay`"
+    return fail(command, text)
+
+
+def _bad_interval(args: argparse.Namespace) -> Optional[str]:
+    """Why ``--interval`` (and ``--count``) cannot be used, or None: the sampler would clamp them silently."""
+    interval = args.interval
+    if not (math.isfinite(interval) and interval >= MIN_INTERVAL):
+        return f"--interval must be at least {MIN_INTERVAL} seconds, got {interval:g}"
+    if getattr(args, "count", 0) < 0:
+        return f"--count must be 0 (never stop) or more, got {args.count}"
+    return None
 
 
 def _first_snapshot(sampler: Sampler) -> Snapshot:
@@ -87,6 +104,9 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    problem = _bad_interval(args)
+    if problem:
+        return fail("watch", problem)
     sampler = open_sampler(args, interval=args.interval)
     if not sampler.status.ok:
         return _source_failed("watch", sampler)
@@ -109,6 +129,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         return fail("record", "--seconds must be positive")
+    problem = _bad_interval(args)
+    if problem:
+        return fail("record", problem)
     out = Path(args.out)
     problem = unwritable(out)
     if problem:

@@ -55,6 +55,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..torch_install import torch_install_command
 from . import protocol as P
 from .probe_iterations import ForwardRecords, Iterations
 from .probe_timer import ClockRecords
@@ -312,7 +313,8 @@ def unavailable_reason() -> Optional[str]:
     try:
         import torch
     except ImportError:
-        return "torch is not installed: the GPU memory probe does nothing."
+        how, why = torch_install_command()
+        return f"torch is not installed: the GPU memory probe does nothing. Install it with: {how}   ({why})"
     if not torch.cuda.is_available():
         return "torch sees no CUDA GPU: the GPU memory probe does nothing."
     try:

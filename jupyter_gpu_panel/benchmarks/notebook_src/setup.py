@@ -24,18 +24,12 @@ from pathlib import Path
 try:
     import torch
 except ModuleNotFoundError:
-    # say exactly what to run, for this kernel's Python and this machine (a plain `pip install
-    # torch` pulls the multi-GB CUDA build even where there is no GPU)
-    _has_driver = shutil.which("nvidia-smi") is not None or os.path.exists("/proc/driver/nvidia/version")
-    _how = (
-        f"{sys.executable} -m pip install torch" + "   # the CUDA build, for this machine's NVIDIA driver"
-        if _has_driver
-        else f"{sys.executable} -m pip install torch --index-url https://download.pytorch.org/whl/cpu"
-        + "   # the CPU build: no NVIDIA driver here"
-    )
+    # say exactly what to run, for this kernel's Python and this machine (torch_install_command is
+    # in the hidden cell above: a plain `pip install torch` pulls the multi-GB CUDA build anywhere)
+    _how, _why = torch_install_command()
     raise SystemExit(
         "This notebook needs PyTorch, and this kernel has none. Install it into the kernel's environment:\n\n"
-        f"    {_how}\n\nthen restart the kernel and run the notebook again."
+        f"    {_how}   # {_why}\n\nthen restart the kernel and run the notebook again."
     ) from None
 
 try:
@@ -73,13 +67,14 @@ RESULTS = {
 
 
 def save_results():
-    """Write RESULTS beside the notebook (after every section, so a crash keeps what was measured)."""
+    """Write RESULTS beside the notebook (after every section, so a crash keeps what was measured).
+
+    Returns nothing: sections end with this call, and a value would show as a stray Out[] line."""
     RESULTS["elapsed_s"] = round(time.perf_counter() - T_START, 2)
     path = Path(results_json)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(RESULTS, indent=1, default=str))
     tmp.replace(path)
-    return path
 
 
 def section_failed(name, exc):

@@ -167,4 +167,5 @@ if plt is not None and RESULTS.get("matmul"):
     fig.tight_layout()
     plt.show()
 
-print(f"results written to {save_results().resolve()} in {RESULTS['elapsed_s']:.0f} s")
+save_results()
+print(f"results written to {Path(results_json).resolve()} in {RESULTS['elapsed_s']:.0f} s")
