@@ -13,6 +13,7 @@ def routes() -> list[tuple[str, Any]]:
     from .cluster import ClusterHandler
     from .kernels import KernelActionHandler, KernelsHandler, ProbeTriageHandler
     from .metrics import DevicesHandler, HistoryHandler, OpenAPIHandler, SnapshotHandler, StatusHandler
+    from .placement import PlacementHandler
     from .stream import StreamHandler
 
     return [
@@ -25,6 +26,7 @@ def routes() -> list[tuple[str, Any]]:
         (rf"/{API}/kernels", KernelsHandler),
         (rf"/{API}/kernels/(?P<kernel_id>[^/]+)/(?P<action>[^/]+)", KernelActionHandler),
         (rf"/{API}/probes/(?P<pid>[^/]+)/triage", ProbeTriageHandler),
+        (rf"/{API}/placement", PlacementHandler),
         (rf"/{API}/benchmarks", BenchmarksHandler),
         (rf"/{API}/cluster", ClusterHandler),
     ]

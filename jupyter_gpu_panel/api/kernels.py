@@ -13,6 +13,7 @@ from tornado import web
 from ..memory import protocol
 from ..memory.wording import human_bytes
 from .base import BaseHandler
+from .placement import restart_gpus
 
 ACTIONS = ("interrupt", "restart", "shutdown", "probe", "triage", "release")
 #: Largest pid a kernel may have (Linux's pid_max is at most 2**22).
@@ -60,8 +61,13 @@ class KernelActionHandler(BaseHandler):
             self.write_json({"kernel_id": kernel_id, "action": action, **result})
             return
         act = {"interrupt": km.interrupt_kernel, "restart": km.restart_kernel, "shutdown": km.shutdown_kernel}[action]
-        await ensure_async(act(kernel_id))
-        self.write_json({"kernel_id": kernel_id, "action": action, "ok": True})
+        gpus = restart_gpus(self, kernel_id) if action == "restart" else None  # Restart on GPU N
+        try:
+            await ensure_async(act(kernel_id))
+        finally:
+            self.panel.placer.requests.pop(kernel_id, None)  # taken by the start, or void with a failed one
+        moved = {"gpus": gpus} if gpus is not None else {}
+        self.write_json({"kernel_id": kernel_id, "action": action, "ok": True, **moved})
 
 
 class ProbeTriageHandler(BaseHandler):

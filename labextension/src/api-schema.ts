@@ -393,7 +393,11 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["KernelActionRequest"];
+                };
+            };
             responses: {
                 /** @description interrupt, restart, shutdown: done; probe: the kernel's answer; release: what was released */
                 200: {
@@ -413,7 +417,7 @@ export interface paths {
                         "application/json": components["schemas"]["KernelTriageRequested"];
                     };
                 };
-                /** @description An unknown action */
+                /** @description An unknown action; restart with gpus: not a list of integers, a GPU that does not exist or is lost, or more GPUs than the node has (the message names which) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -440,7 +444,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description triage: the kernel runs no memory probe, or its probe cannot be reached; release: the kernel is busy */
+                /** @description triage: the kernel runs no memory probe, or its probe cannot be reached; release: the kernel is busy; restart with gpus: the kernel's CUDA_VISIBLE_DEVICES was set outside the panel, or its provisioner is not the panel's */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -677,6 +681,51 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gpu-panel/placement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GPU placement of new kernels: the policy (c.GPUPanel.placement), the GPU(s) the next kernel would get and why, and each GPU's free memory, utilization over the last minute, holders and reservations */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Placement */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Placement"];
+                    };
+                };
+                /** @description Not authenticated, or not authorized for the gpu-panel resource */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1050,6 +1099,7 @@ export interface components {
             probe: components["schemas"]["Probe"];
             leak: components["schemas"]["LeakVerdict"];
             idle: components["schemas"]["Idle"];
+            placement: components["schemas"]["KernelPlacement"];
         };
         /** @description a running probe that belongs to no kernel (a script, a torchrun rank) */
         Script: {
@@ -1079,6 +1129,8 @@ export interface components {
             action: "interrupt" | "restart" | "shutdown";
             /** @constant */
             ok: true;
+            /** @description restart with gpus: where the kernel now runs */
+            gpus?: number[];
         };
         /** @description ok: the kernel says the probe runs; queued: the kernel is busy and runs it after the current cell */
         ProbeLoaded: {
@@ -1247,6 +1299,56 @@ export interface components {
         };
         /** @description What the server sends on the stream: hello (once, first), snapshot (every tick at the client's rate), kernels (the kernels document, when it changes), config (the answer to a valid StreamRequest), error (the answer to a bad one; the socket stays open). */
         StreamMessage: components["schemas"]["StreamHello"] | components["schemas"]["StreamSnapshot"] | components["schemas"]["StreamKernels"] | components["schemas"]["StreamConfig"] | components["schemas"]["StreamError"];
+        /** @description Which GPUs the kernel may use: CUDA_VISIBLE_DEVICES as its process has it, and where that came from. null: the panel's placement is not wired in */
+        KernelPlacement: {
+            /** @description as in the kernel's environment (read from the process where readable, else what placement set); null: unset, every GPU */
+            cuda_visible_devices: string | null;
+            /** @description whether the kernel process's environment could be read */
+            readable: boolean;
+            /** @description NVML indices the value names; null: every GPU, or nothing here it names (MIG, another node's UUID) */
+            gpus: number[] | null;
+            /**
+             * @description placement: chosen by c.GPUPanel.placement; request: Restart on GPU N; outside: set by the user's environment, the kernelspec or the spawner (never overridden); off: not placed
+             * @enum {string}
+             */
+            source: "placement" | "request" | "outside" | "off";
+            /** @description why placement chose these GPUs, left them, or fell back to off */
+            reason: string | null;
+        } | null;
+        PlacementGPU: {
+            index: number;
+            /** @description ok, lost, unresponsive or error */
+            state: string;
+            /** @description bytes */
+            mem_free: number | null;
+            /** @description bytes */
+            mem_total: number | null;
+            /** @description GPU utilization (%) averaged over the last minute */
+            util_avg: number | null;
+            /** @description kernels and other processes holding memory on it */
+            holders: number;
+            /** @description starting kernels that chose it and do not show on it yet (reserved up to 60 s) */
+            reserved: number;
+            /** @description why placement avoids it (lost, unresponsive, ECC errors, thermal throttling); null: fit */
+            problem: string | null;
+        };
+        Placement: {
+            /** @enum {string} */
+            policy: "off" | "most-free-memory" | "least-utilized" | "spread";
+            gpus_per_kernel: number;
+            /** @description what the next kernel started would get; null: it sees every GPU (off, CUDA_VISIBLE_DEVICES set outside, or no fit GPU: see reason) */
+            next: {
+                gpus: number[];
+                cuda_visible_devices: string;
+            } | null;
+            reason: string;
+            gpus: components["schemas"]["PlacementGPU"][];
+        };
+        /** @description restart only, optional: the GPUs the restarted kernel gets (its CUDA_VISIBLE_DEVICES). Other actions take no body */
+        KernelActionRequest: {
+            /** @description NVML indices (PCI bus order) */
+            gpus?: number[];
+        };
     };
     responses: never;
     parameters: never;
