@@ -10,6 +10,7 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..kernels.tracker import NotAScript
 from ..memory import protocol
 from ..memory.wording import human_bytes
 from .base import BaseHandler
@@ -77,7 +78,10 @@ class ProbeTriageHandler(BaseHandler):
     @authorized
     async def post(self, pid: str) -> None:
         number = self.int_arg(pid, "pid", 1, MAX_PID)
-        steps = await ask_triage(self, (404, f"no running memory probe with pid {number}"), pid=number)
+        try:
+            steps = await ask_triage(self, (404, f"no running memory probe with pid {number}"), pid=number)
+        except NotAScript as exc:  # only a listed script: a kernel's probe, or a refused one, is not
+            raise web.HTTPError(exc.status, str(exc)) from None
         self.write_json({"pid": number, "action": "triage", "requested": True, "steps": steps}, status=202)
 
 

@@ -196,6 +196,24 @@ class Attribution:
         self.state = AttributionState(owners, kernels, kernel_pids, namespace)
         return self.state
 
+    def kernels_of(self, pids: Iterable[int]) -> dict[int, Optional[str]]:
+        """The kernel each pid is part of (the kernel's process or a descendant), None for none:
+        the GPU pids' walk of the last refresh where it covered the pid, the same walk otherwise."""
+        state = self.state
+        walked = state.owners if state.pid_namespace == "host" else {}  # mismatch: host pids, not ours
+        by_pid = {pid: state.kernels[kid] for kid, pid in state.kernel_pids.items() if kid in state.kernels}
+        out: dict[int, Optional[str]] = {}
+        rest = []
+        for pid in pids:
+            owner = walked.get(pid)
+            if owner is not None and "matched_by" not in owner:
+                out[pid] = owner.get("kernel_id")
+            else:
+                rest.append(pid)
+        for pid, owner in attribute(rest, by_pid, parent_pid).items():
+            out[pid] = owner.get("kernel_id")
+        return out
+
     def pids_of(self, kernel_id: str) -> list[int]:
         return sorted(pid for pid, o in self.state.owners.items() if o.get("kernel_id") == kernel_id)
 

@@ -24,6 +24,7 @@ from ..memory.follower import ProbeFollower, Probes
 from ..memory.verdict import nvml_verdict, verdict_from_records
 from .attribution import Attribution
 from .idle import idle_view, to_cull
+from .probe_owner import ProbeOwners
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class KernelTracker:
         self.probes = probes
         self.triage_on_alarm = triage_on_alarm
         self.attribution = Attribution(serverapp, sampler, probes)
+        #: which probe goes to which kernel (or is a script, or is refused), decided after each poll
+        self.probe_owners = ProbeOwners(self.attribution.kernels_of)
         self.period = period
         self.doc: dict[str, Any] = {
             "kernels": [],
@@ -80,6 +83,7 @@ class KernelTracker:
     async def request_triage(self, *, kernel_id: Optional[str] = None, pid: Optional[int] = None) -> dict[str, Any]:
         """Ask a probe (the kernel's, or the script's with that pid) to record a few steps of
         allocation history. Raises ``LookupError`` when there is no such running probe."""
+        await self.attribution.refresh()  # a kernel started since the last refresh owns its probe too
         try:
             return await self._on_probe_thread(self._request_triage, kernel_id, pid)
         except asyncio.TimeoutError:
@@ -87,13 +91,23 @@ class KernelTracker:
 
     def _request_triage(self, kernel_id: Optional[str], pid: Optional[int]) -> dict[str, Any]:
         self.probes.poll()  # drops ended probes
+        self.probe_owners.assign(self.probes)
         if kernel_id is not None:
-            probe = self.probes.main_for_kernel(kernel_id, self.attribution.pids_of(kernel_id))
+            probe = self.probes.main_for_kernel(kernel_id)
         else:
-            probe = self.probes.followers.get(pid) if pid is not None else None
+            probe = self._script(pid)
         if probe is None:
             raise LookupError(kernel_id if kernel_id is not None else pid)
         return probe.request_triage()
+
+    def _script(self, pid: Optional[int]) -> Optional[ProbeFollower]:
+        """The listed script with that pid; ``NotAScript`` for a kernel's or a refused probe."""
+        owners = self.probes.owners
+        if pid in self.probe_owners.refused:
+            raise NotAScript(404, f"the memory probe file of pid {pid} is refused: {self.probe_owners.refused[pid]}")
+        if pid in owners and owners[pid] is not None:
+            raise NotAScript(409, f"pid {pid} runs kernel {owners[pid]}'s memory probe: ask that kernel's triage")
+        return self.probes.followers.get(pid) if pid in owners else None
 
     def own_activity_starts(self, kernel_id: str) -> None:
         """The panel runs code in an idle kernel (Release cached memory): remember when the user
@@ -186,10 +200,10 @@ class KernelTracker:
 
     def _build(self, state: Any) -> dict[str, Any]:
         self.probes.poll()
+        self.probe_owners.assign(self.probes)
         capacity = {d.index: d.memory_total for d in self.sampler.devices}
         snap = self.sampler.snapshot()
         kernels = []
-        attached: set[int] = set()
         for kid, ref in state.kernels.items():
             pids = self.attribution.pids_of(kid)
             memory: dict[str, int] = {}
@@ -202,9 +216,7 @@ class KernelTracker:
                         if rows is not None and len(rows):
                             series[(gpu.index, p.pid)] = rows
             history, leak = self._kernel_history(series, capacity)
-            all_pids = pids + [state.kernel_pids.get(kid, -1)]
-            attached.update(f.pid for f in self.probes.for_kernel(kid, all_pids))
-            main = self.probes.main_for_kernel(kid, all_pids)
+            main = self.probes.main_for_kernel(kid)
             probe = None
             if main is not None:
                 probe, steps_leak = self._probe_view(main)
@@ -238,11 +250,9 @@ class KernelTracker:
                 }
             )
         # probes in no kernel: scripts and torchrun ranks that called probe.start() (poll has
-        # already dropped those whose process ended)
+        # already dropped those whose process ended; refused probes are in neither list)
         scripts = []
-        for f in sorted(self.probes.followers.values(), key=lambda f: f.pid):
-            if f.pid in attached:
-                continue
+        for f in sorted(self.probes.scripts(), key=lambda f: f.pid):
             probe, leak = self._probe_view(f)
             scripts.append(
                 {
@@ -302,6 +312,14 @@ class KernelTracker:
         leak = nvml_verdict(times, total, capacity.get(gpu))
         step = max(1, len(times) // 600)  # the panel's chart needs no more than ~600 points
         return {"t": times[::step].tolist(), "used": total[::step].astype(int).tolist()}, leak
+
+
+class NotAScript(Exception):
+    """A triage asked by pid of a probe that is not a listed script; ``status``: 404 or 409."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def leaks_per_cell(follower: ProbeFollower) -> Optional[dict[str, Any]]:

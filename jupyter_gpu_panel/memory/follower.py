@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 
 import psutil
 
+from ..kernels.probe_owner import ended_refusal
 from . import protocol
 from .protocol import MAX_LINE_BYTES, MAX_META_BYTES, MAX_READ_BYTES, MAX_TRIAGE_BYTES, probe_file
 from .records import valid_cell, valid_meta, valid_step
@@ -213,6 +214,9 @@ class Probes:
         # files refused, by (name, mtime): not retried until they change
         self._refused: dict[str, float] = {}
         self.warnings: deque[str] = deque(maxlen=MAX_WARNINGS)
+        #: pid -> kernel id (None: a script) of the probes accepted by ``kernels.probe_owner``
+        #: after the last poll; a probe absent here (refused, or not judged yet) is shown nowhere
+        self.owners: dict[int, Optional[str]] = {}
 
     @classmethod
     def in_runtime_dir(cls, runtime_dir: str) -> Probes:
@@ -264,21 +268,32 @@ class Probes:
             except (OSError, ValueError) as err:  # one probe's bad file never stops the others
                 self.warn(f"probe {pid}: {_why(err)}")
             if not follower.alive:
+                why = ended_refusal(pid, follower.meta)  # a process still at that pid is not the probe's
+                if why is not None:
+                    self.warn(f"{follower.meta_path.name} refused: {why}")
                 # a restarted kernel keeps its id: its old, ended probe must not stand in for the new one
                 self._ended.add((pid, follower.meta_mtime))
                 del self.followers[pid]
 
-    def for_kernel(self, kernel_id: str, pids: list[int]) -> list[ProbeFollower]:
-        return [f for f in self.followers.values() if f.meta["kernel_id"] == kernel_id or f.pid in pids]
+    def for_kernel(self, kernel_id: str) -> list[ProbeFollower]:
+        """The kernel's probes: those whose process is the kernel's or its descendant (``owners``),
+        never one that only says so in its meta."""
+        owners = self.owners
+        return [f for pid, f in list(self.followers.items()) if pid in owners and owners[pid] == kernel_id]
 
-    def main_for_kernel(self, kernel_id: str, pids: list[int]) -> Optional[ProbeFollower]:
+    def main_for_kernel(self, kernel_id: str) -> Optional[ProbeFollower]:
         """The kernel's probe that has seen the most steps (a kernel's torchrun ranks each have one)."""
-        return max(self.for_kernel(kernel_id, pids), key=lambda f: len(f.steps), default=None)
+        return max(self.for_kernel(kernel_id), key=lambda f: len(f.steps), default=None)
+
+    def scripts(self) -> list[ProbeFollower]:
+        """Accepted probes in no kernel (a script, a torchrun rank started from a terminal)."""
+        owners = self.owners
+        return [f for pid, f in list(self.followers.items()) if pid in owners and owners[pid] is None]
 
     def reserved_by_kernel(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for f in list(self.followers.values()):  # read from the loop while the probe thread polls
-            kid = f.meta["kernel_id"]
+            kid = self.owners.get(f.pid)  # the kernel its process is part of, not what its meta says
             if kid and f.steps:  # poll keeps only probes whose process runs
                 out[kid] = out.get(kid, 0) + int(f.steps[-1].get("reserved") or 0)
         return out
