@@ -190,6 +190,115 @@ def test_the_benchmark_request_was_refused_before_creating_anything(server: Serv
     assert not [p for p in created if any(ch in p for ch in "\u2028\u202e\x7f")], created
 
 
+@pytest.mark.parametrize("length, limit", [(256, 255), (245, 244)], ids=["over-255", "no-room-for-checkpoint"])
+def test_an_over_long_benchmark_name_is_refused_naming_the_limit(server: Server, length: int, limit: int):
+    """Over 244 bytes a notebook saved, then its checkpoint (``<stem>-checkpoint.ipynb``, 11 bytes
+    more) failed with ENAMETOOLONG: a 500."""
+    resp = _post_benchmark(server, "a" * (length - len(".ipynb")) + ".ipynb")
+    assert resp.status_code == 400 and f"{limit} bytes" in resp.json()["message"], resp.text[:300]
+    assert not list(server.root.glob("aaaa*"))
+    ok = _post_benchmark(server, "c" * (244 - len(".ipynb")) + ".ipynb")  # the longest that fits
+    assert ok.status_code == 201, ok.text[:300]
+
+
+@pytest.mark.parametrize("stem", ["b" * 249, "实" * 83], ids=["ascii", "cjk"])
+def test_a_benchmark_beside_an_existing_255_byte_notebook_gets_a_name_that_fits(server: Server, stem: str):
+    """The free name for an existing 255-byte notebook was its stem plus ``-1`` (257 bytes: no file
+    system takes it) and the answer a 500; the stem is shortened so that the suffix (and the
+    checkpoint's ``-checkpoint``) fits."""
+    name = stem + ".ipynb"
+    assert len(name.encode()) == 255
+    (server.root / name).write_text("{}")
+    resp = _post_benchmark(server, name)
+    assert resp.status_code == 201, resp.text[:500]
+    created = resp.json()["path"]
+    assert created.endswith("-1.ipynb") and stem.startswith(created[: -len("-1.ipynb")])
+    assert len(created.encode()) <= 244 and (server.root / created).is_file()
+    assert (server.root / name).read_text() == "{}"  # never overwritten
+    source = "".join(json.loads((server.root / created).read_text())["cells"][2]["source"])
+    results = next(line for line in source.splitlines() if line.startswith("results_json = "))
+    results_file = results.split("'")[1]
+    assert results_file.endswith(".results.json") and len(results_file.encode()) <= 255
+    server.assert_alive()
+
+
+def _new_kernel(server: Server) -> str:
+    resp = requests.post(f"{server.url}/api/kernels", headers=server.headers, json={"name": "python3"}, timeout=60)
+    assert resp.status_code == 201, resp.text[:300]
+    kernel_id = resp.json()["id"]
+    # with no client connected its execution_state stays "starting" over REST: give it time to boot
+    time.sleep(2)
+    return kernel_id
+
+
+def test_a_second_restart_while_one_runs_is_409_restart_in_progress(server: Server):
+    """A double click on Restart: the second request arrives while the first restarts the kernel.
+    It was ``500 Unhandled error`` 5 times of 5 (and jupyter_client started two kernels)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kernel_id = _new_kernel(server)
+    start = server.log.stat().st_size
+    try:
+        for _ in range(3):
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda _: server.request("POST", f"kernels/{kernel_id}/restart"), range(2)))
+            by_status = {r.status_code: r for r in answers}
+            assert sorted(by_status) == [200, 409], [(r.status_code, r.text[:200]) for r in answers]
+            assert "restart in progress" in by_status[409].json()["message"]
+        # the guard is released when the restart ends: the next one is accepted
+        assert server.request("POST", f"kernels/{kernel_id}/restart").status_code == 200
+    finally:
+        requests.delete(f"{server.url}/api/kernels/{kernel_id}", headers=server.headers, timeout=60)
+    # (the kernels' own output shares this log: a kernel may print a traceback as it is stopped)
+    log = server.log.read_bytes()[start:].decode(errors="replace")
+    assert "Uncaught exception" not in log and "500 POST" not in log, log[-3000:]
+    server.assert_alive()
+
+
+def test_a_field_named_6500_times_is_answered_once(server: Server):
+    """Each repeat was computed under the history lock (a second a request)."""
+    resp = server.request("GET", "history?fields=" + ",".join(["mem_used"] * 6500 + ["util_gpu"]))
+    assert resp.status_code == 200, resp.text[:300]
+    doc = resp.json()
+    assert doc["fields"] == ["mem_used", "util_gpu"]
+    assert list(doc["gpus"][0]["values"]) == ["mem_used", "util_gpu"]
+
+
+#: methods no route of ours implements (HEAD included: tornado answers 405 without a head())
+ODD_METHODS = ("TRACE", "PROPFIND", "MKCOL", "BREW", "PATCH", "PUT", "DELETE", "HEAD", "POST", "GET")
+EXAMPLE_ARGS = {"{kernel_id}": "no-such-kernel", "{action}": "restart", "{pid}": "1"}
+
+
+def test_every_route_answers_an_odd_method_with_a_clean_405(server: Server):
+    """``TRACE`` on the stream route logged a traceback each time (jupyter_server's HTML error page
+    asked for the user before the request had one): a JSON 405 with ``Allow``, on every route."""
+    from contract import spec
+
+    start = server.log.stat().st_size
+    tried = 0
+    for path, operations in spec()["paths"].items():
+        route = path
+        for name, value in EXAMPLE_ARGS.items():
+            route = route.replace(name, value)
+        for method in ODD_METHODS:
+            if method.lower() in operations:
+                continue  # documented: fuzzed above
+            resp = requests.request(method, server.url + route, headers=server.headers, timeout=20)
+            tried += 1
+            assert resp.status_code == 405, (method, route, resp.status_code, resp.text[:300])
+            allowed = {m.strip() for m in resp.headers["Allow"].split(",")}
+            assert {m.upper() for m in operations if m != "parameters"} <= allowed, (route, allowed)
+            assert method not in allowed
+            if method != "HEAD":
+                assert resp.headers["Content-Type"].startswith("application/json")
+                assert method in resp.json()["message"]
+    assert tried >= 90
+    time.sleep(0.2)  # the server's log lines reach the file
+    log = server.log.read_bytes()[start:].decode(errors="replace")
+    assert "Traceback" not in log and "Uncaught exception" not in log, log[-3000:]
+    server.assert_alive()
+
+
 @pytest.mark.parametrize(
     "folder, path, first",
     [

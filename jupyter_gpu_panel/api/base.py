@@ -90,13 +90,40 @@ def parse_int(raw: str, name: str, lo: int, hi: int) -> int:
     return value
 
 
+def allowed_methods(handler: type) -> list[str]:
+    """The HTTP methods ``handler`` implements (tornado's defaults answer 405)."""
+    return [
+        m
+        for m in handler.SUPPORTED_METHODS
+        if getattr(handler, m.lower(), None) is not getattr(web.RequestHandler, m.lower(), None)
+    ]
+
+
 class PanelMixin:
     auth_resource = AUTH_RESOURCE
     settings: dict[str, Any]
+    request: Any
 
     @property
     def panel(self) -> GPUPanel:
         return self.settings["gpu_panel"]
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A method a route lacks (``TRACE``, ``PROPFIND``...) is a JSON 405 with ``Allow``.
+
+        tornado refuses it before ``prepare``, so the user is not known yet: jupyter_server's
+        HTML error page asks for it anyway and logged a traceback on every such request to the
+        stream route. Nothing here needs the user.
+        """
+        if status_code != 405:
+            super().write_error(status_code, **kwargs)  # type: ignore[misc]
+            return
+        allowed = ", ".join(allowed_methods(type(self)))
+        handler: Any = self
+        handler.set_header("Allow", allowed)
+        handler.set_header("Content-Type", "application/json")
+        method = str(self.request.method)[:20]
+        handler.finish(strict_json({"message": f"{method} is not allowed here; allowed: {allowed}", "reason": None}))
 
 
 class BaseHandler(PanelMixin, APIHandler):

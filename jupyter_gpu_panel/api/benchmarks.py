@@ -16,7 +16,7 @@ from jupyter_server.utils import url_escape, url_path_join
 from tornado import web
 
 from ..benchmarks.notebook import build_notebook
-from ..benchmarks.paths import first_free, normalize_api_path, results_name
+from ..benchmarks.paths import check_notebook_name, first_free, normalize_api_path, results_name
 from ..benchmarks.templates import TEMPLATES, list_templates
 from .base import BaseHandler
 
@@ -57,6 +57,10 @@ class BenchmarksHandler(BaseHandler):
         target = await first_free(directory, filename, exists)
         if target is None:
             raise web.HTTPError(409, f"no free name for {filename!r} in {directory or 'the root'!r}")
+        try:  # the numbered names always fit: only a requested name, free, can be too long
+            check_notebook_name(posixpath.basename(target))
+        except ValueError as exc:
+            raise web.HTTPError(400, str(exc)) from None
         nb = build_notebook(name, results_json=results_name(posixpath.basename(target)))
         model = await ensure_async(cm.save({"type": "notebook", "format": "json", "content": nb}, target))
         # a header is Latin-1: a folder named 实验 must reach it percent-encoded

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from jupyter_core.utils import ensure_async
@@ -61,14 +63,50 @@ class KernelActionHandler(BaseHandler):
             result = await release_cached(self, kernel_id)
             self.write_json({"kernel_id": kernel_id, "action": action, **result})
             return
-        act = {"interrupt": km.interrupt_kernel, "restart": km.restart_kernel, "shutdown": km.shutdown_kernel}[action]
-        gpus = restart_gpus(self, kernel_id) if action == "restart" else None  # Restart on GPU N
-        try:
+        gpus = None
+        if action == "restart":
+            # claimed before the placement is touched: a second click must not void the first's GPU choice
+            with restart_claim(self, kernel_id):
+                gpus = restart_gpus(self, kernel_id)  # Restart on GPU N; None: a plain restart
+                try:
+                    await restart_kernel(self, kernel_id)
+                finally:
+                    self.panel.placer.requests.pop(kernel_id, None)  # taken by the start, or void with a failed one
+        else:
+            act = {"interrupt": km.interrupt_kernel, "shutdown": km.shutdown_kernel}[action]
             await ensure_async(act(kernel_id))
-        finally:
-            self.panel.placer.requests.pop(kernel_id, None)  # taken by the start, or void with a failed one
         moved = {"gpus": gpus} if gpus is not None else {}
         self.write_json({"kernel_id": kernel_id, "action": action, "ok": True, **moved})
+
+
+#: ``handler.settings`` key of the kernel ids this server is restarting through the panel
+RESTARTING = "gpu_panel_restarting"
+RESTART_IN_PROGRESS = "restart in progress: this kernel is already restarting; wait for it to finish"
+
+
+@contextmanager
+def restart_claim(handler: BaseHandler, kernel_id: str) -> Iterator[None]:
+    """Hold the kernel's restart, or 409 while one of it is under way.
+
+    Two overlapping restarts (a double click) made jupyter_client start two kernel processes
+    and fail the second request with an InvalidStateError (a 500). The set lives in the
+    server's settings: one per server, shared by every request.
+    """
+    restarting: set[str] = handler.settings.setdefault(RESTARTING, set())
+    if kernel_id in restarting:
+        raise web.HTTPError(409, RESTART_IN_PROGRESS)
+    restarting.add(kernel_id)
+    try:
+        yield
+    finally:
+        restarting.discard(kernel_id)
+
+
+async def restart_kernel(handler: BaseHandler, kernel_id: str) -> None:
+    try:
+        await ensure_async(handler.kernel_manager.restart_kernel(kernel_id))
+    except asyncio.InvalidStateError:  # a restart asked elsewhere (the notebook's own toolbar) overlapped
+        raise web.HTTPError(409, RESTART_IN_PROGRESS) from None
 
 
 class ProbeTriageHandler(BaseHandler):

@@ -19,6 +19,9 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 #: Most file systems cap a name at 255 bytes.
 MAX_NAME_BYTES = 255
+#: A notebook's name leaves room for its checkpoint's, ``<stem>-checkpoint.ipynb`` (Jupyter's
+#: file checkpoints, written at the first save): a 250-byte notebook failed to save with a 500.
+MAX_NOTEBOOK_BYTES = MAX_NAME_BYTES - len("-checkpoint")
 MAX_DEPTH = 64
 
 
@@ -48,10 +51,28 @@ def normalize_api_path(path: Any) -> str:
     return "/".join(parts)
 
 
+def check_notebook_name(filename: str) -> None:
+    """ValueError naming the limit when a notebook's name leaves no room for its checkpoint's."""
+    if len(filename.encode("utf-8")) > MAX_NOTEBOOK_BYTES:
+        raise ValueError(
+            f"a notebook name is longer than {MAX_NOTEBOOK_BYTES} bytes (the file system's {MAX_NAME_BYTES}, "
+            "less room for Jupyter's <name>-checkpoint.ipynb)"
+        )
+
+
+def fit_name(stem: str, suffix: str, limit: int = MAX_NAME_BYTES) -> str:
+    """``stem + suffix``, the stem shortened (never mid-character) so that the name fits in
+    ``limit`` bytes: an existing notebook of 255 bytes made its ``-1`` copy 257 bytes, which no
+    file system takes."""
+    room = limit - len(suffix.encode("utf-8"))
+    return stem.encode("utf-8")[: max(0, room)].decode("utf-8", "ignore") + suffix
+
+
 def candidate_names(filename: str) -> list[str]:
-    """foo.ipynb, foo-1.ipynb, foo-2.ipynb, ... in the order they are tried."""
+    """foo.ipynb, foo-1.ipynb, foo-2.ipynb, ... in the order they are tried; a long stem is
+    shortened so that each numbered name fits ``MAX_NOTEBOOK_BYTES``."""
     stem, ext = posixpath.splitext(filename)
-    return [filename] + [f"{stem}-{i}{ext}" for i in range(1, MAX_SUFFIX)]
+    return [filename] + [fit_name(stem, f"-{i}{ext}", MAX_NOTEBOOK_BYTES) for i in range(1, MAX_SUFFIX)]
 
 
 async def first_free(directory: str, filename: str, exists: Callable[[str], Awaitable[bool]]) -> Optional[str]:
@@ -64,6 +85,7 @@ async def first_free(directory: str, filename: str, exists: Callable[[str], Awai
 
 
 def results_name(notebook_name: str) -> str:
-    """The results file that sits beside a notebook: foo.ipynb -> foo.results.json."""
+    """The results file that sits beside a notebook: foo.ipynb -> foo.results.json (a long stem
+    shortened so that the name fits, as for a notebook's free name)."""
     stem = notebook_name[: -len(".ipynb")] if notebook_name.endswith(".ipynb") else notebook_name
-    return f"{stem}.results.json"
+    return fit_name(stem, ".results.json")
