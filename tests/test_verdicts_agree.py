@@ -1,5 +1,6 @@
 """One verdict: the CLI (``leaks --json``), the kernel tracker and the API (``GET kernels``) give the
-same leak verdict on every recorded trace — they all call ``memory.verdict.verdict_from_records``.
+same leak verdict on every recorded trace — the CLI calls ``memory.verdict.verdict_from_records``,
+the tracker ``verdict_from_trace`` on its followers' step windows, which give the same trace.
 
 Each trace is served to a real server as a live probe's file (a script's probe: a sleeping
 process stands for the training run), with the card size the CLI finds beside the trace as the
@@ -17,7 +18,7 @@ import pytest
 
 from jupyter_gpu_panel.cli.leaks import STEP_FIELDS
 from jupyter_gpu_panel.memory.follower import Probes
-from jupyter_gpu_panel.memory.traces import sibling_mem_total
+from jupyter_gpu_panel.memory.traces import read_records, sibling_mem_total
 from jupyter_gpu_panel.memory.verdict import verdict_from_records
 
 from conftest import ROOT, TRACES
@@ -76,7 +77,8 @@ async def test_cli_tracker_and_api_agree_on_every_recorded_trace(jp_fetch, panel
         clis = await asyncio.gather(*(asyncio.to_thread(cli_verdict, p) for p in by_pid.values()))
         for (pid, path), cli in zip(by_pid.items(), clis):
             f = followers.followers[pid]
-            tracker = verdict_from_records(f.steps, default_capacity=f.meta["limit"])
+            tracker = f.judge()  # the follower's verdict, from its step window's columns
+            assert tracker == verdict_from_records(read_records(path), default_capacity=f.meta["limit"])
             for key in STEP_FIELDS:
                 assert api[pid][key] == tracker[key] == cli[key], f"{path.name}: {key}"
             for key in PANEL_FIELDS:

@@ -5,6 +5,12 @@ The ``kernels`` endpoint serves the last refresh; the refresh runs on the event 
 probe files (polling, building the view, triage requests) runs on the tracker's one
 probe-reading thread, which is what keeps two readers from taking the same lines: no lock is
 held across I/O, and a refresh that waits on that thread too long answers with the last view.
+
+A refresh costs what changed: each follower reads only new bytes into its step window, a
+probe with nothing new keeps its part of the document, and leak verdicts are re-made for the
+probes with new steps, stalest first, within ``JUDGE_BUDGET`` seconds a refresh (a probe never
+judged yet always is). With a hundred busy probes a verdict is then a few refreshes old; its
+``current_step`` says which step it judged.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import orjson
 from jupyter_core.utils import ensure_async
 
 from ..memory.follower import ProbeFollower, Probes
-from ..memory.verdict import nvml_verdict, verdict_from_records
+from ..memory.verdict import nvml_verdict
 from .attribution import Attribution
 from .idle import idle_view, to_cull
 from .probe_owner import ProbeOwners
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 OWN_ACTIVITY_GRACE = 2.0
 #: Seconds a refresh waits for the probe files before answering with the last view.
 PROBE_IO_TIMEOUT = 5.0
+#: Seconds of re-judging (a few ms a probe) one refresh may spend on probes with new steps.
+JUDGE_BUDGET = 0.04
 
 
 class KernelTracker:
@@ -74,7 +82,11 @@ class KernelTracker:
         self.on_change: Optional[Callable[[dict[str, Any]], None]] = None
         #: (kernel id, kernel pid) -> the row's ``placement`` (the placer's view; reads /proc)
         self.placement_view: Optional[Callable[[str, Optional[int]], dict[str, Any]]] = None
-        self._doc_bytes = b""
+        #: ``doc`` encoded (``encode_doc``), made on the probe thread with it (None: not at hand)
+        self.doc_bytes: Optional[bytes] = None
+        self._pushed: Optional[bytes] = b""  # the encoding last handed to ``on_change``
+        #: seconds of re-judging a refresh may spend (``JUDGE_BUDGET``)
+        self.judge_budget = JUDGE_BUDGET
 
     async def _on_probe_thread(self, fn: Any, *args: Any) -> Any:
         future = asyncio.wrap_future(self._probe_io.submit(fn, *args))
@@ -163,14 +175,20 @@ class KernelTracker:
     async def refresh(self) -> dict[str, Any]:
         state = await self.attribution.refresh()
         try:
-            self.doc = await self._on_probe_thread(self._build, state)
+            self.doc, self.doc_bytes = await self._on_probe_thread(self._build_encoded, state)
         except asyncio.TimeoutError:
             log.warning("kernel view: the probe files took over %.0f s; serving the last view", PROBE_IO_TIMEOUT)
         self.refreshed = True
+        culled = self.culled
         await self._cull()
-        encoded = orjson.dumps(self.doc, option=orjson.OPT_SERIALIZE_NUMPY)
-        if encoded != self._doc_bytes:
-            self._doc_bytes = encoded
+        if self.culled is not culled:  # a kernel was shut down: the document says so
+            self.doc_bytes = None
+            try:
+                self.doc_bytes = await self._on_probe_thread(encode_doc, self.doc)
+            except asyncio.TimeoutError:
+                pass
+        if self.doc_bytes != self._pushed:
+            self._pushed = self.doc_bytes
             if self.on_change is not None:
                 self.on_change(self.doc)
         return self.doc
@@ -198,9 +216,16 @@ class KernelTracker:
             self.culled = [*self.culled, entry][-20:]
         self.doc["culled"] = list(self.culled)
 
+    def _build_encoded(self, state: Any) -> tuple[dict[str, Any], bytes]:
+        """The new document and its encoding: a hundred probes' charts are megabytes of JSON,
+        encoded here on the probe thread rather than on the event loop."""
+        doc = self._build(state)
+        return doc, encode_doc(doc)
+
     def _build(self, state: Any) -> dict[str, Any]:
         self.probes.poll()
         self.probe_owners.assign(self.probes)
+        self._judge_stale()
         capacity = {d.index: d.memory_total for d in self.sampler.devices}
         snap = self.sampler.snapshot()
         kernels = []
@@ -221,7 +246,7 @@ class KernelTracker:
             if main is not None:
                 probe, steps_leak = self._probe_view(main)
                 leak = steps_leak or leak  # per-step readings beat NVML's coarse reserve
-            last_step = main.steps[-1] if main is not None and main.steps else None
+            last_step = main.steps.last if main is not None else None
             idle = idle_view(
                 ref.execution_state,
                 self._user_last_activity(kid, ref.last_activity),
@@ -272,28 +297,58 @@ class KernelTracker:
             "culled": list(self.culled),
         }
 
+    def _judge_stale(self) -> None:
+        """Re-make the verdicts of probes with new steps: never-judged ones all, then the stalest
+        first, one at least and more while ``judge_budget`` seconds last. One probe's records
+        that defeat the detector leave it without a verdict (``judge_error``), never the others."""
+        stale = [f for f in list(self.probes.followers.values()) if f.stale]
+        stale.sort(key=lambda f: (f.judged is not None, f.judged_at))
+        deadline = time.monotonic() + self.judge_budget
+        rejudged = 0
+        for f in stale:
+            if f.judged is not None:
+                if rejudged and time.monotonic() > deadline:
+                    break
+                rejudged += 1
+            try:
+                f.judge()
+                f.judge_error = None
+            except Exception as err:
+                log.exception("probe %s: judging its readings failed", f.pid)
+                f.leak, f.judged, f.judged_at = None, f.steps.total, time.monotonic()
+                f.judge_error = type(err).__name__
+
     def _probe_view(self, main: ProbeFollower) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
         """A probe's summary and its per-step leak verdict; (None, None) with a warning when its
         records defeat the detector, so one probe never blanks the view of the others."""
-        try:
-            return self._probe_view_of(main)
-        except Exception as err:
-            log.exception("probe %s: building its view failed", main.pid)
-            self.probes.warn(f"probe {main.pid}: its readings could not be judged ({type(err).__name__})")
-            return None, None
+        failed = main.judge_error
+        if failed is None:
+            try:
+                return self._probe_view_of(main)
+            except Exception as err:
+                log.exception("probe %s: building its view failed", main.pid)
+                failed = type(err).__name__
+        self.probes.warn(f"probe {main.pid}: its readings could not be judged ({failed})")
+        return None, None
 
     def _probe_view_of(self, main: ProbeFollower) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
-        """A probe's summary and its per-step leak verdict; asks for a triage on the first alarm."""
-        leak = verdict_from_records(main.steps, default_capacity=main.meta["limit"])
+        """A probe's summary and its per-step leak verdict (as last judged); asks for a triage on
+        the first alarm. Kept on the follower, keyed by what was read: an unchanged probe costs
+        nothing."""
+        leak = main.leak
         if leak is not None and self.triage_on_alarm and leak["actionable"] and main.triage is None:
             # once per probe: the allocation history of a few steps names the line
             try:
                 main.request_triage(auto=True)
             except OSError:
                 log.warning("cannot ask probe %s for a triage", main.pid, exc_info=True)
+        key = (main.steps.total, main.skipped, main.cells_seen, id(main.triage), main.judged)
+        if main.view is not None and main.view[0] == key:
+            return main.view[1], leak
         probe = main.summary()
         probe["cells"] = leaks_per_cell(main)
         probe["fragmentation"] = leak["fragmentation"] if leak is not None else None
+        main.view = (key, probe)
         return probe, leak
 
     def _kernel_history(
@@ -320,6 +375,11 @@ class NotAScript(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def encode_doc(doc: dict[str, Any]) -> bytes:
+    """The kernels document as the API writes it (NaN and infinities as null)."""
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def leaks_per_cell(follower: ProbeFollower) -> Optional[dict[str, Any]]:

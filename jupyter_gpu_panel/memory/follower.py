@@ -3,9 +3,12 @@
 Each probe writes ``probe-<pid>.json`` (who) and ``probe-<pid>.iters.jsonl`` (one line a step)
 in the user's runtime directory; a ``ProbeFollower`` reads only the new bytes on each poll, so
 following a long run costs what it grew since the last poll. Every file is opened through
-``safe_files`` (regular, ours, bounded) and every record validated (``records``): a FIFO, a
-symlink, a huge or malformed file is refused and counted, and never affects another probe.
-All of it is blocking file I/O: the tracker runs it on its one probe-reading thread.
+``safe_files`` (regular, ours, bounded) and every record validated once, here (``records``): a
+FIFO, a symlink, a huge or malformed file is refused and counted, and never affects another
+probe. Steps go into a ``probe_state.StepWindow`` (bounded numpy columns), and each probe keeps
+its leak verdict with the window version it judged, so a probe whose files did not change
+costs nothing to show. All of it is blocking file I/O and CPU work: the tracker runs it on its
+one probe-reading thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import orjson
 import psutil
 
 from ..kernels.probe_owner import ended_refusal
 from . import protocol
+from .probe_state import StepWindow
 from .protocol import MAX_LINE_BYTES, MAX_META_BYTES, MAX_READ_BYTES, MAX_TRIAGE_BYTES, probe_file
 from .records import valid_cell, valid_meta, valid_step
 from .safe_files import UnsafeFile, private_dir_problem, read_range, read_small, write_new
@@ -70,15 +75,19 @@ class LineFollower:
 def parse_records(
     lines: list[bytes], validate: Callable[[Any], Optional[dict[str, Any]]]
 ) -> tuple[list[dict[str, Any]], int]:
-    """Valid records among ``lines`` and the number of lines skipped as invalid."""
+    """Valid records among ``lines`` and the number of lines skipped as invalid.
+
+    orjson: strict JSON (NaN and Infinity literals, lone surrogates and numbers out of range
+    are errors, so such a line is skipped whole) and ~6x faster than ``json`` on a 20,000-line
+    file read at start."""
     good, bad = [], 0
     for line in lines:
         line = line.strip()
         if not line:
             continue
         try:
-            rec = validate(json.loads(line, parse_constant=_no_constant))
-        except (ValueError, RecursionError):
+            rec = validate(orjson.loads(line))
+        except ValueError:  # orjson.JSONDecodeError, and too deep a nesting
             rec = None
         if rec is None:
             bad += 1
@@ -103,8 +112,9 @@ class ProbeFollower:
         self.meta = valid_meta(doc, pid)
         self.meta_mtime = os.stat(meta_path, follow_symlinks=False).st_mtime
         directory = meta_path.parent
-        self.steps: deque[dict[str, Any]] = deque(maxlen=MAX_STEPS)
+        self.steps = StepWindow(MAX_STEPS)
         self.cells: deque[dict[str, Any]] = deque(maxlen=MAX_CELLS)
+        self.cells_seen = 0  # cell records ever read: the cells' version
         self._iters = LineFollower(probe_file(directory, pid, "iters"))
         self._cells = LineFollower(probe_file(directory, pid, "cells"))
         self.skipped = 0  # invalid records seen
@@ -112,19 +122,41 @@ class ProbeFollower:
         self.triage_path = probe_file(directory, pid, "triage")
         self.triage: Optional[dict[str, Any]] = None
         self._triage_mtime: Optional[float] = None
+        #: the leak verdict on the window as of ``judged`` (its ``steps.total`` then; None: never)
+        self.leak: Optional[dict[str, Any]] = None
+        self.judged: Optional[int] = None
+        self.judged_at = 0.0  # time.monotonic() of that judgement
+        self.judge_error: Optional[str] = None  # the detector failed on these records: why
+        #: the tracker's cache of this probe's part of the kernels document, keyed by what was read
+        self.view: Optional[tuple[Any, ...]] = None
 
     def poll(self) -> int:
         """Read what was appended since the last poll; returns the number of new steps."""
         records, bad_steps = parse_records(self._iters.read(), valid_step)
         cells, bad_cells = parse_records(self._cells.read(), valid_cell)
-        steps = [r for r in records if not r.get("oom")]  # the line a step that raised OOM leaves
-        self.steps.extend(steps)
+        new_steps = self.steps.extend(records)
         self.cells.extend(cells)
+        self.cells_seen += len(cells)
         if bad_steps or bad_cells:
+            self.steps.skipped += bad_steps
             self.skipped += bad_steps + bad_cells
             log.warning("probe %s: skipped %d invalid record(s)", self.pid, bad_steps + bad_cells)
         self._read_triage()
-        return len(steps)
+        return new_steps
+
+    @property
+    def stale(self) -> bool:
+        """Steps arrived since the verdict was made (or none was made yet)."""
+        return self.judged != self.steps.total
+
+    def judge(self) -> Optional[dict[str, Any]]:
+        """The leak verdict on the steps in the window now (None with fewer than 3 iterations):
+        ``verdict_from_records`` on those records, from the window's columns. Kept in ``leak``."""
+        from .verdict import verdict_from_trace  # scipy on first use, not at server start
+
+        self.leak = verdict_from_trace(self.steps.trace(), default_capacity=self.meta["limit"])
+        self.judged, self.judged_at = self.steps.total, time.monotonic()
+        return self.leak
 
     def request_triage(self, steps: int = protocol.TRIAGE_STEPS, auto: bool = False) -> dict[str, Any]:
         """Ask the probe to record the allocation history of its next ``steps`` steps."""
@@ -182,7 +214,7 @@ class ProbeFollower:
             "limit": self.meta["limit"],
             "steps": len(self.steps),
             "skipped": self.skipped,
-            "last": self.steps[-1] if self.steps else None,
+            "last": self.steps.last,
             "alive": self.alive,
             "series": self.series(),
             "triage": self.triage,
@@ -190,16 +222,7 @@ class ProbeFollower:
 
     def series(self, max_points: int = 600) -> dict[str, list[Any]]:
         """Allocated and reserved per step for the panel's chart, thinned to ``max_points``."""
-        steps = list(self.steps)
-        stride = max(1, math.ceil(len(steps) / max_points))
-        picked = steps[::stride]
-        if steps and picked[-1] is not steps[-1]:
-            picked.append(steps[-1])  # the chart ends where the forecast starts
-        return {
-            "step": [s["i"] for s in picked],
-            "allocated": [s["allocated"] for s in picked],
-            "reserved": [s.get("reserved") for s in picked],
-        }
+        return self.steps.series(max_points)
 
 
 class Probes:
@@ -295,7 +318,7 @@ class Probes:
         for f in list(self.followers.values()):  # read from the loop while the probe thread polls
             kid = self.owners.get(f.pid)  # the kernel its process is part of, not what its meta says
             if kid and f.steps:  # poll keeps only probes whose process runs
-                out[kid] = out.get(kid, 0) + int(f.steps[-1].get("reserved") or 0)
+                out[kid] = out.get(kid, 0) + int((f.steps.last or {}).get("reserved") or 0)
         return out
 
 
