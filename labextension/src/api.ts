@@ -136,6 +136,22 @@ export class GpuApiClient {
     );
   }
 
+  /** GPU placement: the policy, the GPU(s) the next kernel would get and why, and each GPU. */
+  placement(): Promise<Schemas['Placement']> {
+    return this.request<Schemas['Placement']>('placement');
+  }
+
+  /** Restart a kernel on these GPUs (its CUDA_VISIBLE_DEVICES); 400/409 with the server's reason. */
+  restartOnGpus(
+    kernelId: string,
+    gpus: number[]
+  ): Promise<Schemas['KernelActionDone']> {
+    return this.request<Schemas['KernelActionDone']>(
+      `kernels/${encodeURIComponent(kernelId)}/restart`,
+      { method: 'POST', body: JSON.stringify({ gpus }) }
+    );
+  }
+
   /** The cluster from the configured Prometheus (GET cluster); `state` says when there is none or it is unreachable. */
   cluster(): Promise<Schemas['Cluster']> {
     return this.request<Schemas['Cluster']>('cluster');

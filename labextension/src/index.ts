@@ -40,6 +40,8 @@ import { errorOutcome, Outcome, releaseOutcome } from './memory/outcome';
 import { scriptName } from './memory/scripts';
 import { leakLine } from './memory/words';
 import { GpuPanel, IPanelActions } from './panel';
+import { registerPlacement } from './placement/commands';
+import { restartOnGpu } from './placement/picker';
 import {
   clampInterval,
   DEFAULT_SETTINGS,
@@ -210,6 +212,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
       launcher,
       palette
     });
+    registerPlacement(app, {
+      client,
+      icon: gpuIcon,
+      trans,
+      units: () => settings.memoryUnits,
+      currentDir: () => fileBrowser?.model.path ?? '',
+      launcher,
+      palette
+    });
     store.changed.connect((_, kind) => {
       if (kind === 'benchmarks') {
         addTemplates(store.state.benchmarks);
@@ -237,11 +248,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
         });
         return r.button.accept;
       },
-      kernels: kernelControl(
-        app.serviceManager.kernels,
-        app.serviceManager.serverSettings,
-        store
-      )
+      kernels: {
+        ...kernelControl(
+          app.serviceManager.kernels,
+          app.serviceManager.serverSettings,
+          store
+        ),
+        restartOnGpu: async (kernelId: string, label: string) => {
+          const gpu = await restartOnGpu(
+            client,
+            kernelId,
+            label,
+            settings.memoryUnits,
+            trans
+          );
+          void store.refreshKernels();
+          return gpu;
+        }
+      }
     };
 
     const panel = new GpuPanel(

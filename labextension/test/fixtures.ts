@@ -180,6 +180,13 @@ export function kernel(partial: Partial<IKernelInfo> = {}): IKernelInfo {
     probe: null,
     leak: null,
     idle: { seconds: null, holder: false, cached: null, message: null },
+    placement: {
+      cuda_visible_devices: null,
+      readable: true,
+      gpus: null,
+      source: 'off',
+      reason: null
+    },
     ...partial
   };
 }

@@ -21,6 +21,7 @@ import * as React from 'react';
 import { OutcomeNote, Stat } from '../components';
 import { baseName, kernelMemoryText, MemoryUnits } from '../format';
 import { ITrans } from '../i18n';
+import { canMove, kernelGpusText } from '../placement/words';
 import { IKernelInfo, IProbeLoaded, IReleaseReply } from '../types';
 import { MemoryDetails } from './details';
 import { idleBadgeText, idleMessage, isIdleHolder } from './idle';
@@ -46,6 +47,8 @@ export interface IKernelControl {
   triage(kernelId: string): Promise<unknown>;
   /** Empty torch's cache in an idle kernel: the server's answer; rejects when the request failed (409: busy). */
   release(kernelId: string): Promise<IReleaseReply>;
+  /** *Restart on GPU…*: pick a GPU, confirm, restart; the GPU, or null when cancelled. */
+  restartOnGpu?(kernelId: string, label: string): Promise<number | null>;
 }
 
 export type Confirm = (
@@ -199,12 +202,38 @@ export function KernelRow(props: {
           label={trans.__('GPU memory')}
           value={kernelMemoryText(k, units, trans)}
         />
+        <Stat
+          label={trans.__('May use')}
+          value={kernelGpusText(k.placement, trans)}
+          testId="kernel-gpus"
+        />
       </MemoryDetails>
       <div className="jp-GpuPanel-buttons">
         {holder ? button('release', clearIcon) : button('interrupt', stopIcon)}
         {button('restart', refreshIcon)}
         {button('shutdown', closeIcon)}
         {view.offerProbe && button('probe')}
+        {control.restartOnGpu && canMove(k.placement) && (
+          <ToolbarButtonComponent
+            className="jp-GpuPanel-action"
+            label={trans.__('Restart on GPU…')}
+            enabled={!view.busy}
+            dataset={{ action: 'restart-on-gpu' }}
+            tooltip={trans.__(
+              'Restart this kernel on another GPU (its variables are lost)'
+            )}
+            onClick={() =>
+              void run('restart', async () => {
+                try {
+                  const gpu = await control.restartOnGpu!(id, label);
+                  return gpu === null ? IDLE : doneOutcome('restart', trans);
+                } catch (err) {
+                  return errorOutcome('restart', err, trans);
+                }
+              })
+            }
+          />
+        )}
       </div>
       {view.note && (
         <OutcomeNote
