@@ -112,6 +112,14 @@ class GPUPanel(ExtensionApp):
         "Off: other holders of a GPU are counted, not named.",
     ).tag(config=True)
 
+    metrics_show_notebooks = Bool(
+        False,
+        help="Label the per-kernel and per-script series on /metrics with notebook paths and user names even "
+        "when Prometheus scrapes without authentication (c.ServerApp.authenticate_prometheus = False). Off: an "
+        "unauthenticated /metrics, readable by anyone who can reach the port, leaves the notebook and user "
+        "labels out (kernel_id, gpu and Hostname stay). With authentication the labels are always there.",
+    ).tag(config=True)
+
     cluster_refresh = Float(5.0, help="Seconds a cluster view is reused before Prometheus is asked again.").tag(
         config=True
     )

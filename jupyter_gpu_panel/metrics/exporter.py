@@ -5,7 +5,8 @@ Per GPU (base units, DCGM exporter's label names so the two join in PromQL: ``gp
 ``user``, ``gpu``): its GPU memory, its leak verdict and OOM forecast. A scrape reads what the
 sampler and the kernel tracker already hold: no NVML call, no file read. Label sets are bounded:
 no pid on long-lived series, and a kernel's series vanish with the kernel (each scrape is built
-from the current view, nothing is remembered).
+from the current view, nothing is remembered). An unauthenticated ``/metrics`` leaves the
+notebook and user labels out unless ``metrics_show_notebooks`` (``names_shown``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ PREFIX = "jupyter_gpu_panel_"
 GPU_LABELS = ("gpu", "UUID", "modelName", "Hostname")
 KERNEL_LABELS = ("kernel_id", "notebook", "user", "gpu", "UUID", "Hostname")
 SCRIPT_LABELS = ("script", "rank", "user", "Hostname")
+#: the labels that say who works on what: left out of an unauthenticated /metrics
+WHO_LABELS = frozenset({"notebook", "user"})
 
 #: reading field -> (metric suffix, help, scale to base units)
 GPU_GAUGES: tuple[tuple[str, str, str, float], ...] = (
@@ -88,31 +91,54 @@ def gpu_families(panel: GPUPanel) -> Iterator[GaugeMetricFamily]:
     yield throttled
 
 
+def names_shown(panel: GPUPanel) -> bool:
+    """Whether notebook paths and user names go into the labels: always behind Jupyter's
+    authentication; on an open ``/metrics`` (``authenticate_prometheus = False``, which anyone
+    who reaches the port can read) only when ``metrics_show_notebooks`` says so."""
+    if panel.metrics_show_notebooks:
+        return True
+    serverapp = panel.serverapp
+    settings = getattr(getattr(serverapp, "web_app", None), "settings", None) or {}
+    # the setting jupyter_server's /metrics handler itself reads
+    return bool(settings.get("authenticate_prometheus", getattr(serverapp, "authenticate_prometheus", True)))
+
+
 def kernel_families(panel: GPUPanel) -> Iterator[GaugeMetricFamily]:
     doc: dict[str, Any] = panel.tracker.doc
     host = panel.node_name
     uuids = {str(d.index): d.uuid or "" for d in panel.sampler.devices}
-    memory = _fam("kernel_memory_bytes", "GPU memory held by a kernel's processes, per GPU.", KERNEL_LABELS)
-    leak_labels = KERNEL_LABELS[:3] + ("Hostname",)
+    shown = names_shown(panel)
+
+    def labels(names: tuple[str, ...]) -> tuple[str, ...]:
+        return names if shown else tuple(n for n in names if n not in WHO_LABELS)
+
+    def who(values: dict[str, str]) -> list[str]:
+        return [v for n, v in values.items() if shown or n not in WHO_LABELS]
+
+    kernel_labels = labels(KERNEL_LABELS)
+    memory = _fam("kernel_memory_bytes", "GPU memory held by a kernel's processes, per GPU.", kernel_labels)
+    leak_labels = labels(KERNEL_LABELS[:3] + ("Hostname",))
     rate = _fam("kernel_leak_bytes_per_second", "Memory a kernel keeps per second (0: no leak).", leak_labels)
     oom = _fam("kernel_seconds_to_oom", "Forecast seconds until the kernel's GPU memory is full.", leak_labels)
     actionable = _fam("kernel_leak_actionable", "1 when the kernel's leak fills the GPU within 24 h.", leak_labels)
     idle = _fam("kernel_idle_seconds", "Seconds an idle kernel has sat on GPU memory (idle holders only).", leak_labels)
     for k in doc.get("kernels", []):
-        who = [k["kernel_id"], k.get("notebook") or "", k.get("user") or ""]
+        kernel = who({"kernel_id": k["kernel_id"], "notebook": k.get("notebook") or "", "user": k.get("user") or ""})
         for gpu, used in (k.get("memory") or {}).items():
-            memory.add_metric([*who, gpu, uuids.get(gpu, ""), host], float(used))
-        _add_leak(k.get("leak"), [*who, host], rate, oom, actionable)
+            memory.add_metric([*kernel, gpu, uuids.get(gpu, ""), host], float(used))
+        _add_leak(k.get("leak"), [*kernel, host], rate, oom, actionable)
         if (k.get("idle") or {}).get("holder"):
-            idle.add_metric([*who, host], float(k["idle"]["seconds"]))
-    s_rate = _fam("script_leak_bytes_per_second", "Memory a probed script keeps per second.", SCRIPT_LABELS)
-    s_oom = _fam("script_seconds_to_oom", "Forecast seconds until a probed script's memory is full.", SCRIPT_LABELS)
-    s_act = _fam("script_leak_actionable", "1 when a probed script's leak fills the GPU within 24 h.", SCRIPT_LABELS)
+            idle.add_metric([*kernel, host], float(k["idle"]["seconds"]))
+    script_labels = labels(SCRIPT_LABELS)
+    s_rate = _fam("script_leak_bytes_per_second", "Memory a probed script keeps per second.", script_labels)
+    s_oom = _fam("script_seconds_to_oom", "Forecast seconds until a probed script's memory is full.", script_labels)
+    s_act = _fam("script_leak_actionable", "1 when a probed script's leak fills the GPU within 24 h.", script_labels)
     user = panel.audience().user or ""
     for s in doc.get("scripts", []):
         argv = s.get("argv") or []
         name = (argv[0].rsplit("/", 1)[-1] if argv else "") or "script"
-        _add_leak(s.get("leak"), [name, s.get("rank") or "", user, host], s_rate, s_oom, s_act)
+        script = who({"script": name, "rank": s.get("rank") or "", "user": user})
+        _add_leak(s.get("leak"), [*script, host], s_rate, s_oom, s_act)
     yield from (memory, rate, oom, actionable, idle, s_rate, s_oom, s_act)
 
 
