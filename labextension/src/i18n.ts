@@ -12,7 +12,10 @@ export const DOMAIN = 'jupyter_gpu_panel';
 export interface ITrans {
   /** A string, with %1, %2 ... replaced by the arguments. */
   __(msgid: string, ...args: any[]): string;
-  /** Singular or plural by n; n is not substituted unless passed as an argument. */
+  /**
+   * Singular or plural by n. As in JupyterLab's gettext, n itself is %1 and
+   * the arguments follow as %2, %3 ...
+   */
   _n(msgid: string, msgidPlural: string, n: number, ...args: any[]): string;
 }
 
@@ -23,9 +26,13 @@ function substitute(text: string, args: any[]): string {
   });
 }
 
-/** English without a translator: what JupyterLab's nullTranslator does. */
+/**
+ * English without a translator: what JupyterLab's nullTranslator does,
+ * including _n putting n before the arguments (a plainTrans that did not
+ * hid "GPU %1" showing the GPU count instead of the GPU in the lab).
+ */
 export const plainTrans: ITrans = {
   __: (msgid, ...args) => substitute(msgid, args),
   _n: (msgid, msgidPlural, n, ...args) =>
-    substitute(n === 1 ? msgid : msgidPlural, args)
+    substitute(n === 1 ? msgid : msgidPlural, [n, ...args])
 };

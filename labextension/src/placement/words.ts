@@ -14,7 +14,8 @@ function gpuList(gpus: number[], trans: ITrans): string {
   if (gpus.length === 0) {
     return trans.__('no GPU');
   }
-  return trans._n('GPU %1', 'GPUs %1', gpus.length, gpus.join(', '));
+  // _n makes the count %1, so the GPU list is %2
+  return trans._n('GPU %2', 'GPUs %2', gpus.length, gpus.join(', '));
 }
 
 /** The kernel row's GPUs: "GPU 3 (placed)", "GPU 1 (set outside the panel)", "every GPU". */
