@@ -101,6 +101,23 @@ def test_the_window_slides_as_the_full_verdict_on_its_records():
                 assert same(verdict_from_trace(steps.trace()), verdict_from_records(kept)), (path.name, at)
 
 
+def test_the_chart_is_the_window_thinned():
+    recs = [r for r in map(valid_step, read_records(TRACES / "h100" / "leak_hidden.iters.jsonl")) if r]
+    for k, rec in enumerate(recs):
+        if k % 7 == 0:
+            rec.pop("reserved", None)  # a record without it: null in the chart
+    steps = StepWindow(250)
+    steps.extend(recs)
+    kept = recs[-250:]
+    picked = kept[::5] + [kept[-1]]  # stride ceil(250 / 60) = 5, and the newest always
+    assert steps.series(60) == {
+        "step": [r["i"] for r in picked],
+        "allocated": [r["allocated"] for r in picked],
+        "reserved": [r.get("reserved") for r in picked],
+    }
+    assert steps.last == recs[-1]
+
+
 def test_each_record_is_validated_once(tmp_path, monkeypatch):
     calls = []
 

@@ -34,7 +34,12 @@ class KernelsHandler(BaseHandler):
         tracker.start()  # idempotent; servers that never ran the start hook get it here
         if raw == "1" or not tracker.refreshed:
             await tracker.refresh()
-        self.write_json(tracker.doc)
+        body = tracker.doc_bytes  # encoded on the probe thread: a hundred probes make megabytes
+        if body is None:
+            self.write_json(tracker.doc)
+        else:
+            self.set_header("Content-Type", "application/json")
+            self.finish(body)
 
 
 class KernelActionHandler(BaseHandler):

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 #: Steps kept per probe for the detector (a bounded window of the newest steps).
 MAX_STEPS = 20_000
 MAX_CELLS = 2_000
+#: Lines parsed into dicts at a time: a file's first read holds 20,000 records, whose dicts
+#: (~1 KB each) are only needed until they are columns; in chunks the server's memory does not
+#: keep the high-water mark of a whole file's dicts.
+PARSE_CHUNK = 1_000
 #: Problems remembered for the API (newest last).
 MAX_WARNINGS = 20
 
@@ -127,14 +131,20 @@ class ProbeFollower:
         self.judged: Optional[int] = None
         self.judged_at = 0.0  # time.monotonic() of that judgement
         self.judge_error: Optional[str] = None  # the detector failed on these records: why
+        #: ``alive`` as ``Probes.poll`` last found it (a psutil read a probe a poll, not two)
+        self.seen_alive: Optional[bool] = None
         #: the tracker's cache of this probe's part of the kernels document, keyed by what was read
         self.view: Optional[tuple[Any, ...]] = None
 
     def poll(self) -> int:
         """Read what was appended since the last poll; returns the number of new steps."""
-        records, bad_steps = parse_records(self._iters.read(), valid_step)
+        lines = self._iters.read()
+        new_steps = bad_steps = 0
+        for start in range(0, len(lines), PARSE_CHUNK):
+            records, bad = parse_records(lines[start : start + PARSE_CHUNK], valid_step)
+            new_steps += self.steps.extend(records)
+            bad_steps += bad
         cells, bad_cells = parse_records(self._cells.read(), valid_cell)
-        new_steps = self.steps.extend(records)
         self.cells.extend(cells)
         self.cells_seen += len(cells)
         if bad_steps or bad_cells:
@@ -215,7 +225,7 @@ class ProbeFollower:
             "steps": len(self.steps),
             "skipped": self.skipped,
             "last": self.steps.last,
-            "alive": self.alive,
+            "alive": self.alive if self.seen_alive is None else self.seen_alive,
             "series": self.series(),
             "triage": self.triage,
         }
@@ -290,7 +300,8 @@ class Probes:
                 follower.poll()
             except (OSError, ValueError) as err:  # one probe's bad file never stops the others
                 self.warn(f"probe {pid}: {_why(err)}")
-            if not follower.alive:
+            follower.seen_alive = follower.alive
+            if not follower.seen_alive:
                 why = ended_refusal(pid, follower.meta)  # a process still at that pid is not the probe's
                 if why is not None:
                     self.warn(f"{follower.meta_path.name} refused: {why}")

@@ -247,7 +247,10 @@ class StepWindow:
             picked = np.append(picked, n - 1)  # the chart ends where the forecast starts
         reserved: list[Any] = [None] * len(picked)
         if "reserved" in self._cols:
-            reserved = [None if r == MISSING else r for r in self._col("reserved")[picked].tolist()]
+            values = self._col("reserved")[picked]
+            reserved = values.tolist()
+            if (values == MISSING).any():
+                reserved = [None if r == MISSING else r for r in reserved]
         return {
             "step": self._col("i")[picked].tolist() if n else [],
             "allocated": self._col("allocated")[picked].tolist() if n else [],

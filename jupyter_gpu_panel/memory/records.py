@@ -66,40 +66,43 @@ def valid_step(rec: Any) -> Optional[dict[str, Any]]:
     if i is None or allocated is None:
         return None
     out: dict[str, Any] = {"i": i, "allocated": allocated}
-    for name in (*_OPTIONAL_BYTES, *COUNT_FIELDS):  # byte counts and counters: non-negative ints
-        if name in rec and rec[name] is not None:
-            value = _int(rec[name], 0, MAX_BYTES_VALUE)
+    # one pass over the record's own fields (a 20,000-line file is validated at start: this is
+    # its cost), each known one checked against its range, unknown ones dropped
+    for name, value in rec.items():
+        if value is None:
+            continue
+        bounds = _STEP_INTS.get(name)
+        if bounds is not None:
+            if type(value) is not int or not bounds[0] <= value <= bounds[1]:  # fast path: an int
+                value = _int(value, *bounds)
+                if value is None:
+                    return None
+            out[name] = value
+            continue
+        span = _STEP_FLOATS.get(name)
+        if span is not None:
+            value = _float(value, *span)
             if value is None:
                 return None
             out[name] = value
-    for name, hi in (("t", 1e11), ("dt", 1e9), ("loss", math.inf)):
-        if name in rec and rec[name] is not None:
-            value = _float(rec[name], -math.inf if name == "loss" else 0.0, hi)
-            if value is None:
-                return None
-            out[name] = value
-    if rec.get("device") is not None:
-        device = _int(rec["device"], 0, 1023)
-        if device is None:
-            return None
-        out["device"] = device
-    kind = rec.get(P.KIND)
-    if kind is not None:
-        if not isinstance(kind, str) or kind not in P.KINDS:
-            return None
-        out[P.KIND] = kind
-    for name, lo, hi in (
-        (P.ITER, 0, MAX_INDEX),
-        (P.OPT, 0, P.MAX_SOURCES),
-        (P.MOD, 0, P.MAX_SOURCES),
-        (P.STEPS_PER_ITERATION, 1, P.MAX_SOURCES),
-    ):
-        if name in rec and rec[name] is not None:
-            value = _int(rec[name], lo, hi)
-            if value is None:
+        elif name == P.KIND:
+            if not isinstance(value, str) or value not in P.KINDS:
                 return None
             out[name] = value
     return out
+
+
+#: A step record's integer fields and their ranges: byte counts and counters, the device, and
+#: the probe's iteration fields (``i`` and ``allocated``, required, are checked first).
+_STEP_INTS: dict[str, tuple[int, int]] = {
+    **{name: (0, MAX_BYTES_VALUE) for name in (*_OPTIONAL_BYTES, *COUNT_FIELDS) if name != "allocated"},
+    "device": (0, 1023),
+    P.ITER: (0, MAX_INDEX),
+    P.OPT: (0, P.MAX_SOURCES),
+    P.MOD: (0, P.MAX_SOURCES),
+    P.STEPS_PER_ITERATION: (1, P.MAX_SOURCES),
+}
+_STEP_FLOATS: dict[str, tuple[float, float]] = {"t": (0.0, 1e11), "dt": (0.0, 1e9), "loss": (-math.inf, math.inf)}
 
 
 def valid_cell(rec: Any) -> Optional[dict[str, Any]]:
