@@ -13,7 +13,7 @@ import pytest
 
 from jupyter_gpu_panel.memory import cells as cell_leaks
 from jupyter_gpu_panel.memory import detector, fragmentation, growth, protocol, triage
-from jupyter_gpu_panel.memory.verdict import verdict_from_records
+from jupyter_gpu_panel.memory.verdict import nvml_verdicts, verdict_from_records
 
 MiB = 2**20
 GiB = 2**30
@@ -253,11 +253,11 @@ def test_two_processes_blame_the_leaking_one():
         }
         for k in range(n)
     ]
-    out = {p["pid"]: p for p in detector.analyze_nvml(rows)}
+    out = {p["pid"]: p for p in nvml_verdicts(rows)}
     assert out[400]["leak"] and out[400]["actionable"]
     assert not out[512]["leak"] and not out[512]["actionable"]
     assert out[400]["bytes_per_second"] == pytest.approx(256 * MiB / 0.3, rel=0.15)
-    only = detector.analyze_nvml(rows, pid=512)
+    only = nvml_verdicts(rows, pid=512)
     assert [p["pid"] for p in only] == [512]
 
 

@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import pytest
 
-from jupyter_gpu_panel.cli.leaks import STEP_FIELDS, nvml_verdict
+from jupyter_gpu_panel.cli.leaks import STEP_FIELDS, nvml_contract
 from jupyter_gpu_panel.memory.protocol import FREE_SECONDS
 from jupyter_gpu_panel.memory.traces import nvml_from_records, read_records, sibling_mem_total
 from jupyter_gpu_panel.memory.verdict import verdict_from_records
@@ -144,7 +144,7 @@ def nvml_rows(d: Path, m: dict[str, Any]) -> list[dict[str, Any]]:
 def nvml_checks(d: Path, m: dict[str, Any]) -> list[tuple[int, bool, bool]]:
     """``(pid, actionable, expected)`` for every pid of the NVML file with >= 50 samples."""
     rows = nvml_rows(d, m)
-    out = nvml_verdict(nvml_from_records(rows), None, None)
+    out = nvml_contract(nvml_from_records(rows), None, None)
     visible = leak_visible_to_nvml(d, m)
     checks = []
     for p in out["processes"]:

@@ -7,10 +7,13 @@ With ``--json`` exactly one JSON object is printed, and only the contract's fiel
 * NVML traces: ``{"source": "nvml", "processes": [{"pid", "leak", "actionable",
   "bytes_per_second", "seconds_to_oom"}]}`` (only ``--pid`` when given).
 
-``--capacity`` overrides the memory available; by default a steps trace uses the limit the
-probe recorded, else the trace's ``mem_total``, else the card size recorded beside it
-(``NAME.nvml.jsonl`` or ``meta.jsonl``); an NVML trace uses its ``mem_total``. Exit status:
-0 on a verdict (leak or not), 2 on a bad file or arguments.
+``--capacity`` is an upper bound on the memory available, never a replacement: a steps trace
+is still bounded by the limit the probe recorded and the device's free memory it read (else
+the trace's ``mem_total``, else the card size recorded beside it: ``NAME.nvml.jsonl`` or
+``meta.jsonl``); an NVML trace by its ``mem_total`` and the device's free memory (other
+processes count). The verdicts are the server's own (``memory.verdict``), so the CLI and the
+panel agree on every trace. Exit status: 0 on a verdict (leak or not), 2 on a bad file or
+arguments.
 """
 
 from __future__ import annotations
@@ -23,9 +26,8 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from ..memory import protocol as P
-from ..memory.detector import analyze_nvml
 from ..memory.traces import NvmlTrace, TraceError, read_trace, sibling_mem_total
-from ..memory.verdict import verdict_from_trace
+from ..memory.verdict import nvml_verdicts, verdict_from_trace
 from ..memory.wording import human_bytes, leak_message, onset_phrase
 from .errors import fail, note
 
@@ -48,8 +50,9 @@ def _finite(v: Any) -> Any:
     return v
 
 
-def nvml_verdict(trace: NvmlTrace, capacity: Optional[float], pid: Optional[int]) -> dict[str, Any]:
-    procs = analyze_nvml(trace.rows, capacity=capacity, pid=pid)
+def nvml_contract(trace: NvmlTrace, capacity: Optional[float], pid: Optional[int]) -> dict[str, Any]:
+    """The ``--json`` object of an NVML trace: the server's per-pid verdicts, contract fields only."""
+    procs = nvml_verdicts(trace.rows, capacity, pid)
     return {"source": "nvml", "processes": [{k: _finite(p[k]) for k in PROC_FIELDS} for p in procs]}
 
 
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         if args.pid is not None and args.pid not in trace_pids(trace):
             pids = ", ".join(map(str, trace_pids(trace))) or "none"
             return fail("leaks", f"no process {args.pid} in the trace (its pids: {pids})")
-        out = nvml_verdict(trace, args.capacity, args.pid)
+        out = nvml_contract(trace, args.capacity, args.pid)
         report = None
     else:
         if args.pid is not None:
@@ -132,7 +135,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="BYTES",
-        help="memory available, bytes (default: from the trace)",
+        help="an upper bound on the memory available, bytes (the trace's own bounds still apply)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object (the stable contract)")
     p.set_defaults(func=run)

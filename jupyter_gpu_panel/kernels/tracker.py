@@ -242,7 +242,7 @@ class KernelTracker:
                         rows = self.sampler.history.process_series(gpu.index, p.pid)
                         if rows is not None and len(rows):
                             series[(gpu.index, p.pid)] = rows
-            history, leak = self._kernel_history(series, capacity)
+            history, leak = self._kernel_history(series, capacity, snap)
             main = self.probes.main_for_kernel(kid)
             probe = None
             if main is not None:
@@ -354,9 +354,11 @@ class KernelTracker:
         return probe, leak
 
     def _kernel_history(
-        self, series: dict[tuple[int, int], Any], capacity: dict[int, Optional[int]]
+        self, series: dict[tuple[int, int], Any], capacity: dict[int, Optional[int]], snap: Any
     ) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
-        """The kernel's GPU memory over time (its processes summed on the sampler's time grid)."""
+        """The kernel's GPU memory over time (its processes summed on the sampler's time grid) and
+        its NVML verdict: ``memory.verdict.nvml_verdict``, the CLI's own, with the device's total
+        and used memory at the latest tick, so other processes on the card shorten the forecast."""
         if not series:
             return {"t": [], "used": []}, None
         # every process series shares the sampler's tick times; sum on the union of them
@@ -366,7 +368,9 @@ class KernelTracker:
             pos = np.searchsorted(times, rows[:, 0])
             total[pos] += np.nan_to_num(rows[:, 1])
         gpu = next(iter(series))[0]
-        leak = nvml_verdict(times, total, capacity.get(gpu))
+        reading = next((g for g in snap.gpus if g.index == gpu), None) if snap else None
+        card = (reading.mem_total if reading is not None else None) or capacity.get(gpu)
+        leak = nvml_verdict(times, total, total=card, device_used=reading.mem_used if reading is not None else None)
         step = max(1, len(times) // 600)  # the panel's chart needs no more than ~600 points
         return {"t": times[::step].tolist(), "used": total[::step].astype(int).tolist()}, leak
 

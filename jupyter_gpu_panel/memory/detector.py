@@ -6,8 +6,6 @@ steps forecast count the allocator's reserve when the pool is fragmented.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -191,49 +189,3 @@ def analyze_time(
         coarse=True,
         result=TimeReport(),
     )
-
-
-def analyze_nvml(
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    capacity: Optional[float] = None,
-    pid: Optional[int] = None,
-    min_samples: int = 3,
-) -> list[dict[str, Any]]:
-    """Per-process verdicts from NVML samples (``{"t", "mem_used", "mem_total", "procs"}``).
-
-    Each pid is judged on its own ``used`` series, so a leaking process that shares the card
-    with a healthy one is the one blamed; the card's total use sets the headroom.
-    """
-    series: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    dev_t: list[float] = []
-    dev_used: list[float] = []
-    cap = capacity
-    for row in rows:
-        ts = row.get("t")
-        if ts is None:
-            continue
-        procs = row.get("procs") or []
-        total_used = row.get("mem_used")
-        if total_used is None:
-            total_used = sum(p.get("used") or 0 for p in procs)
-        dev_t.append(float(ts))
-        dev_used.append(float(total_used))
-        if cap is None and row.get("mem_total"):
-            cap = float(row["mem_total"])
-        for p in procs:
-            if p.get("used") is None or p.get("pid") is None:
-                continue
-            if pid is not None and int(p["pid"]) != pid:
-                continue
-            s = series[int(p["pid"])]
-            s[0].append(float(ts))
-            s[1].append(float(p["used"]))
-    out = []
-    for p, (ts, us) in sorted(series.items()):
-        if len(ts) < min_samples:
-            rep = TimeReport(capacity=cap, reason="too few samples")
-        else:
-            rep = analyze_time(ts, us, capacity=cap, device_used=dev_used)
-        out.append({"pid": p, **rep.to_json()})
-    return out

@@ -1,5 +1,7 @@
-"""ONE function from probe records to a leak verdict: the CLI, the kernel tracker and the API
-all call ``verdict_from_records``, so they cannot disagree on the same trace.
+"""ONE function from probe records to a leak verdict, and ONE from NVML readings: the CLI, the
+kernel tracker and the API (and, through the tracker, the Prometheus exporter) call
+``verdict_from_records`` / ``verdict_from_trace`` on probe records and ``nvml_verdict`` on NVML
+readings (``nvml_verdicts`` per pid of a trace), so they cannot disagree on the same trace.
 
 The verdict holds the detector's fields (``detector.StepsReport.to_json``) plus ``source``,
 ``current_step``, ``skipped`` (records that failed validation), the one-line ``message`` and
@@ -16,13 +18,20 @@ Headroom is bounded by what this process can still get now: the process cap the 
 at every record (``set_per_process_memory_fraction``), and the device's free memory plus this
 process's own reserve (other processes on the card take memory too). ``headroom_bound`` names
 the bound that applied: ``process cap``, ``device free``, or ``capacity`` (given by the caller,
-or the card's size when the records hold neither).
+or the card's size when the records hold neither). A caller's capacity (``--capacity``) is an
+upper bound like the others, never a replacement: the records' cap and the device's free memory
+still bound the headroom, as they do in the server. NVML verdicts are bounded the same way: the
+caller's capacity, the card's total, and the device's free memory (other processes count).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
+
+import numpy as np
 
 from . import protocol as P
 from .records import StepTrace, steps_from_records
@@ -32,6 +41,8 @@ from .wording import leak_message
 FALLBACK_CAPACITY = 80 * 2**30
 #: Fewer valid steps than this: no verdict yet.
 MIN_STEPS = 3
+#: Fewer NVML samples than this: no verdict yet (the server, the CLI and the exporter alike).
+MIN_NVML_SAMPLES = 10
 
 
 #: ``headroom_bound`` values.
@@ -47,28 +58,26 @@ def capacity_bound(
     trace: StepTrace, capacity: Optional[float], default: Optional[float]
 ) -> tuple[float, Optional[str], str]:
     """The memory this process can reach now, the note when it was assumed, and which bound
-    applied. ``capacity`` (the caller's, e.g. ``--capacity``) wins outright; else the tighter of
-    the process cap the probe recorded last (``limit``) and the device's free memory plus this
-    process's reserve at the newest ``free`` reading; else the trace's ``mem_total``, else
-    ``default`` (a meta file's limit, a card size recorded beside the trace), else 80 GiB."""
-    if capacity:
-        return float(capacity), None, BOUND_CAPACITY
+    applied: the tightest of the caller's ``capacity`` (``--capacity``: an upper bound, never a
+    replacement), the process cap the probe recorded last (``limit``), and the device's free
+    memory plus this process's reserve at the newest ``free`` reading; the card's size (the
+    trace's ``mem_total``, else ``default``: a meta file's limit, a card size recorded beside the
+    trace) bounds it too when no cap was recorded; 80 GiB when nothing is known."""
     bounds: list[tuple[float, str]] = []
+    if capacity:
+        bounds.append((float(capacity), BOUND_CAPACITY))
     if trace.limit:
         bounds.append((float(trace.limit), BOUND_PROCESS_CAP))
     if trace.free is not None and trace.free_reserved is not None:
         bounds.append((float(trace.free) + float(trace.free_reserved), BOUND_DEVICE_FREE))
-        if not trace.limit:  # the card's size still bounds it when no cap was recorded
-            for value in (trace.mem_total, default):
-                if value:
-                    bounds.append((float(value), BOUND_CAPACITY))
-                    break
+    if not trace.limit:  # the card's size still bounds it when no cap was recorded
+        for value in (trace.mem_total, default):
+            if value:
+                bounds.append((float(value), BOUND_CAPACITY))
+                break
     if bounds:
         value, bound = min(bounds, key=lambda b: b[0])
         return value, None, bound
-    for value in (trace.mem_total, default):
-        if value:
-            return float(value), None, BOUND_CAPACITY
     note = f"no capacity in the trace: assuming {FALLBACK_CAPACITY / 2**30:.0f} GiB (use --capacity)"
     return float(FALLBACK_CAPACITY), note, BOUND_CAPACITY
 
@@ -130,14 +139,91 @@ def forecast_line(report: dict[str, Any], axis: str, now: float, to_oom: Optiona
     return {"axis": axis, "x0": now, "y0": float(level), "x1": now + float(to_oom), "y1": float(capacity)}
 
 
-def nvml_verdict(t: Any, used: Any, capacity: Optional[float], device_used: Any = None) -> Optional[dict[str, Any]]:
-    """Leak verdict on one process's (or kernel's) NVML memory over time (no probe needed)."""
-    if len(t) < 10 or not capacity:
-        return None
-    from .detector import analyze_time
+def nvml_capacity(
+    level: float, total: Optional[float], device_used: Optional[float], capacity: Optional[float]
+) -> tuple[Optional[float], str]:
+    """The memory a process (or a kernel's processes) can reach now, in its own frame (its own
+    ``level`` plus what it can still get), and which bound applied: the caller's ``capacity``
+    (``--capacity``: an upper bound, never a replacement), the device's free memory
+    (``total - device_used``: other processes on the card count), and the card's ``total``."""
+    bounds: list[tuple[float, str]] = []
+    if capacity:
+        bounds.append((float(capacity), BOUND_CAPACITY))
+    if total:
+        bounds.append((float(total), BOUND_CAPACITY))
+        if device_used is not None and math.isfinite(device_used):
+            bounds.append((level + float(total) - float(device_used), BOUND_DEVICE_FREE))
+    if not bounds:
+        return None, BOUND_CAPACITY
+    value, bound = min(bounds, key=lambda b: b[0])
+    return value, bound
 
-    report = analyze_time(t, used, capacity=capacity, device_used=device_used).to_json()
+
+def nvml_verdict(
+    t: Any,
+    used: Any,
+    *,
+    total: Optional[float],
+    device_used: Optional[float] = None,
+    capacity: Optional[float] = None,
+) -> Optional[dict[str, Any]]:
+    """THE leak verdict on NVML readings (no probe needed), for the tracker's kernels, the CLI's
+    pids and, through the tracker, the exporter: one process's (or kernel's) ``used`` over ``t``,
+    the device's ``total`` and ``device_used`` at the last sample, and the caller's optional
+    ``capacity`` bound. None with fewer than ``MIN_NVML_SAMPLES`` samples or no capacity known."""
+    if len(t) < MIN_NVML_SAMPLES:
+        return None
+    u = np.asarray(used, dtype=float)
+    finite = u[np.isfinite(u)]
+    if not len(finite):
+        return None
+    cap, bound = nvml_capacity(float(finite[-1]), total, device_used, capacity)
+    if not cap:
+        return None
+    from .detector import analyze_time  # scipy: imported on first use, not at server start
+
+    report = analyze_time(t, u, capacity=cap).to_json()
     report["source"] = "nvml"
+    report["headroom_bound"] = bound
     report["message"] = leak_message(report)
     report["forecast"] = forecast_line(report, "time", float(t[-1]), report.get("seconds_to_oom"))
     return report
+
+
+def nvml_verdicts(
+    rows: Sequence[Mapping[str, Any]], capacity: Optional[float] = None, pid: Optional[int] = None
+) -> list[dict[str, Any]]:
+    """``nvml_verdict`` per pid of NVML samples (``{"t", "mem_used", "mem_total", "procs"}``, a
+    ``*.nvml.jsonl`` trace): each pid judged on its own ``used``, with the device's use at that
+    pid's last sample, so a leaking process that shares the card is the one blamed and the other
+    one's memory shortens its forecast. A pid with too few samples gets a no-leak placeholder."""
+    series: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    last_row: dict[int, Mapping[str, Any]] = {}
+    for row in rows:
+        if row.get("t") is None:
+            continue
+        for p in row.get("procs") or []:
+            if not isinstance(p, Mapping) or p.get("used") is None or p.get("pid") is None:
+                continue
+            if pid is not None and int(p["pid"]) != pid:
+                continue
+            ts, us = series[int(p["pid"])]
+            ts.append(float(row["t"]))
+            us.append(float(p["used"]))
+            last_row[int(p["pid"])] = row
+    from .detector import TimeReport
+
+    out = []
+    for p, (ts, us) in sorted(series.items()):
+        row = last_row[p]
+        total = row.get("mem_total")
+        device_used = row.get("mem_used")
+        if device_used is None:  # older samples: the processes' sum is what the card holds
+            device_used = sum(q.get("used") or 0 for q in row.get("procs") or [] if isinstance(q, Mapping))
+        report = nvml_verdict(ts, us, total=total, device_used=device_used, capacity=capacity)
+        if report is None:
+            report = TimeReport(capacity=capacity or total, reason="too few samples").to_json()
+            report.update(source="nvml", headroom_bound=None, forecast=None)
+            report["message"] = leak_message(report)
+        out.append({"pid": p, **report})
+    return out

@@ -34,8 +34,8 @@ from test_leaks_traces import (  # noqa: E402
     verdict,
 )
 
-from jupyter_gpu_panel.memory.detector import analyze_nvml  # noqa: E402
 from jupyter_gpu_panel.memory.traces import read_records  # noqa: E402
+from jupyter_gpu_panel.memory.verdict import nvml_verdicts  # noqa: E402
 
 
 def nvml_cell(d: Path, m: dict[str, Any]) -> tuple[str, bool]:
@@ -56,7 +56,7 @@ def nvml_alarm(d: Path, m: dict[str, Any], pid: int) -> str:
         return ""
     onset = leaking[0]["t"]
     for n in range(10, len(rows) + 1, 2):
-        got = analyze_nvml(rows[:n], pid=pid)
+        got = nvml_verdicts(rows[:n], pid=pid)
         if got and got[0]["actionable"]:
             now = rows[n - 1]["t"]
             kept = m["leak_bytes_per_iter"] * sum(1 for r in leaking if r["t"] <= now)
