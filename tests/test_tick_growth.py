@@ -9,8 +9,11 @@ back at ``empty_cache()``; NVML sees the context plus the segments.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import random
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -179,3 +182,60 @@ def test_recorded_traces(d, meta):
         assert first >= -0.2
     if onset_time(d, meta) is not None and r["duration"] >= 10.0:
         assert first is not None and first <= 10.0
+
+
+# -- a real server: the fake NVML lists a real kernel's pid, whose memory starts to grow ----------
+
+
+@pytest.fixture
+def gpu_panel_config(fake):
+    return {"source": "nvml", "interval": 0.1, "kernel_refresh": 0.2}
+
+
+async def test_a_kernel_row_is_flagged_within_5_s_of_a_256_mib_s_growth(jp_fetch, jp_serverapp, panel, fake):
+    resp = await jp_fetch("api", "sessions", method="POST", body=json.dumps(
+        {"path": "leaky.ipynb", "type": "notebook", "name": "leaky.ipynb", "kernel": {"name": "python3"}}))  # fmt: skip
+    kid = json.loads(resp.body)["kernel"]["id"]
+    pid = jp_serverapp.kernel_manager.get_kernel(kid).provisioner.pid
+    base = 3 * GiB
+    fake.processes[0] = [(pid, base)]
+
+    async def row():
+        # the tracker's refresh, as GET kernels?refresh=1 makes it (read here without the HTTP
+        # contract check: the refresh path's verdict carries ``headroom_bound``, which another
+        # change is adding to openapi.json)
+        doc = await panel.tracker.refresh()
+        return next(k for k in doc["kernels"] if k["kernel_id"] == kid)
+
+    flat_until = time.monotonic() + 3.0
+    while time.monotonic() < flat_until:  # flat: never flagged
+        leak = (await row())["leak"]
+        assert leak is None or not leak["leak"], leak
+        await asyncio.sleep(0.2)
+
+    start = time.monotonic()
+
+    async def grow():  # 256 MiB/s, in 2 MiB segments as the allocator reserves them
+        while True:
+            grown = int((time.monotonic() - start) * 256 * MiB) // (2 * MiB) * (2 * MiB)
+            fake.processes[0] = [(pid, base + grown)]
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(grow())
+    try:
+        flagged = None
+        while time.monotonic() - start < 8.0:
+            leak = (await row())["leak"]
+            if leak is not None and leak["leak"] and leak["actionable"]:
+                flagged = (time.monotonic() - start, leak)
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+    assert flagged is not None, "not flagged within 8 s"
+    after, leak = flagged
+    assert after <= 5.0, after
+    assert leak["source"] == "nvml" and leak["reason"].startswith("per tick"), leak
+    assert 150 * MiB < leak["bytes_per_second"] < 400 * MiB
+    assert leak["seconds_to_oom"] is not None and leak["forecast"] is not None
+    print(f"\nkernel row flagged {after:.1f} s after a 256 MiB/s growth began: {leak['message']}")

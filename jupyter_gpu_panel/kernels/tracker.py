@@ -27,6 +27,7 @@ import orjson
 from jupyter_core.utils import ensure_async
 
 from ..memory.follower import ProbeFollower, Probes
+from ..memory.tick_growth import TickJudge, as_nvml_verdict, more_urgent
 from ..memory.verdict import nvml_verdict
 from .attribution import Attribution
 from .idle import idle_view, to_cull
@@ -67,6 +68,11 @@ class KernelTracker:
         self.probes = probes
         self.triage_on_alarm = triage_on_alarm
         self.attribution = Attribution(serverapp, sampler, probes)
+        #: NVML verdicts re-made every sampler tick, on the sampler thread (O(processes) a tick):
+        #: a fast leak is flagged in seconds, not after the refresh path's ten readings
+        self.ticks = TickJudge()
+        if hasattr(sampler, "add_listener"):
+            sampler.add_listener(self.ticks.on_tick)
         #: which probe goes to which kernel (or is a script, or is refused), decided after each poll
         self.probe_owners = ProbeOwners(self.attribution.kernels_of)
         self.period = period
@@ -243,6 +249,9 @@ class KernelTracker:
                         if rows is not None and len(rows):
                             series[(gpu.index, p.pid)] = rows
             history, leak = self._kernel_history(series, capacity, snap)
+            fast = self.ticks.verdict_for(pids)
+            if more_urgent(fast, leak):
+                leak = as_nvml_verdict(fast, capacity.get(fast["gpu"]))
             main = self.probes.main_for_kernel(kid)
             probe = None
             if main is not None:

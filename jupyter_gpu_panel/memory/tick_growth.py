@@ -187,9 +187,12 @@ class TickGrowth:
             "reason": f"grew {growth / 2**20:.0f} MiB in {span:.1f} s, steadily ({effective:.0f} increments' worth)",
             "evidence_seconds": span,
             "required_seconds": need,
+            "evidence_ticks": b - a,
+            "required_ticks": need * (b - a) / span,
             "headroom": free,
             "level": self.level[b],
             "growth": growth,
+            "t": t1,
         }
 
 
@@ -247,3 +250,30 @@ def _urgency(v: Optional[dict[str, Any]]) -> float:
 def more_urgent(new: Optional[dict[str, Any]], old: Optional[dict[str, Any]]) -> bool:
     """True when ``new`` is an actionable leak that fills sooner than ``old`` (or ``old`` is none)."""
     return _urgency(new) < _urgency(old)
+
+
+def as_nvml_verdict(v: dict[str, Any], capacity: Optional[float]) -> dict[str, Any]:
+    """A per-tick verdict in the shape of ``verdict.nvml_verdict``'s (the API's ``NvmlVerdict``),
+    so the kernel row, the panel and the stream show it as they show the refresh path's."""
+    from .verdict import forecast_line
+    from .wording import leak_message
+
+    report: dict[str, Any] = {
+        "leak": bool(v["leak"]),
+        "actionable": bool(v["actionable"]),
+        "onset_time": v["onset_time"],
+        "bytes_per_second": float(v["bytes_per_second"]),
+        "seconds_to_oom": v["seconds_to_oom"],
+        "reason": f"per tick: {v['reason']}",
+        "evidence_samples": int(v["evidence_ticks"]),
+        "required_samples": float(v["required_ticks"]),
+        "headroom": v["headroom"],
+        "capacity": None if capacity is None else float(capacity),
+        # the forecast line runs from what fills the device now (all processes) to its size
+        "level": None if capacity is None or v["headroom"] is None else float(capacity) - float(v["headroom"]),
+        "source": "nvml",
+        "headroom_bound": "device free",  # as the refresh path's verdict names its bound
+    }
+    report["message"] = leak_message(report)
+    report["forecast"] = forecast_line(report, "time", float(v["t"]), v["seconds_to_oom"])
+    return report
