@@ -1,12 +1,15 @@
 """A real JupyterHub on loopback for the multi-user tests.
 
 JupyterHub (PyPI) with its DummyAuthenticator and LocalProcessSpawner, configurable-http-proxy
-(npm, under ``tests/hub/node_modules``), two system users created for the module and removed at
-its end, pass or fail (``useradd``/``userdel``: this needs root, as CI runs), and each user's
-single-user server running this venv's Python with this checkout's extension: its server side
+(npm, under ``tests/hub/node_modules``), three system users (``USERS``) created for the folder
+and removed at its end, pass or fail (``useradd``/``userdel``: this needs root, as CI runs), and
+each user's single-user server running this venv's Python with this checkout's extension: its server side
 from ``PYTHONPATH=<repo>``, its front end from a ``JUPYTER_PATH`` share dir that links this
 checkout's build. NVML is the fake of ``tests/nvml_shim``, configured by one world-readable JSON
-file that lists real pids (alice's kernel, a process running as bob).
+file that lists real pids (alice's kernel, a process running as bob). The fake node has
+``FAKE_GPUS`` GPUs, GPUs 0-2 held by another process (``BUSY``), and the users' servers place
+their kernels (``most-free-memory``); carol's server gets GPU 1 from the spawner, as a device
+plugin would. One hub serves the whole folder (package scope): a second one costs a minute.
 
 No root, no proxy, no Chromium, or an interpreter the users cannot reach skips with the reason
 and how to get it (``tests/needs.py``; CI turns such skips into failures). Anything else that
@@ -47,7 +50,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-USERS = ("alice", "bob")
+USERS = ("alice", "bob", "carol")
+#: carol's server: CUDA_VISIBLE_DEVICES that the spawner sets (as a container's device plugin)
+DEVICE_PLUGIN = {"carol": "1"}
+FAKE_GPUS = 5
+BUSY = (0, 1, 2)  # GPUs another process fills (40 GiB each) from the start
 ADMIN_SERVICE = "gpu-panel-test"
 GiB = 1024**3
 
@@ -83,7 +90,7 @@ class Hub:
     workdir: Path
     log: Path
     nvml_config: Path
-    holders: dict[int, int] = field(default_factory=dict)  # pid -> bytes the fake NVML lists on GPU 0
+    holders: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (GPU, bytes) the fake lists
     tokens: dict[str, str] = field(default_factory=dict)
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -141,14 +148,17 @@ class Hub:
             pass
 
     # -- the fake NVML -------------------------------------------------------------------------
-    def hold(self, pid: int, nbytes: int) -> None:
-        """Have the fake NVML list ``pid`` holding ``nbytes`` on GPU 0 (every user's server sees it)."""
-        self.holders[pid] = nbytes
+    def hold(self, pid: int, nbytes: int, gpu: int = 0) -> None:
+        """Have the fake NVML list ``pid`` holding ``nbytes`` on ``gpu`` (every user's server sees it)."""
+        self.holders[pid] = (gpu, nbytes)
         self._write_nvml()
 
     def _write_nvml(self) -> None:
+        processes: dict[str, list] = {str(g): [[os.getpid(), 40 * GiB]] for g in BUSY}
+        for pid, (gpu, nbytes) in self.holders.items():
+            processes.setdefault(str(gpu), []).append([pid, nbytes])
         tmp = self.nvml_config.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"gpus": 1, "processes": {"0": [[p, b] for p, b in self.holders.items()]}}))
+        tmp.write_text(json.dumps({"gpus": FAKE_GPUS, "processes": processes}))
         tmp.chmod(0o644)
         tmp.replace(self.nvml_config)
 
@@ -263,7 +273,11 @@ c.Spawner.ip = "127.0.0.1"
 c.Spawner.start_timeout = 180
 c.Spawner.http_timeout = 180
 c.Spawner.notebook_dir = S["work"] + "/users/{{username}}/root"
-c.Spawner.args = ["--ServerApp.jpserver_extensions={{'jupyter_gpu_panel': True}}", "--GPUPanel.source=nvml"]
+c.Spawner.args = [
+    "--ServerApp.jpserver_extensions={{'jupyter_gpu_panel': True}}",
+    "--GPUPanel.source=nvml",
+    "--GPUPanel.placement=most-free-memory",
+]
 c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL"]
 
 
@@ -282,10 +296,20 @@ c.Spawner.environment = {{
     "JUPYTERLAB_WORKSPACES_DIR": per_user("workspaces"),
     "IPYTHONDIR": per_user("ipython"),
 }}
+
+
+def device_plugin(spawner):
+    # what a container spawner's device plugin does: the server's environment names its GPU
+    gpus = S["device_plugin"].get(spawner.user.name)
+    if gpus is not None:
+        spawner.environment = {{**spawner.environment, "CUDA_VISIBLE_DEVICES": gpus}}
+
+
+c.Spawner.pre_spawn_hook = device_plugin
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def hub() -> Iterator[Hub]:
     needs.root("the JupyterHub test creates system users and spawns their servers (LocalProcessSpawner setuid)")
     if not (LABEXT / "package.json").exists() or not (LABEXT / "static").is_dir():
@@ -295,7 +319,7 @@ def hub() -> Iterator[Hub]:
     except ImportError:
         pytest.fail("jupyterhub is not installed: `pip install .[test]` (its test extra has it)", pytrace=False)
     chp = needs.configurable_http_proxy()
-    needs.chromium()  # the module's tests log in with a browser: skip before any user exists
+    needs.chromium()  # the tests log in with a browser: skip before any user exists
     users = needs.SystemUsers()
 
     # a folder every user can read (pytest's tmp_path is root's, mode 0700)
@@ -341,6 +365,7 @@ def hub() -> Iterator[Hub]:
             "pythonpath": pythonpath,
             "nvml": str(nvml),
             "share": str(share),
+            "device_plugin": DEVICE_PLUGIN,
         }
         hub = Hub(
             url=f"http://127.0.0.1:{settings['port']}/",

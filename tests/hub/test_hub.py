@@ -2,7 +2,8 @@
 
 alice and bob are real system users; their single-user servers run this checkout's extension
 behind configurable-http-proxy, under the hub's URL prefix (/user/<name>/). NVML is the fake of
-tests/nvml_shim: one file lists real pids (alice's kernel, a process running as bob).
+tests/nvml_shim: one file lists real pids (alice's kernel, a process running as bob) on GPU 0
+of a fake multi-GPU node (placement under the hub: test_hub_placement.py).
 """
 
 from __future__ import annotations
@@ -25,10 +26,17 @@ ACTIONS = ("interrupt", "restart", "shutdown", "probe", "triage", "release")
 
 
 def open_panel(page) -> None:
+    """The panel, with GPU 0's card open: the fake node has several GPUs (collapsed by default),
+    and GPU 0 is where these tests have the fake NVML list their processes."""
     panel = page.locator("#jp-gpu-panel")
     if not panel.is_visible():
         page.click('li.lm-TabBar-tab[data-id="jp-gpu-panel"]')
     panel.wait_for(state="visible")
+    card = panel.locator('.jp-GpuPanel-card[data-gpu-index="0"]')
+    card.wait_for(state="visible")
+    if card.get_attribute("data-expanded") != "true":
+        card.locator(".jp-GpuPanel-cardToggle").click()
+    panel.locator('.jp-GpuPanel-card[data-gpu-index="0"][data-expanded="true"]').wait_for()
 
 
 def snapshot_process(hub: Hub, user: str, pid: int, timeout: float = 30, attributed: bool = False) -> tuple[dict, str]:
