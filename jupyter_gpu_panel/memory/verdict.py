@@ -33,7 +33,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import protocol as P
+from ..probe import protocol as P
 from .records import StepTrace, steps_from_records
 from .wording import leak_message
 
@@ -177,14 +177,13 @@ def nvml_verdict(
     finite = u[np.isfinite(u)]
     if not len(finite):
         return None
-    cap, bound = nvml_capacity(float(finite[-1]), total, device_used, capacity)
+    cap, _bound = nvml_capacity(float(finite[-1]), total, device_used, capacity)  # not in the API's NVML verdict
     if not cap:
         return None
     from .detector import analyze_time  # scipy: imported on first use, not at server start
 
     report = analyze_time(t, u, capacity=cap).to_json()
     report["source"] = "nvml"
-    report["headroom_bound"] = bound
     report["message"] = leak_message(report)
     report["forecast"] = forecast_line(report, "time", float(t[-1]), report.get("seconds_to_oom"))
     return report
@@ -223,7 +222,7 @@ def nvml_verdicts(
         report = nvml_verdict(ts, us, total=total, device_used=device_used, capacity=capacity)
         if report is None:
             report = TimeReport(capacity=capacity or total, reason="too few samples").to_json()
-            report.update(source="nvml", headroom_bound=None, forecast=None)
+            report.update(source="nvml", forecast=None)
             report["message"] = leak_message(report)
         out.append({"pid": p, **report})
     return out
