@@ -26,12 +26,12 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_gpu_panel``: start the in-kernel memory probe."""
-    from .memory.probe import load_ipython_extension as _load
+    from .probe import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .memory.probe import unload_ipython_extension as _unload
+    from .probe import unload_ipython_extension as _unload
 
     _unload(ipython)

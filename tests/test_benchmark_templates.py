@@ -13,7 +13,7 @@ import pytest
 
 from jupyter_gpu_panel.benchmarks import TEMPLATES, build_notebook, list_templates
 from jupyter_gpu_panel.benchmarks.notebook import dist_script
-from jupyter_gpu_panel.torch_install import torch_install_command
+from jupyter_gpu_panel.probe.torch_install import torch_install_command
 
 # what a handed-out notebook may import: torch, the optional nicety packages, and the standard library
 ALLOWED_IMPORTS = {"torch", "matplotlib", "tqdm", "IPython", "ipywidgets"} | set(sys.stdlib_module_names)

@@ -13,7 +13,7 @@ import pynvml
 import pytest
 
 from jupyter_gpu_panel.cli import main
-from jupyter_gpu_panel.torch_install import torch_install_command
+from jupyter_gpu_panel.probe.torch_install import torch_install_command
 
 #: Prepended to a Python's code: from here on ``import torch`` fails as in an environment without it.
 NO_TORCH = """\

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from jupyter_gpu_panel.memory import cells as cell_leaks
-from jupyter_gpu_panel.memory import detector, fragmentation, growth, protocol, triage
+from jupyter_gpu_panel.memory import detector, fragmentation, growth, triage
 from jupyter_gpu_panel.memory.verdict import nvml_verdicts, verdict_from_records
+from jupyter_gpu_panel.probe import protocol
 
 MiB = 2**20
 GiB = 2**30

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 from jupyter_gpu_panel.cli import main as cli_main
-from jupyter_gpu_panel.memory import detector, growth, protocol, triage
+from jupyter_gpu_panel.memory import detector, growth, triage
 from jupyter_gpu_panel.memory.records import steps_from_records, valid_step
 from jupyter_gpu_panel.memory.triage import triage_result
 from jupyter_gpu_panel.memory.verdict import verdict_from_records
+from jupyter_gpu_panel.probe import protocol
 
 MiB = 2**20
 GiB = 2**30
@@ -444,7 +445,7 @@ def test_triage_in_a_library_loop_names_the_models_forward():
 
 
 def test_probe_keeps_the_frames_that_name_the_call_even_in_deep_models():
-    from jupyter_gpu_panel.memory.probe_triage import _keep_frames
+    from jupyter_gpu_panel.probe.triage import _keep_frames
 
     deep = module_stack(depth=40)  # 125 frames, far more than the probe sends
     kept = _keep_frames(deep)

@@ -31,9 +31,9 @@ from typing import Any, Optional
 import pytest
 
 from jupyter_gpu_panel.cli.leaks import STEP_FIELDS, nvml_contract
-from jupyter_gpu_panel.memory.protocol import FREE_SECONDS
 from jupyter_gpu_panel.memory.traces import nvml_from_records, read_records, sibling_mem_total
 from jupyter_gpu_panel.memory.verdict import verdict_from_records
+from jupyter_gpu_panel.probe.protocol import FREE_SECONDS
 
 HERE = Path(__file__).resolve().parent
 TRACES = HERE / "data" / "traces"

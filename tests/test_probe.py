@@ -13,9 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch")  # torch is a test dependency: see pyproject [test]
 
-from jupyter_gpu_panel.memory import probe as probe_mod  # noqa: E402
-from jupyter_gpu_panel.memory import probe_triage  # noqa: E402
+import jupyter_gpu_panel.probe as probe_mod  # noqa: E402
 from jupyter_gpu_panel.memory.follower import Probes  # noqa: E402
+from jupyter_gpu_panel.probe import core as probe_core  # noqa: E402
+from jupyter_gpu_panel.probe import triage as probe_triage  # noqa: E402
 
 
 class CPUProbe(probe_mod.Probe):
@@ -104,7 +105,7 @@ def test_hook_writes_one_private_record_per_optimizer_step(tmp_path):
 
 
 def test_files_rotate_so_size_stays_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(probe_mod, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(probe_core, "FLUSH_SECONDS", 0.0)  # read by Probe in core
     CPUProbe.kept = []
     p = CPUProbe(tmp_path, max_bytes=2000)
     p.open()

@@ -15,7 +15,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyter_gpu_panel.memory.follower import LineFollower, Probes
-from jupyter_gpu_panel.memory.protocol import MAX_LINE_BYTES
+from jupyter_gpu_panel.probe.protocol import MAX_LINE_BYTES
 
 from conftest import TRACES
 

@@ -18,9 +18,10 @@ from test_probe import CPUProbe, ReplayHistoryProbe, request, train  # noqa: E40
 from test_probe import records as file_records  # noqa: E402
 
 from jupyter_gpu_panel.cli import main as cli_main  # noqa: E402
-from jupyter_gpu_panel.memory import probe_timer, probe_triage  # noqa: E402
-from jupyter_gpu_panel.memory import protocol as P  # noqa: E402
 from jupyter_gpu_panel.memory.verdict import verdict_from_records  # noqa: E402
+from jupyter_gpu_panel.probe import clock  # noqa: E402
+from jupyter_gpu_panel.probe import protocol as P  # noqa: E402
+from jupyter_gpu_panel.probe import triage as probe_triage  # noqa: E402
 
 MiB = 1024**2
 T0 = 1.79e9
@@ -183,5 +184,5 @@ def test_the_clock_module_reads_no_gpu_itself():
     """Only through the probe's ``reading`` (host-side allocator counters): no CUDA call here."""
     import inspect
 
-    src = inspect.getsource(probe_timer)
+    src = inspect.getsource(clock)
     assert "torch" not in src.split('"""', 2)[2]

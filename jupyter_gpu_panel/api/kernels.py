@@ -13,8 +13,8 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..kernels.tracker import NotAScript
-from ..memory import protocol
 from ..memory.wording import human_bytes
+from ..probe import protocol
 from .base import BaseHandler
 from .placement import restart_gpus
 

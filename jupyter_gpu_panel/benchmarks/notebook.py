@@ -18,7 +18,7 @@ from typing import Any, Optional
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from ..torch_install import torch_install_command
+from ..probe.torch_install import torch_install_command
 from . import peaks
 from .templates import METHOD_MD, NO_GPU_MD, RESULTS_PARAM, SRC_DIR, TEMPLATES, Template, check_override
 

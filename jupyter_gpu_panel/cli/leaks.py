@@ -25,10 +25,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from ..memory import protocol as P
 from ..memory.traces import NvmlTrace, TraceError, read_trace, sibling_mem_total
 from ..memory.verdict import nvml_verdicts, verdict_from_trace
 from ..memory.wording import human_bytes, leak_message, onset_phrase
+from ..probe import protocol as P
 from .errors import fail, note
 
 STEP_FIELDS = (

@@ -26,9 +26,9 @@ import orjson
 import psutil
 
 from ..kernels.probe_owner import ended_refusal
-from . import protocol
+from ..probe import protocol
+from ..probe.protocol import MAX_LINE_BYTES, MAX_META_BYTES, MAX_READ_BYTES, MAX_TRIAGE_BYTES, probe_file
 from .probe_state import StepWindow
-from .protocol import MAX_LINE_BYTES, MAX_META_BYTES, MAX_READ_BYTES, MAX_TRIAGE_BYTES, probe_file
 from .records import valid_cell, valid_meta, valid_step
 from .safe_files import UnsafeFile, private_dir_problem, read_range, read_small, write_new
 

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import protocol as P
+from ..probe import protocol as P
 from .records import LIMIT_FIELDS, RECENT_ITERATIONS, StepTrace, steps_from_records
 
 #: ``kind`` of a record as a small code: its index in ``protocol.KINDS``.

@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import protocol as P
-from .protocol import BYTE_FIELDS, COUNT_FIELDS, MAX_BYTES_VALUE, MAX_INDEX
+from ..probe import protocol as P
+from ..probe.protocol import BYTE_FIELDS, COUNT_FIELDS, MAX_BYTES_VALUE, MAX_INDEX
 
 #: Other byte fields a recorded trace may carry for the memory available.
 LIMIT_FIELDS = ("limit", "mem_limit", "memory_limit", "capacity")

@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
-from .protocol import (
+from ..probe.protocol import (
     LIBRARY_FRAMES,
     MODULE_CALL_FILE,
     MODULE_CALL_NAMES,

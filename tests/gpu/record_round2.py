@@ -4,7 +4,7 @@
     python tests/gpu/record_round2.py --list
 
 Each scenario runs in its own process (a fresh caching allocator) with
-``jupyter_gpu_panel.memory.probe`` started as a user would start it, so ``NAME.iters.jsonl`` is
+``jupyter_gpu_panel.probe`` started as a user would start it, so ``NAME.iters.jsonl`` is
 the probe's own file (kind, iter, opt/mod, steps_per_iteration, limit re-read, free), plus a
 last ``{"oom": true}`` line where the loop raised ``torch.cuda.OutOfMemoryError``.
 ``NAME.nvml.jsonl`` holds 10 Hz NVML samples taken by a thread (the shared traces' format) and
@@ -293,7 +293,7 @@ class Recorder:
     def __init__(self, name: str, outdir: str) -> None:
         import torch
 
-        from jupyter_gpu_panel.memory import probe as probe_mod
+        import jupyter_gpu_panel.probe as probe_mod
 
         self.torch = torch
         self.name = name
@@ -343,7 +343,7 @@ class Recorder:
 
     def finish(self) -> None:
         torch = self.torch
-        from jupyter_gpu_panel.memory import probe as probe_mod
+        import jupyter_gpu_panel.probe as probe_mod
 
         p = self.probe
         its = p.iterations[self.spec["kind"]]

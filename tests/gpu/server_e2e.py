@@ -51,7 +51,7 @@ print("done", i, torch.cuda.memory_allocated())
 
 SCRIPT = """\
 import time, torch
-import jupyter_gpu_panel.memory.probe as probe
+import jupyter_gpu_panel.probe as probe
 probe.start()  # a script, not a kernel: torchrun ranks do the same
 model = torch.nn.Linear(2048, 2048).cuda()
 opt = torch.optim.SGD(model.parameters(), lr=0.01)

@@ -25,7 +25,7 @@ from server_e2e import api, start_server, wait_ready
 
 RANKS = """\
 import os, time, torch, torch.distributed as dist
-import jupyter_gpu_panel.memory.probe as probe
+import jupyter_gpu_panel.probe as probe
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 torch.cuda.set_device(0)                 # one card here: both ranks on it

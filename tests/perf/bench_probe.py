@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 def main() -> int:
     import torch
 
-    from jupyter_gpu_panel.memory import probe as probe_mod
+    import jupyter_gpu_panel.probe as probe_mod
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)

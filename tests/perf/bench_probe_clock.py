@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from jupyter_gpu_panel.memory import probe as probe_mod  # noqa: E402
-from jupyter_gpu_panel.memory import protocol as P  # noqa: E402
+import jupyter_gpu_panel.probe as probe_mod  # noqa: E402
+from jupyter_gpu_panel.probe import protocol as P  # noqa: E402
 
 KEPT: list = []
 

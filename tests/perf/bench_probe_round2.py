@@ -36,8 +36,8 @@ def median_us(fn, n: int = 2000) -> float:
 def main() -> int:
     import torch
 
-    from jupyter_gpu_panel.memory import probe as probe_mod
-    from jupyter_gpu_panel.memory import protocol
+    import jupyter_gpu_panel.probe as probe_mod
+    from jupyter_gpu_panel.probe import protocol
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default=None)

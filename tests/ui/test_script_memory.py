@@ -1,6 +1,6 @@
 """Browser test: a training script that runs the memory probe outside any kernel.
 
-A script started from a terminal calls ``jupyter_gpu_panel.memory.probe.start()``: its probe files
+A script started from a terminal calls ``jupyter_gpu_panel.probe.start()``: its probe files
 land in the runtime dir with no kernel id and its command line. Here a real process that is no
 kernel (a sleeping Python, started before the files) stands for the script, and beside it the
 files its probe would write: the first 120 steps of the H100 run that leaked 32 MiB a step. The

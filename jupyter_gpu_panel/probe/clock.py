@@ -24,7 +24,7 @@ from . import protocol as P
 
 
 class ClockRecords:
-    """Mixed into ``probe.Probe``, whose ``__init__`` sets what these methods use: ``_lock``,
+    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use: ``_lock``,
     ``_record`` and ``reading``; the run's state (``executing`` and the rest) is kept here."""
 
     executing: bool = True  # a script runs from start to end; a kernel only inside a cell

@@ -44,7 +44,7 @@ def _keep_frames(frames: list[Any]) -> list[dict[str, Any]]:
 
 
 class TriageRecorder:
-    """Mixed into ``probe.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
+    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
     ``device``, ``pid``, the triage paths and counters, and ``_write_private``."""
 
     _triage_unit = "step"  # what the steps of the triage being recorded are (``protocol.TRIAGE_UNITS``)

@@ -77,7 +77,7 @@ class Iterations:
 
 
 class ForwardRecords:
-    """Mixed into ``probe.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
+    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
     the discovery state, ``_forward_hooks``, ``_last_step_t`` and ``_record``."""
 
     def _on_forward(self, module: Any, args: Any, output: Any) -> None:
