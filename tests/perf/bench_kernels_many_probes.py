@@ -81,7 +81,7 @@ def free_port() -> int:
 
 
 def record(i: int, t: float, allocated: int) -> str:
-    """One step record as the probe writes it (``memory/protocol.py``'s fields)."""
+    """One step record as the probe writes it (``probe/protocol.py``'s fields)."""
     return json.dumps(
         {
             "i": i,
