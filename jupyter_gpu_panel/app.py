@@ -128,6 +128,19 @@ class GPUPanel(ExtensionApp):
         120.0, help="A GPU whose last scrape is older than this many seconds is shown as stale."
     ).tag(config=True)
 
+    cluster_max_series = Int(
+        50_000,
+        help="Series of Prometheus' answer the cluster view reads at most (about 6,000 nodes of 8 GPUs of DCGM "
+        "series). Beyond it the rest is left out and GET cluster says so: state 'truncated' and a truncated "
+        "object (reason, limit, series read). Reading is done series by series in a worker thread.",
+    ).tag(config=True)
+
+    cluster_max_bytes = Int(
+        32 * 2**20,
+        help="Bytes of Prometheus' answer the cluster view reads at most (32 MiB); the download stops there and "
+        "GET cluster says the view is truncated, as for cluster_max_series.",
+    ).tag(config=True)
+
     @default("node_name")
     def _default_node_name(self) -> str:
         return socket.gethostname()
@@ -241,6 +254,8 @@ class GPUPanel(ExtensionApp):
             show_users=self.cluster_show_users,
             refresh=self.cluster_refresh,
             stale_after=self.cluster_stale_after,
+            max_series=self.cluster_max_series,
+            max_bytes=self.cluster_max_bytes,
         )
         self.settings["gpu_panel"] = self
         self.log.info("jupyter-gpu-panel: source=%s interval=%ss", self.source, self.sampler.interval)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from jupyter_gpu_panel.cluster.promql import KERNEL_MEMORY
-from jupyter_gpu_panel.cluster.view import cluster_view
-from jupyter_gpu_panel.metrics.sources.prometheus import Sample
+from jupyter_gpu_panel.cluster.view import Reading, cluster_view, reading
 
 GiB = 1024**3
 
 
-def held(kernel: str, user: str, gib: int, gpu: str = "0") -> Sample:
+def held(kernel: str, user: str, gib: int, gpu: str = "0") -> Reading:
     labels = {"Hostname": "node-a", "gpu": gpu, "kernel_id": kernel, "user": user, "notebook": f"{kernel}.ipynb"}
-    return Sample(KERNEL_MEMORY, labels, gib * GiB, 0.0)
+    return reading(KERNEL_MEMORY, labels, gib * GiB)
 
 
 SAMPLES = [

@@ -12,4 +12,5 @@ class ClusterHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json(await self.panel.cluster.doc())
+        # encoded once per refresh, off the event loop; written a piece at a time
+        await self.write_large(await self.panel.cluster.body())

@@ -167,7 +167,7 @@ export interface paths {
                 query?: {
                     /** @description Only samples after this Unix time. */
                     since?: number;
-                    /** @description Comma-separated: util_gpu, util_mem, mem_used, mem_total, temp_c, power_mw, clock_sm, clock_mem, pcie_tx_kbps, pcie_rx_kbps. */
+                    /** @description Comma-separated: util_gpu, util_mem, mem_used, mem_total, temp_c, power_mw, clock_sm, clock_mem, pcie_tx_kbps, pcie_rx_kbps. A field named more than once is answered once; an unknown one is a 400. */
                     fields?: string;
                     /** @description Downsample to at most this many points per series (bucket mean; memory keeps the bucket maximum). 0: all. */
                     max_points?: number;
@@ -444,7 +444,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description triage: the kernel runs no memory probe, or its probe cannot be reached; release: the kernel is busy; restart with gpus: the kernel's CUDA_VISIBLE_DEVICES was set outside the panel, or its provisioner is not the panel's */
+                /** @description triage: the kernel runs no memory probe, or its probe cannot be reached; release: the kernel is busy; restart with gpus: the kernel's CUDA_VISIBLE_DEVICES was set outside the panel, or its provisioner is not the panel's; restart: a restart of this kernel is under way (a double click): 'restart in progress' */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -509,7 +509,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description No running probe with that pid */
+                /** @description No listed script with that pid: no running probe, or its probe file is refused (the message says why; see probe_warnings) */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -518,7 +518,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description The probe cannot be reached */
+                /** @description The probe is a kernel's, not a script's (ask the kernel's triage action), or it cannot be reached */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -542,7 +542,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The cluster from Prometheus: nodes, GPUs, who holds them (cached for cluster_refresh seconds); state says when Prometheus is not configured or not reachable */
+        /** The cluster from Prometheus: nodes, GPUs, who holds them (cached for cluster_refresh seconds); state says when Prometheus is not configured or not reachable; an answer of more than cluster_max_series series or cluster_max_bytes bytes is read up to the cap (state truncated, and the truncated object) */
         get: {
             parameters: {
                 query?: never;
@@ -643,7 +643,7 @@ export interface paths {
                         "application/json": components["schemas"]["BenchmarkCreated"];
                     };
                 };
-                /** @description Bad body (not a small JSON object) or bad path (absolute, '..', control or bidi characters, a name over 255 bytes, a hidden folder, a file not ending in .ipynb) */
+                /** @description Bad body (not a small JSON object) or bad path (absolute, '..', control or bidi characters, a name over 255 bytes, a notebook name over 244 bytes (room for Jupyter's <name>-checkpoint.ipynb), a hidden folder, a file not ending in .ipynb). The free name beside an existing notebook (name-1.ipynb, ...) shortens a long name to fit */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1246,7 +1246,7 @@ export interface components {
         Cluster: {
             t: number;
             /** @enum {string} */
-            state: "ok" | "not-configured" | "unreachable" | "no-gpu-series" | "stale";
+            state: "ok" | "not-configured" | "unreachable" | "no-gpu-series" | "stale" | "truncated";
             message: string | null;
             show_users: boolean;
             nodes: {
@@ -1261,6 +1261,17 @@ export interface components {
                 leak_alarms: number;
                 idle_holders: number;
                 stale: number;
+            } | null;
+            truncated: {
+                /**
+                 * @description series: more than c.GPUPanel.cluster_max_series; bytes: longer than c.GPUPanel.cluster_max_bytes
+                 * @enum {string}
+                 */
+                reason: "series" | "bytes";
+                /** @description the cap that was reached */
+                limit: number;
+                /** @description series read before it */
+                series_read: number;
             } | null;
         };
         /** @description What a client sends on the stream: a rate and/or a field selection. */

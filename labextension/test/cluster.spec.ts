@@ -133,6 +133,7 @@ function doc(
     state: 'ok',
     message: null,
     show_users: false,
+    truncated: null,
     nodes,
     summary: {
       nodes: nodes.length,
@@ -621,6 +622,20 @@ describe('stateNotice', () => {
     const none = stateNotice(empty('no-gpu-series', null))!;
     expect(none.title).toBe('No GPU series in Prometheus');
     expect(none.detail).toContain('check that it scrapes them');
+  });
+
+  it("says when the server read only part of Prometheus' answer", () => {
+    const said =
+      'Prometheus answered more than 50000 series: only the first 50000 are read, so some nodes and GPUs may be missing and the counts are lower bounds (raise c.GPUPanel.cluster_max_series).';
+    const n = stateNotice(empty('truncated', said))!;
+    expect(n).toEqual({
+      level: 'warning',
+      title: 'Cluster view truncated',
+      detail: said
+    });
+    expect(stateNotice(empty('truncated', null))!.detail).toContain(
+      'some nodes and GPUs may be missing'
+    );
   });
 
   it('is silent when ok, and counts GPUs not scraped recently', () => {

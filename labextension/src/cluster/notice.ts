@@ -95,6 +95,16 @@ function stateNoticeOf(
             'Prometheus holds no GPU series (DCGM exporter’s or this project’s): check that it scrapes them.'
           )
       };
+    case 'truncated':
+      return {
+        level: 'warning',
+        title: trans.__('Cluster view truncated'),
+        detail:
+          msg ||
+          trans.__(
+            'Prometheus answered more than this server reads: some nodes and GPUs may be missing, and the counts are lower bounds.'
+          )
+      };
     case 'stale':
       return {
         level: 'warning',
