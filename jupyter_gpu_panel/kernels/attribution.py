@@ -210,7 +210,16 @@ class Attribution:
                 out[pid] = owner.get("kernel_id")
             else:
                 rest.append(pid)
-        for pid, owner in attribute(rest, by_pid, parent_pid).items():
+        parents: dict[int, Optional[int]] = {}
+
+        def parent_of(pid: int) -> Optional[int]:
+            # a hundred scripts started from one shell share their ancestors: each is read once
+            # a call (~50 us a /proc read), not once for every pid whose walk passes through it
+            if pid not in parents:
+                parents[pid] = parent_pid(pid)
+            return parents[pid]
+
+        for pid, owner in attribute(rest, by_pid, parent_of).items():
             out[pid] = owner.get("kernel_id")
         return out
 
