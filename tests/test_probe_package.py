@@ -7,10 +7,12 @@ Each check runs in a fresh interpreter: this test process has the whole server i
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,3 +130,92 @@ def test_the_code_the_server_runs_in_a_kernel_names_the_new_modules():
     # started, or said why not (no CUDA here): either way the probe module was found and ran
     assert protocol.LOADED_PREFIX in out.stdout or "jupyter-gpu-panel:" in out.stderr, (out.stdout, out.stderr)
     assert "old path loaded: False" in out.stdout
+
+
+# -- the protocol's keys are spelled once: in protocol.py ---------------------------------------
+KEY_PREFIXES = ("META_", "REQUEST_", "RESULT_", "EVENT_", "FRAME_", "RELEASE_", "FILE_", "KIND", "UNIT_", "ACTION_")
+RECORD_KEYS = ("INDEX", "TIME", "DT", "DEVICE", "ITER", "OPT", "MOD", "STEPS_PER_ITERATION", "OOM")
+RECORD_KEYS += (
+    "CELL",
+    "EXECUTION_COUNT",
+    "CELL_ERROR",
+    *(n.upper() for n in protocol.BYTE_FIELDS + protocol.COUNT_FIELDS),
+)
+#: Files that read the probe's files on the server's side (their reads are checked; what they
+#: return is the REST API's shape, whose keys may happen to match a probe key).
+SERVER_READERS = (
+    "memory/records.py",
+    "memory/probe_state.py",
+    "memory/cells.py",
+    "memory/follower.py",
+    "memory/triage.py",
+    "kernels/probe_owner.py",
+    "api/kernels.py",
+)
+
+
+#: Literals that equal a probe key but are another thing's name, each with what it is.
+NOT_PROBE_KEYS = {
+    ("probe/core.py", "num_ooms"): "torch's memory_stats key, which the record's field copies by name",
+    ("memory/cells.py", "cell"): "the REST API's CellLeak field (analyze_cells' own output)",
+    ("api/kernels.py", "steps"): "the REST API's triage view (request_triage's return)",
+}
+
+
+def protocol_keys() -> set[str]:
+    names = [n for n in vars(protocol) if n.startswith(KEY_PREFIXES) or n in RECORD_KEYS]
+    keys = {getattr(protocol, n) for n in names if isinstance(getattr(protocol, n), str)}
+    assert {"i", "t", "dt", "allocated", "oom", "device", "started", "steps", "unit", "filename"} <= keys
+    return keys
+
+
+def string_args(tree: ast.AST, reads_only: bool) -> list[tuple[int, str]]:
+    """String literals used as a key: ``x["k"]``, ``x.get("k")``, and (``reads_only`` False)
+    ``{"k": ...}`` and any other plain string (docstrings aside)."""
+    found = []
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    names = set()  # attribute names (getattr) and module names (sys.modules): Python's, not keys
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr"):
+            names.update(id(arg) for arg in node.args[1:2])
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "sys.modules.get":
+            names.update(id(arg) for arg in node.args[:1])
+    for node in ast.walk(tree):
+        if id(node) in names or (isinstance(node, ast.Call) and id(node.args[0] if node.args else None) in names):
+            continue
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            found.append((node.lineno, node.slice.value))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            if node.args and isinstance(node.args[0], ast.Constant):
+                found.append((node.lineno, node.args[0].value))
+        elif not reads_only and isinstance(node, ast.Constant) and id(node) not in docstrings:
+            found.append((node.lineno, node.value))
+    return [(line, v) for line, v in found if isinstance(v, str)]
+
+
+def test_no_probe_key_is_spelled_outside_protocol():
+    """The probe writes, and the server reads, every file name and key through ``protocol``: a
+    renamed key cannot drift apart on one side. The probe's modules hold no key literal at all;
+    the server's readers read none."""
+    keys = protocol_keys()
+    root = Path(probe_pkg.__file__).parent.parent
+    probe_files = [p for p in (root / "probe").glob("*.py") if p.name != "protocol.py"]
+    spelled = []
+    for path, reads_only in [(p, False) for p in probe_files] + [(root / f, True) for f in SERVER_READERS]:
+        for line, value in string_args(ast.parse(path.read_text()), reads_only):
+            if value in keys and (str(path.relative_to(root)), value) not in NOT_PROBE_KEYS:
+                spelled.append(f"{path.relative_to(root)}:{line} {value!r}")
+    assert spelled == []
+
+
+def test_the_key_check_sees_a_literal():
+    tree = ast.parse('rec = {"allocated": 1}\nrec["t"]\nrec.get("steps")\ngetattr(rec, "device")\n')
+    assert {v for _, v in string_args(tree, False)} & protocol_keys() == {"allocated", "t", "steps"}
+    assert {v for _, v in string_args(tree, True)} & protocol_keys() == {"t", "steps"}

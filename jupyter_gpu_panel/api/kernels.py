@@ -204,14 +204,14 @@ async def release_cached(handler: BaseHandler, kernel_id: str, timeout: float = 
     report = json.loads(line[len(protocol.RELEASED_PREFIX) :])
     await asyncio.sleep(2 * handler.panel.sampler.interval)  # NVML sees the change on a later tick
     after = tracker.kernel_gpu_memory(kernel_id)
-    freed = max(0, report["reserved_before"] - report["reserved_after"])
-    if not report["torch"]:
+    freed = max(0, report[protocol.RELEASE_RESERVED_BEFORE] - report[protocol.RELEASE_RESERVED_AFTER])
+    if not report[protocol.RELEASE_TORCH]:
         message = "This kernel has not imported torch: there is no torch cache to release."
-    elif not report["cuda"]:
+    elif not report[protocol.RELEASE_CUDA]:
         message = "torch in this kernel has not used a GPU: nothing to release."
     else:
         # what stays cached sits in segments that also hold live tensors: torch cannot return it
-        stuck = max(0, report["reserved_after"] - report.get("allocated_after", 0))
+        stuck = max(0, report[protocol.RELEASE_RESERVED_AFTER] - report.get(protocol.RELEASE_ALLOCATED_AFTER, 0))
         message = (
             f"Released {human_bytes(freed)} of torch's cached GPU memory; the kernel's variables are kept."
             if freed

@@ -81,7 +81,7 @@ def _iteration_line(report: dict[str, Any]) -> str:
     calls = "optimizer step" if report.get("step_source") != "forward" else "top-level module call"
     what = "one step is one record" if spi is None else f"{spi:g} {calls}{'' if spi == 1 else 's'} an iteration"
     if report.get("step_source") == "timer":
-        what = f"read by the probe's clock every {P.TIMER_SECONDS:g} s (no optimizer step, no module call)"
+        what = f"read by the probe's clock every {P.CLOCK_SECONDS:g} s (no optimizer step, no module call)"
     headroom = report.get("headroom")
     room = "" if headroom is None else f" ({human_bytes(headroom)}{' over' if headroom < 0 else ''})"
     return f"{what}; headroom bounded by {report['headroom_bound']}{room}"

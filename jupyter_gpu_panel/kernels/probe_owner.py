@@ -22,6 +22,8 @@ from typing import Any, Optional
 
 import psutil
 
+from ..probe import protocol as P
+
 
 @dataclass(frozen=True)
 class ProcessFacts:
@@ -64,7 +66,7 @@ def process_refusal(pid: int, meta: dict[str, Any], facts: Optional[ProcessFacts
         return f"no process {pid} is running"
     if facts.uid != uid:
         return f"pid {pid} is another user's process (uid {facts.uid})"
-    started = meta.get("started")
+    started = meta.get(P.META_STARTED)
     if isinstance(started, (int, float)) and facts.create_time > started:
         # same comparison as ProbeFollower.alive: the meta predates the process now at that pid
         return f"pid {pid} is a process started after the probe's meta was written (a reused pid)"
@@ -95,7 +97,7 @@ def decide(
     why = process_refusal(pid, meta, facts, uid)
     if why is not None:
         return Attachment(refused=why)
-    claimed = meta.get("kernel_id")
+    claimed = meta.get(P.META_KERNEL_ID)
     if claimed is not None and claimed != kernel_of_pid:
         return Attachment(refused=f"it names kernel {claimed}, but pid {pid} is not that kernel's process or its child")
     return Attachment(kernel_id=kernel_of_pid)

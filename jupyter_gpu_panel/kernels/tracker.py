@@ -29,6 +29,7 @@ from jupyter_core.utils import ensure_async
 from ..memory.follower import ProbeFollower, Probes
 from ..memory.tick_growth import TickJudge, as_nvml_verdict, more_urgent
 from ..memory.verdict import nvml_verdict
+from ..probe import protocol as P
 from .attribution import Attribution
 from .idle import idle_view, to_cull
 from .probe_owner import ProbeOwners
@@ -293,8 +294,8 @@ class KernelTracker:
             scripts.append(
                 {
                     "pid": f.pid,
-                    "argv": list(f.meta["argv"]),
-                    "rank": f.meta["rank"],
+                    "argv": list(f.meta[P.META_ARGV]),
+                    "rank": f.meta[P.META_RANK],
                     "owner": self.attribution.owner_of(f.pid),
                     "probe": probe,
                     "leak": leak,

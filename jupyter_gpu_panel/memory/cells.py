@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..probe import protocol as P
+
 
 def analyze_cells(
     cells: Sequence[Mapping[str, Any]], *, min_runs: int = 3, min_bytes: float = 1 << 20
@@ -24,11 +26,11 @@ def analyze_cells(
     errors: dict[str, int] = defaultdict(int)
     prev: Optional[float] = None
     for rec in cells:
-        cid, alloc = rec.get("cell"), rec.get("allocated")
+        cid, alloc = rec.get(P.CELL), rec.get(P.ALLOCATED)
         if alloc is None:
             continue
         if cid is not None:
-            errors[str(cid)] += bool(rec.get("error"))
+            errors[str(cid)] += bool(rec.get(P.CELL_ERROR))
             if prev is not None:
                 kept_by[str(cid)].append(float(alloc) - prev)
         prev = float(alloc)

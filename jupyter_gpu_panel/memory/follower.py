@@ -119,11 +119,11 @@ class ProbeFollower:
         self.steps = StepWindow(MAX_STEPS)
         self.cells: deque[dict[str, Any]] = deque(maxlen=MAX_CELLS)
         self.cells_seen = 0  # cell records ever read: the cells' version
-        self._iters = LineFollower(probe_file(directory, pid, "iters"))
-        self._cells = LineFollower(probe_file(directory, pid, "cells"))
+        self._iters = LineFollower(probe_file(directory, pid, protocol.FILE_ITERS))
+        self._cells = LineFollower(probe_file(directory, pid, protocol.FILE_CELLS))
         self.skipped = 0  # invalid records seen
-        self.triage_request_path = probe_file(directory, pid, "triage-request")
-        self.triage_path = probe_file(directory, pid, "triage")
+        self.triage_request_path = probe_file(directory, pid, protocol.FILE_TRIAGE_REQUEST)
+        self.triage_path = probe_file(directory, pid, protocol.FILE_TRIAGE)
         self.triage: Optional[dict[str, Any]] = None
         self._triage_mtime: Optional[float] = None
         #: the leak verdict on the window as of ``judged`` (its ``steps.total`` then; None: never)
@@ -164,14 +164,15 @@ class ProbeFollower:
         ``verdict_from_records`` on those records, from the window's columns. Kept in ``leak``."""
         from .verdict import verdict_from_trace  # scipy on first use, not at server start
 
-        self.leak = verdict_from_trace(self.steps.trace(), default_capacity=self.meta["limit"])
+        self.leak = verdict_from_trace(self.steps.trace(), default_capacity=self.meta[protocol.META_LIMIT])
         self.judged, self.judged_at = self.steps.total, time.monotonic()
         return self.leak
 
     def request_triage(self, steps: int = protocol.TRIAGE_STEPS, auto: bool = False) -> dict[str, Any]:
         """Ask the probe to record the allocation history of its next ``steps`` steps."""
         now = time.time()
-        write_new(self.triage_request_path, json.dumps({"steps": steps, "t": now}).encode())
+        request = {protocol.REQUEST_STEPS: steps, protocol.REQUEST_TIME: now}
+        write_new(self.triage_request_path, json.dumps(request).encode())
         self.triage = {
             "state": "requested",
             "requested_at": now,
@@ -212,16 +213,16 @@ class ProbeFollower:
     @property
     def alive(self) -> bool:
         try:
-            return psutil.Process(self.pid).create_time() <= float(self.meta.get("started", math.inf))
+            return psutil.Process(self.pid).create_time() <= float(self.meta.get(protocol.META_STARTED, math.inf))
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
 
     def summary(self) -> dict[str, Any]:
         return {
             "pid": self.pid,
-            "kernel_id": self.meta["kernel_id"],
-            "device": self.meta["device"],
-            "limit": self.meta["limit"],
+            "kernel_id": self.meta[protocol.META_KERNEL_ID],
+            "device": self.meta[protocol.META_DEVICE],
+            "limit": self.meta[protocol.META_LIMIT],
             "steps": len(self.steps),
             "skipped": self.skipped,
             "last": self.steps.last,
@@ -329,7 +330,7 @@ class Probes:
         for f in list(self.followers.values()):  # read from the loop while the probe thread polls
             kid = self.owners.get(f.pid)  # the kernel its process is part of, not what its meta says
             if kid and f.steps:  # poll keeps only probes whose process runs
-                out[kid] = out.get(kid, 0) + int((f.steps.last or {}).get("reserved") or 0)
+                out[kid] = out.get(kid, 0) + int((f.steps.last or {}).get(protocol.RESERVED) or 0)
         return out
 
 

@@ -22,12 +22,12 @@ from typing import Any, Optional
 import numpy as np
 
 from ..probe import protocol as P
-from .records import LIMIT_FIELDS, RECENT_ITERATIONS, StepTrace, steps_from_records
+from .records import LIMIT_FIELDS, MAX_ALLOCATED, MEM_TOTAL, RECENT_ITERATIONS, StepTrace, steps_from_records
 
 #: ``kind`` of a record as a small code: its index in ``protocol.KINDS``.
 KIND_CODES = {kind: code for code, kind in enumerate(P.KINDS)}
 #: Integer fields kept per record when some record has them (-1: absent; validated >= 0).
-OPTIONAL_INTS = (P.ITER, "reserved", "peak_allocated", "max_allocated", "alloc_retries", P.STEPS_PER_ITERATION)
+OPTIONAL_INTS = (P.ITER, P.RESERVED, P.PEAK_ALLOCATED, MAX_ALLOCATED, P.ALLOC_RETRIES, P.STEPS_PER_ITERATION)
 MISSING = -1
 _INT32_MAX = np.iinfo(np.int32).max
 #: Rows of room past the window: the oldest rows are moved down once per this many appends.
@@ -57,11 +57,11 @@ class StepWindow:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """The kept fields of each record in the window (tests, the CLI; the server reads columns)."""
-        names = [n for n in ("i", "allocated", "t", *OPTIONAL_INTS) if n in self._cols]
+        names = [n for n in (P.INDEX, P.ALLOCATED, P.TIME, *OPTIONAL_INTS) if n in self._cols]
         cols = {n: self._col(n).tolist() for n in names}
-        kinds = self._col("kind").tolist()
+        kinds = self._col(P.KIND).tolist()
         for row in range(self._n):
-            rec: dict[str, Any] = {"kind": P.KINDS[kinds[row]]}
+            rec: dict[str, Any] = {P.KIND: P.KINDS[kinds[row]]}
             for name in names:
                 value = cols[name][row]
                 if value != MISSING and not (isinstance(value, float) and math.isnan(value)):
@@ -76,8 +76,8 @@ class StepWindow:
         """Append validated step records (``records.valid_step``); returns the steps among them."""
         steps = []
         for rec in records:
-            if rec.get("oom"):  # the line a step that raised OOM leaves: not a reading
-                self.oom_step = rec.get(P.ITER, rec["i"])
+            if rec.get(P.OOM):  # the line a step that raised OOM leaves: not a reading
+                self.oom_step = rec.get(P.ITER, rec[P.INDEX])
             else:
                 steps.append(rec)
         if not steps:
@@ -88,12 +88,12 @@ class StepWindow:
         kept = steps[-self.window :]
         k = len(kept)
         at = self._room(k)
-        self._put("i", at, np.fromiter((r["i"] for r in kept), np.int64, k))
-        self._put("allocated", at, np.fromiter((r["allocated"] for r in kept), np.int64, k))
+        self._put(P.INDEX, at, np.fromiter((r[P.INDEX] for r in kept), np.int64, k))
+        self._put(P.ALLOCATED, at, np.fromiter((r[P.ALLOCATED] for r in kept), np.int64, k))
         codes = np.fromiter((KIND_CODES[r.get(P.KIND, P.KIND_STEP)] for r in kept), np.int8, k)
-        self._put("kind", at, codes)
-        if "t" in self._cols or any("t" in r for r in kept):
-            self._put("t", at, np.fromiter((r.get("t", math.nan) for r in kept), np.float64, k))
+        self._put(P.KIND, at, codes)
+        if P.TIME in self._cols or any(P.TIME in r for r in kept):
+            self._put(P.TIME, at, np.fromiter((r.get(P.TIME, math.nan) for r in kept), np.float64, k))
         for name in OPTIONAL_INTS:
             if name in self._cols or any(name in r for r in kept):
                 self._put(name, at, np.fromiter((r.get(name, MISSING) for r in kept), np.int64, k))
@@ -109,11 +109,11 @@ class StepWindow:
                 value = next((rec[k] for k in LIMIT_FIELDS if rec.get(k)), None)
                 if value is not None:
                     limit = self._limit = (index, float(value))
-            if mem_total is None and rec.get("mem_total"):
-                mem_total = self._mem_total = (index, float(rec["mem_total"]))
-            if free is None and rec.get("free") is not None:
-                reserve = float(rec.get("reserved", rec["allocated"]))
-                free = self._free = (index, float(rec["free"]), reserve)
+            if mem_total is None and rec.get(MEM_TOTAL):
+                mem_total = self._mem_total = (index, float(rec[MEM_TOTAL]))
+            if free is None and rec.get(P.FREE) is not None:
+                reserve = float(rec.get(P.RESERVED, rec[P.ALLOCATED]))
+                free = self._free = (index, float(rec[P.FREE]), reserve)
             if limit and mem_total and free:
                 break
 
@@ -180,12 +180,12 @@ class StepWindow:
             out = steps_from_records([])
             out.skipped, out.oom_step = self.skipped, self.oom_step
             return out
-        i, kind = self._col("i"), self._col("kind")
+        i, kind = self._col(P.INDEX), self._col(P.KIND)
         it = self._col(P.ITER) if P.ITER in self._cols else None
         key = i if it is None else np.where(it != MISSING, it, i)
         judged = self._judged_kind(kind, key)
         sel = np.flatnonzero(kind == judged)
-        t = self._col("t") if "t" in self._cols else None
+        t = self._col(P.TIME) if P.TIME in self._cols else None
         grouped = it is not None and bool((it[sel] != MISSING).all())
         spi: Optional[float] = None
         per_iter = 1.0
@@ -203,7 +203,7 @@ class StepWindow:
             elif judged == KIND_CODES[P.KIND_STEP]:  # every optimizer step is in the file: count them
                 done = counts[-RECENT_ITERATIONS:-1] if len(counts) > 1 else counts[-1:]
                 spi = float(np.mean(done))
-            if judged == KIND_CODES[P.KIND_TIME] and t is not None and not np.isnan(t[rows]).any():
+            if judged == KIND_CODES[P.KIND_CLOCK] and t is not None and not np.isnan(t[rows]).any():
                 pos = t[rows] - t[rows[0]]  # the clock's axis: seconds
             else:
                 pos = its[firsts].astype(float)
@@ -217,14 +217,14 @@ class StepWindow:
             pos = i[sel].astype(float)
         n = len(sel)
         limit, mem_total, free = self._scalar(self._limit), self._scalar(self._mem_total), self._scalar(self._free)
-        peak = self._float("peak_allocated", sel)
+        peak = self._float(P.PEAK_ALLOCATED, sel)
         return StepTrace(
             steps=pos,
             t=t[sel] if t is not None else np.full(n, np.nan),
-            allocated=self._col("allocated")[sel].astype(float),
-            reserved=self._float("reserved", sel),
-            peak=peak if peak is not None else self._float("max_allocated", sel),
-            alloc_retries=self._float("alloc_retries", sel),
+            allocated=self._col(P.ALLOCATED)[sel].astype(float),
+            reserved=self._float(P.RESERVED, sel),
+            peak=peak if peak is not None else self._float(MAX_ALLOCATED, sel),
+            alloc_retries=self._float(P.ALLOC_RETRIES, sel),
             limit=None if limit is None else limit[1],
             mem_total=None if mem_total is None else mem_total[1],
             free=None if free is None else free[1],
@@ -246,13 +246,13 @@ class StepWindow:
         if n and picked[-1] != n - 1:
             picked = np.append(picked, n - 1)  # the chart ends where the forecast starts
         reserved: list[Any] = [None] * len(picked)
-        if "reserved" in self._cols:
-            values = self._col("reserved")[picked]
+        if P.RESERVED in self._cols:
+            values = self._col(P.RESERVED)[picked]
             reserved = values.tolist()
             if (values == MISSING).any():
                 reserved = [None if r == MISSING else r for r in reserved]
         return {
-            "step": self._col("i")[picked].tolist() if n else [],
-            "allocated": self._col("allocated")[picked].tolist() if n else [],
+            "step": self._col(P.INDEX)[picked].tolist() if n else [],
+            "allocated": self._col(P.ALLOCATED)[picked].tolist() if n else [],
             "reserved": reserved,
         }

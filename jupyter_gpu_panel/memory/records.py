@@ -17,13 +17,21 @@ import numpy as np
 from ..probe import protocol as P
 from ..probe.protocol import BYTE_FIELDS, COUNT_FIELDS, MAX_BYTES_VALUE, MAX_INDEX
 
-#: Other byte fields a recorded trace may carry for the memory available.
-LIMIT_FIELDS = ("limit", "mem_limit", "memory_limit", "capacity")
-_OPTIONAL_BYTES = BYTE_FIELDS + ("max_allocated", "mem_total", "mem_limit", "memory_limit", "capacity")
+#: Byte fields recorded traces may carry besides the probe's: the memory available, the card's
+#: size, the peak under an older name.
+MAX_ALLOCATED = "max_allocated"
+MEM_TOTAL = "mem_total"
+LIMIT_FIELDS = (P.LIMIT, "mem_limit", "memory_limit", "capacity")
+_OPTIONAL_BYTES = BYTE_FIELDS + (MAX_ALLOCATED, MEM_TOTAL, "mem_limit", "memory_limit", "capacity")
+#: A recorded trace's loss column (training scripts write it beside the probe's fields).
+LOSS = "loss"
 _KERNEL_ID = re.compile(r"^[\w-]{1,128}$")
 MAX_PID = 2**22
 MAX_ARGV = 16
 MAX_TEXT = 1024
+MAX_DEVICE = 1023
+#: Latest Unix time accepted (year 5138).
+MAX_TIME = 1e11
 
 
 def _int(value: Any, lo: int, hi: int) -> Optional[int]:
@@ -53,19 +61,19 @@ def valid_step(rec: Any) -> Optional[dict[str, Any]]:
     """
     if not isinstance(rec, dict):
         return None
-    i = _int(rec.get("i"), 0, MAX_INDEX)
-    if rec.get("oom") is True:
+    i = _int(rec.get(P.INDEX), 0, MAX_INDEX)
+    if rec.get(P.OOM) is True:
         if i is None:
             return None
-        marker: dict[str, Any] = {"i": i, "oom": True}
+        marker: dict[str, Any] = {P.INDEX: i, P.OOM: True}
         it = rec.get(P.ITER)
         if it is not None and _int(it, 0, MAX_INDEX) is not None:
             marker[P.ITER] = int(it)
         return marker
-    allocated = _int(rec.get("allocated"), 0, MAX_BYTES_VALUE)
+    allocated = _int(rec.get(P.ALLOCATED), 0, MAX_BYTES_VALUE)
     if i is None or allocated is None:
         return None
-    out: dict[str, Any] = {"i": i, "allocated": allocated}
+    out: dict[str, Any] = {P.INDEX: i, P.ALLOCATED: allocated}
     # one pass over the record's own fields (a 20,000-line file is validated at start: this is
     # its cost), each known one checked against its range, unknown ones dropped
     for name, value in rec.items():
@@ -95,29 +103,33 @@ def valid_step(rec: Any) -> Optional[dict[str, Any]]:
 #: A step record's integer fields and their ranges: byte counts and counters, the device, and
 #: the probe's iteration fields (``i`` and ``allocated``, required, are checked first).
 _STEP_INTS: dict[str, tuple[int, int]] = {
-    **{name: (0, MAX_BYTES_VALUE) for name in (*_OPTIONAL_BYTES, *COUNT_FIELDS) if name != "allocated"},
-    "device": (0, 1023),
+    **{name: (0, MAX_BYTES_VALUE) for name in (*_OPTIONAL_BYTES, *COUNT_FIELDS) if name != P.ALLOCATED},
+    P.DEVICE: (0, MAX_DEVICE),
     P.ITER: (0, MAX_INDEX),
     P.OPT: (0, P.MAX_SOURCES),
     P.MOD: (0, P.MAX_SOURCES),
     P.STEPS_PER_ITERATION: (1, P.MAX_SOURCES),
 }
-_STEP_FLOATS: dict[str, tuple[float, float]] = {"t": (0.0, 1e11), "dt": (0.0, 1e9), "loss": (-math.inf, math.inf)}
+_STEP_FLOATS: dict[str, tuple[float, float]] = {
+    P.TIME: (0.0, MAX_TIME),
+    P.DT: (0.0, 1e9),
+    LOSS: (-math.inf, math.inf),
+}
 
 
 def valid_cell(rec: Any) -> Optional[dict[str, Any]]:
     """A cell record (``*.cells.jsonl``): ``cell`` id and ``allocated`` required."""
     if not isinstance(rec, dict):
         return None
-    cell, allocated = rec.get("cell"), _int(rec.get("allocated"), 0, MAX_BYTES_VALUE)
+    cell, allocated = rec.get(P.CELL), _int(rec.get(P.ALLOCATED), 0, MAX_BYTES_VALUE)
     if not isinstance(cell, str) or not cell or len(cell) > 256 or allocated is None:
         return None
-    out: dict[str, Any] = {"cell": cell, "allocated": allocated, "error": rec.get("error") is True}
-    count = rec.get("execution_count")
-    out["execution_count"] = _int(count, 0, MAX_INDEX) if count is not None else None
-    t = _float(rec.get("t"), 0.0, 1e11)
+    out: dict[str, Any] = {P.CELL: cell, P.ALLOCATED: allocated, P.CELL_ERROR: rec.get(P.CELL_ERROR) is True}
+    count = rec.get(P.EXECUTION_COUNT)
+    out[P.EXECUTION_COUNT] = _int(count, 0, MAX_INDEX) if count is not None else None
+    t = _float(rec.get(P.TIME), 0.0, MAX_TIME)
     if t is not None:
-        out["t"] = t
+        out[P.TIME] = t
     return out
 
 
@@ -125,30 +137,30 @@ def valid_meta(doc: Any, pid: int) -> dict[str, Any]:
     """A probe's meta file for ``pid`` (its file name); ValueError saying what is wrong."""
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
-    if _int(doc.get("pid"), 1, MAX_PID) != pid:
-        raise ValueError(f"its pid {str(doc.get('pid'))[:20]!r} is not the {pid} in its name")
-    kernel_id = doc.get("kernel_id")
+    if _int(doc.get(P.META_PID), 1, MAX_PID) != pid:
+        raise ValueError(f"its pid {str(doc.get(P.META_PID))[:20]!r} is not the {pid} in its name")
+    kernel_id = doc.get(P.META_KERNEL_ID)
     if kernel_id is not None and not (isinstance(kernel_id, str) and _KERNEL_ID.match(kernel_id)):
         raise ValueError("kernel_id is not a kernel id")
-    started = _float(doc.get("started"), 0.0, 1e11)
+    started = _float(doc.get(P.META_STARTED), 0.0, MAX_TIME)
     if started is None:
         raise ValueError("started is not a time")
-    argv = doc.get("argv") or []
+    argv = doc.get(P.META_ARGV) or []
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         raise ValueError("argv is not a list of strings")
-    rank = doc.get("rank")
+    rank = doc.get(P.META_RANK)
     if rank is not None and not isinstance(rank, (str, int)) or isinstance(rank, bool):
         raise ValueError("rank is not a rank")
-    device, limit = doc.get("device"), doc.get("limit")
+    device, limit, torch = doc.get(P.META_DEVICE), doc.get(P.META_LIMIT), doc.get(P.META_TORCH)
     return {
-        "pid": pid,
-        "kernel_id": kernel_id,
-        "device": None if device is None else _int(device, 0, 1023),
-        "limit": None if limit is None else _int(limit, 1, MAX_BYTES_VALUE),
-        "started": started,
-        "argv": [a[:MAX_TEXT] for a in argv[:MAX_ARGV]],
-        "rank": None if rank is None else str(rank)[:16],
-        "torch": str(doc.get("torch"))[:64] if doc.get("torch") is not None else None,
+        P.META_PID: pid,
+        P.META_KERNEL_ID: kernel_id,
+        P.META_DEVICE: None if device is None else _int(device, 0, MAX_DEVICE),
+        P.META_LIMIT: None if limit is None else _int(limit, 1, MAX_BYTES_VALUE),
+        P.META_STARTED: started,
+        P.META_ARGV: [a[:MAX_TEXT] for a in argv[:MAX_ARGV]],
+        P.META_RANK: None if rank is None else str(rank)[:16],
+        P.META_TORCH: str(torch)[:64] if torch is not None else None,
     }
 
 
@@ -205,7 +217,7 @@ def judged_kind(good: list[dict[str, Any]]) -> str:
     newest = _kind(good[-1])
     iters: dict[str, set[Any]] = {k: set() for k in P.KINDS}
     for r in good:
-        iters[_kind(r)].add(r.get(P.ITER, r["i"]))
+        iters[_kind(r)].add(r.get(P.ITER, r[P.INDEX]))
     if len(iters[newest]) >= 3:
         return newest
     most = max(P.KINDS, key=lambda k: len(iters[k]))
@@ -224,13 +236,13 @@ def steps_from_records(records: list[Any]) -> StepTrace:
         rec = valid_step(raw)
         if rec is None:
             skipped += 1
-        elif rec.get("oom"):
-            oom_step = rec.get(P.ITER, rec["i"])
+        elif rec.get(P.OOM):
+            oom_step = rec.get(P.ITER, rec[P.INDEX])
         else:
             good.append(rec)
     limit = next((float(r[k]) for r in reversed(good) for k in LIMIT_FIELDS if r.get(k)), None)
-    mem_total = next((float(r["mem_total"]) for r in reversed(good) if r.get("mem_total")), None)
-    with_free = next((r for r in reversed(good) if r.get("free") is not None), None)
+    mem_total = next((float(r[MEM_TOTAL]) for r in reversed(good) if r.get(MEM_TOTAL)), None)
+    with_free = next((r for r in reversed(good) if r.get(P.FREE) is not None), None)
     kind = judged_kind(good)
     sel = [r for r in good if _kind(r) == kind]
     grouped = bool(sel) and all(P.ITER in r for r in sel)
@@ -251,37 +263,37 @@ def steps_from_records(records: list[Any]) -> StepTrace:
         elif kind == P.KIND_STEP:  # every optimizer step is in the file: count them
             done = counts[-RECENT_ITERATIONS:-1] or counts[-1:]
             spi = float(np.mean(done))
-        if kind == P.KIND_TIME and all("t" in r for r in rows):
-            pos = [float(r["t"]) - float(rows[0]["t"]) for r in rows]  # the clock's axis: seconds
+        if kind == P.KIND_CLOCK and all(P.TIME in r for r in rows):
+            pos = [float(r[P.TIME]) - float(rows[0][P.TIME]) for r in rows]  # the clock's axis: seconds
         else:
             pos = [float(r[P.ITER]) for r in rows]
         if len(rows) >= 2:
-            gaps = np.diff([float(r["i"]) for r in rows[-RECENT_ITERATIONS:]])
+            gaps = np.diff([float(r[P.INDEX]) for r in rows[-RECENT_ITERATIONS:]])
             gaps = gaps[gaps > 0]
             if len(gaps):
                 per_iter = float(np.median(gaps))
         sel = rows
     else:
-        pos = [float(r["i"]) for r in sel]
+        pos = [float(r[P.INDEX]) for r in sel]
     n = len(sel)
-    t = _col(sel, "t")
+    t = _col(sel, P.TIME)
     return StepTrace(
         steps=np.asarray(pos, dtype=float),
         t=t if t is not None else np.full(n, np.nan),
-        allocated=np.asarray([r["allocated"] for r in sel], dtype=float),
-        reserved=_col(sel, "reserved") if n else np.zeros(0),
-        peak=_col(sel, "peak_allocated", "max_allocated"),
-        alloc_retries=_col(sel, "alloc_retries"),
+        allocated=np.asarray([r[P.ALLOCATED] for r in sel], dtype=float),
+        reserved=_col(sel, P.RESERVED) if n else np.zeros(0),
+        peak=_col(sel, P.PEAK_ALLOCATED, MAX_ALLOCATED),
+        alloc_retries=_col(sel, P.ALLOC_RETRIES),
         limit=limit,
         mem_total=mem_total,
-        free=None if with_free is None else float(with_free["free"]),
-        free_reserved=None if with_free is None else float(with_free.get("reserved", with_free["allocated"])),
+        free=None if with_free is None else float(with_free[P.FREE]),
+        free_reserved=None if with_free is None else float(with_free.get(P.RESERVED, with_free[P.ALLOCATED])),
         oom_step=oom_step,
         skipped=skipped,
         kind=kind,
         grouped=grouped,
         steps_per_iteration=spi,
         records_per_iteration=per_iter,
-        last_i=int(sel[-1]["i"]) if sel else None,
+        last_i=int(sel[-1][P.INDEX]) if sel else None,
         records=good,
     )

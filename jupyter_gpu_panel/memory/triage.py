@@ -9,28 +9,22 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
-from ..probe.protocol import (
-    LIBRARY_FRAMES,
-    MODULE_CALL_FILE,
-    MODULE_CALL_NAMES,
-    STEP_MARKER,
-    TRIAGE_MAX_STEPS,
-    TRIAGE_UNITS,
-)
+from ..probe import protocol as P
+from ..probe.protocol import LIBRARY_FRAMES, MODULE_CALL_FILE, MODULE_CALL_NAMES, STEP_MARKER, TRIAGE_MAX_STEPS
 from .wording import human_bytes
 
 DEFAULT_SKIP = LIBRARY_FRAMES
 
 
 def _is_user(fr: Mapping[str, Any], skip: Sequence[str]) -> bool:
-    name = str(fr.get("filename", "") or "")
+    name = str(fr.get(P.FRAME_FILE, "") or "")
     return bool(name) and not any(s in name for s in skip)
 
 
 def _is_module_call(fr: Mapping[str, Any]) -> bool:
     """A frame of torch's ``nn.Module.__call__`` machinery (``_call_impl`` and its wrappers)."""
-    name = str(fr.get("filename", "") or "").replace("\\", "/")
-    return MODULE_CALL_FILE in name and fr.get("name") in MODULE_CALL_NAMES
+    name = str(fr.get(P.FRAME_FILE, "") or "").replace("\\", "/")
+    return MODULE_CALL_FILE in name and fr.get(P.FRAME_NAME) in MODULE_CALL_NAMES
 
 
 def _user_frames(
@@ -59,17 +53,17 @@ def _user_frame(frames: Sequence[Mapping[str, Any]], skip: Sequence[str]) -> Opt
 
 
 def _place(fr: Mapping[str, Any]) -> str:
-    return f"{fr.get('filename')}:{fr.get('line')} {fr.get('name', '')}".strip()
+    return f"{P.code_key(fr.get(P.FRAME_FILE), fr.get(P.FRAME_LINE))} {fr.get(P.FRAME_NAME, '')}".strip()
 
 
 def _is_marker(ev: Mapping[str, Any]) -> bool:
-    return any(fr.get("name") == STEP_MARKER for fr in ev.get("frames") or ())
+    return any(fr.get(P.FRAME_NAME) == STEP_MARKER for fr in ev.get(P.EVENT_FRAMES) or ())
 
 
 def _step_of_events(events: Sequence[Mapping[str, Any]], steps: int) -> list[int]:
     """Which step each event belongs to: cut at the probe's markers, or, in a history without
     them, into ``steps`` equal runs of events (a training loop does the same work each step)."""
-    marks = [i for i, ev in enumerate(events) if ev.get("action") == "alloc" and _is_marker(ev)]
+    marks = [i for i, ev in enumerate(events) if ev.get(P.EVENT_ACTION) == P.ACTION_ALLOC and _is_marker(ev)]
     if marks:
         # events from one marker up to the next are one step (those before the first: step 0)
         return [max(0, bisect.bisect_right(marks, i) - 1) for i in range(len(events))]
@@ -92,7 +86,7 @@ def triage_snapshot(
     device: Optional[int] = None,
     skip: Sequence[str] = DEFAULT_SKIP,
     source_line: Optional[Callable[[str, int], Optional[str]]] = None,
-    unit: str = "step",
+    unit: str = P.UNIT_STEP,
 ) -> dict[str, Any]:
     """Name the allocation stacks whose tensors survive every step (``unit``: what a step is,
     ``second`` when the probe's clock cut the history).
@@ -105,7 +99,7 @@ def triage_snapshot(
     survives from one step only, so groups are ranked by the steps they survive from, then by
     bytes. ``source_line(filename, line)`` may return the code text.
     """
-    traces = snapshot.get("device_traces") or []
+    traces = snapshot.get(P.RESULT_TRACES) or []
     if device is not None:
         traces = [traces[device]] if device < len(traces) else []
     steps = max(1, int(steps))
@@ -114,18 +108,18 @@ def triage_snapshot(
         events = list(dev_events or [])
         step_of = _step_of_events(events, steps)
         for ev, k in zip(events, step_of):
-            action = ev.get("action")
-            addr = ev.get("addr")
+            action = ev.get(P.EVENT_ACTION)
+            addr = ev.get(P.EVENT_ADDR)
             if addr is None:
                 continue
-            if action == "alloc":
+            if action == P.ACTION_ALLOC:
                 if not _is_marker(ev):
                     alive[int(addr)] = (ev, k)
-            elif action in ("free_requested", "free_completed", "free"):
+            elif action in P.FREE_ACTIONS:
                 alive.pop(int(addr), None)
     groups: dict[str, dict[str, Any]] = {}
     for ev, k in alive.values():
-        fr, inner = _user_frames(ev.get("frames") or [], skip)
+        fr, inner = _user_frames(ev.get(P.EVENT_FRAMES) or [], skip)
         if fr is None:
             key, where, label, code = (
                 "<no user frame>",
@@ -136,13 +130,14 @@ def triage_snapshot(
         else:
             where = _place(fr)
             key = where
-            code = source_line(str(fr.get("filename")), int(fr.get("line") or 0)) if source_line else None
-            label = f"`{_short_place(str(fr.get('filename')), fr.get('line'))}" + (f" {code.strip()}`" if code else "`")
+            code = source_line(str(fr.get(P.FRAME_FILE)), int(fr.get(P.FRAME_LINE) or 0)) if source_line else None
+            place = _short_place(str(fr.get(P.FRAME_FILE)), fr.get(P.FRAME_LINE))
+            label = f"`{place}" + (f" {code.strip()}`" if code else "`")
         grp = groups.setdefault(
             key,
             {"where": where, "code": code, "label": label, "bytes": 0, "count": 0, "_steps": {}, "_inner": {}},
         )
-        size = int(ev.get("size") or 0)
+        size = int(ev.get(P.EVENT_SIZE) or 0)
         grp["bytes"] += size
         grp["count"] += 1
         grp["_steps"][k] = grp["_steps"].get(k, 0) + size
@@ -169,8 +164,8 @@ def triage_snapshot(
             message = f"{label} kept {human_bytes(top['bytes'])} over {steps} {unit}s"
         inner = top.get("_inner_frame")
         if inner is not None:
-            text = source_line(str(inner.get("filename")), int(inner.get("line") or 0)) if source_line else None
-            place = _short_place(str(inner.get("filename")), inner.get("line"))
+            text = source_line(str(inner.get(P.FRAME_FILE)), int(inner.get(P.FRAME_LINE) or 0)) if source_line else None
+            place = _short_place(str(inner.get(P.FRAME_FILE)), inner.get(P.FRAME_LINE))
             message += f" (allocated in `{place}" + (f" {text.strip()}`)" if text else "`)")
     for grp in ranked:
         grp.pop("label", None)
@@ -182,23 +177,24 @@ def triage_result(doc: Any) -> dict[str, Any]:
     """What the panel shows for a probe's ``triage.json``: the stacks that survive every step."""
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
-    raw_steps = doc.get("steps")
+    raw_steps = doc.get(P.RESULT_STEPS)
     steps = (
         raw_steps
         if isinstance(raw_steps, int) and not isinstance(raw_steps, bool) and 0 < raw_steps <= TRIAGE_MAX_STEPS
         else 0
     )
-    t = doc.get("t") if isinstance(doc.get("t"), (int, float)) and math.isfinite(doc["t"]) else None
+    raw_t = doc.get(P.RESULT_TIME)
+    t = raw_t if isinstance(raw_t, (int, float)) and not isinstance(raw_t, bool) and math.isfinite(raw_t) else None
     out: dict[str, Any] = {"t": t, "steps": steps, "message": None, "stacks": [], "error": None}
-    if doc.get("error"):
-        return {**out, "state": "error", "error": str(doc["error"])[:500]}
-    code = doc.get("code") if isinstance(doc.get("code"), dict) else {}
+    if doc.get(P.RESULT_ERROR):
+        return {**out, "state": "error", "error": str(doc[P.RESULT_ERROR])[:500]}
+    code = doc.get(P.RESULT_CODE) if isinstance(doc.get(P.RESULT_CODE), dict) else {}
 
     def source_line(filename: str, line: int) -> Optional[str]:
-        text = code.get(f"{filename}:{line}")
+        text = code.get(P.code_key(filename, line))
         return text[:300] if isinstance(text, str) else None
 
-    unit = doc.get("unit") if doc.get("unit") in TRIAGE_UNITS else "step"
+    unit = doc.get(P.RESULT_UNIT) if doc.get(P.RESULT_UNIT) in P.TRIAGE_UNITS else P.UNIT_STEP
     found = triage_snapshot(doc, max(steps, 1), source_line=source_line, unit=unit)
     stacks = [
         {k: s[k] for k in ("where", "code", "bytes", "bytes_per_step", "count", "every_step")}

@@ -51,7 +51,7 @@ BOUND_DEVICE_FREE = "device free"
 BOUND_CAPACITY = "capacity"
 HEADROOM_BOUNDS = (BOUND_PROCESS_CAP, BOUND_DEVICE_FREE, BOUND_CAPACITY)
 #: ``step_source`` values: what one iteration's records come from.
-STEP_SOURCES = {P.KIND_STEP: "optimizer", P.KIND_FORWARD: "forward", P.KIND_TIME: "timer"}
+STEP_SOURCES = {P.KIND_STEP: "optimizer", P.KIND_FORWARD: "forward", P.KIND_CLOCK: "timer"}
 
 
 def capacity_bound(

@@ -3,8 +3,8 @@
 A loop of plain tensor operations (moving batches to the GPU and keeping them, a hand-written
 sampler) writes no step and no forward record, so the probe would see nothing. While a cell (or
 a script) runs with neither kind recorded for ``protocol.IDLE_OPTIMIZER_SECONDS``, a daemon
-thread reads the allocator every ``protocol.TIMER_SECONDS`` and, once it has moved in this run,
-writes a ``kind: time`` record every reading; the detector judges that series on a time axis
+thread reads the allocator every ``protocol.CLOCK_SECONDS`` and, once it has moved in this run,
+writes a ``protocol.KIND_CLOCK`` record (``kind: time``) every reading; the detector judges that series on a time axis
 (bytes a second, a forecast in seconds). Once a step or a forward record comes, the clock stays
 quiet until the next cell starts.
 
@@ -61,15 +61,15 @@ class ClockRecords:
         if not self.clock_due(now):
             return False
         if not self._run_clock_writes:
-            allocated = int(self.reading()["allocated"])
+            allocated = int(self.reading()[P.ALLOCATED])
             if self._run_baseline is None or allocated == self._run_baseline:
                 self._run_baseline = allocated
                 return False
             self._run_clock_writes = True
-        self._record(P.KIND_TIME, None, None, now)
+        self._record(P.KIND_CLOCK, None, None, now)
         return True
 
-    def start_clock(self, period: float = P.TIMER_SECONDS) -> None:
+    def start_clock(self, period: float = P.CLOCK_SECONDS) -> None:
         if self._clock is not None:
             return
         self._clock_stop = threading.Event()
@@ -94,10 +94,10 @@ class ClockRecords:
                 print(f"jupyter-gpu-panel: probe clock record failed: {exc}", file=sys.stderr)
 
     def _count_run_record(self, kind: str) -> None:
-        if kind != P.KIND_TIME:
+        if kind != P.KIND_CLOCK:
             self._run_records += 1
 
     def _clock_fields(self, rec: dict[str, Any]) -> None:
-        """A ``time`` record's iteration field: ``iter`` counts the clock's readings."""
+        """A clock record's iteration field: ``iter`` counts the clock's readings."""
         rec[P.ITER] = self._ticks
         self._ticks += 1

@@ -61,11 +61,11 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
         self.dir = Path(directory) if directory else probe_dir()
         self.pid = os.getpid()
         self.max_bytes = max_bytes
-        self.path = probe_file(self.dir, self.pid, "iters")
-        self.cells_path = probe_file(self.dir, self.pid, "cells")
-        self.meta_path = probe_file(self.dir, self.pid, "meta")
-        self.triage_request_path = probe_file(self.dir, self.pid, "triage-request")
-        self.triage_path = probe_file(self.dir, self.pid, "triage")
+        self.path = probe_file(self.dir, self.pid, P.FILE_ITERS)
+        self.cells_path = probe_file(self.dir, self.pid, P.FILE_CELLS)
+        self.meta_path = probe_file(self.dir, self.pid, P.FILE_META)
+        self.triage_request_path = probe_file(self.dir, self.pid, P.FILE_TRIAGE_REQUEST)
+        self.triage_path = probe_file(self.dir, self.pid, P.FILE_TRIAGE)
         self._triage_left = 0  # iterations still to record; 0 when not recording
         self._triage_steps = 0
         self._next_triage_check = 0.0
@@ -112,14 +112,14 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         meta = {
-            "pid": self.pid,
-            "kernel_id": _kernel_id(),
-            "device": self.device,
-            "limit": self.limit,
-            "started": time.time(),
-            "torch": self.torch.__version__,
-            "argv": sys.argv[:4],
-            "rank": os.environ.get("RANK"),
+            P.META_PID: self.pid,
+            P.META_KERNEL_ID: _kernel_id(),
+            P.META_DEVICE: self.device,
+            P.META_LIMIT: self.limit,
+            P.META_STARTED: time.time(),
+            P.META_TORCH: self.torch.__version__,
+            P.META_ARGV: sys.argv[:4],
+            P.META_RANK: os.environ.get("RANK"),
         }
         self._write_private(self.meta_path, json.dumps(meta))
         self._fh = self._open_private(self.path, "a")
@@ -150,23 +150,23 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
                 return int(nested.get(key, {}).get("all", {}).get(field, 0))
 
             return {
-                "allocated": all_("allocated_bytes"),
-                "reserved": all_("reserved_bytes"),
-                "active": all_("active_bytes"),
-                "inactive_split": all_("inactive_split_bytes"),
-                "peak_allocated": all_("allocated_bytes", "peak"),
-                "alloc_retries": int(nested.get("num_alloc_retries", 0)),
-                "num_ooms": int(nested.get("num_ooms", 0)),
+                P.ALLOCATED: all_("allocated_bytes"),
+                P.RESERVED: all_("reserved_bytes"),
+                P.ACTIVE: all_("active_bytes"),
+                P.INACTIVE_SPLIT: all_("inactive_split_bytes"),
+                P.PEAK_ALLOCATED: all_("allocated_bytes", "peak"),
+                P.ALLOC_RETRIES: int(nested.get("num_alloc_retries", 0)),
+                P.NUM_OOMS: int(nested.get("num_ooms", 0)),
             }
-        stats = self.torch.cuda.memory_stats(self.device)
+        stats = self.torch.cuda.memory_stats(self.device)  # torch's own key names
         return {
-            "allocated": stats.get("allocated_bytes.all.current", 0),
-            "reserved": stats.get("reserved_bytes.all.current", 0),
-            "active": stats.get("active_bytes.all.current", 0),
-            "inactive_split": stats.get("inactive_split_bytes.all.current", 0),
-            "peak_allocated": stats.get("allocated_bytes.all.peak", 0),
-            "alloc_retries": stats.get("num_alloc_retries", 0),
-            "num_ooms": stats.get("num_ooms", 0),
+            P.ALLOCATED: stats.get("allocated_bytes.all.current", 0),
+            P.RESERVED: stats.get("reserved_bytes.all.current", 0),
+            P.ACTIVE: stats.get("active_bytes.all.current", 0),
+            P.INACTIVE_SPLIT: stats.get("inactive_split_bytes.all.current", 0),
+            P.PEAK_ALLOCATED: stats.get("allocated_bytes.all.peak", 0),
+            P.ALLOC_RETRIES: stats.get("num_alloc_retries", 0),
+            P.NUM_OOMS: stats.get("num_ooms", 0),
         }
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
@@ -190,8 +190,13 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
 
     def _record_locked(self, kind: str, key: Optional[str], source: Any, now: float) -> None:
         last_t = self._last_t[kind]
-        rec: dict[str, Any] = {"i": self.step, P.KIND: kind, "t": now, "dt": None if last_t is None else now - last_t}
-        if kind == P.KIND_TIME:
+        rec: dict[str, Any] = {
+            P.INDEX: self.step,
+            P.KIND: kind,
+            P.TIME: now,
+            P.DT: None if last_t is None else now - last_t,
+        }
+        if kind == P.KIND_CLOCK:
             starts = True  # each reading of the clock is a step of its triage (a second)
             self._clock_fields(rec)
         else:
@@ -208,7 +213,7 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
                 rec[P.STEPS_PER_ITERATION] = its.last_calls
             self._count_run_record(kind)
         rec.update(self.reading())
-        rec["limit"] = self.limit = self._limit()
+        rec[P.LIMIT] = self.limit = self._limit()
         if self._free_ok and now >= self._next_free:
             self._next_free = now + P.FREE_SECONDS
             try:
@@ -216,8 +221,8 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
             except Exception:  # noqa: BLE001 - no driver query here (a CPU build): never again
                 free, self._free_ok = None, False
             if free is not None:
-                rec["free"] = free
-        rec["device"] = self.device
+                rec[P.FREE] = free
+        rec[P.DEVICE] = self.device
         self._last_t[kind] = now
         self.step += 1
         self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
@@ -227,7 +232,7 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
             if self._fh.tell() > self.max_bytes:
                 self._rotate()
         if starts:
-            self._triage_tick(now, "second" if kind == P.KIND_TIME else "step")
+            self._triage_tick(now, P.UNIT_SECOND if kind == P.KIND_CLOCK else P.UNIT_STEP)
 
     def _rotate(self) -> None:
         """Keep the newest records and one older file, so the size stays bounded."""
@@ -237,7 +242,7 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
 
     def record_cell(self, cell_id: str, execution_count: Optional[int]) -> None:
         """After each cell: what it left allocated (the per-cell leak signal)."""
-        rec = {"t": time.time(), "cell": cell_id, "execution_count": execution_count, **self.reading()}
+        rec = {P.TIME: time.time(), P.CELL: cell_id, P.EXECUTION_COUNT: execution_count, **self.reading()}
         with self._open_private(self.cells_path, "a") as fh:
             fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
         with self._lock:

@@ -14,13 +14,19 @@ from typing import Optional
 #: The probe directory's name inside the Jupyter runtime dir (mode 0700, owned by the user).
 PROBE_DIR_NAME = "gpu-panel"
 
-#: kind -> file name suffix of ``probe-<pid>.<suffix>``.
+#: The probe's files (the ``kind`` of ``probe_file``).
+FILE_META = "meta"  # who wrote the files (one JSON object, rewritten at start: META_* keys)
+FILE_ITERS = "iters"  # one record per optimizer step (or top-level forward, see KIND)
+FILE_CELLS = "cells"  # one record per executed cell
+FILE_TRIAGE_REQUEST = "triage-request"  # written by the server: record the next steps (REQUEST_*)
+FILE_TRIAGE = "triage"  # written by the probe: the allocation history it saw (RESULT_*)
+#: file kind -> file name suffix of ``probe-<pid>.<suffix>``.
 FILE_SUFFIXES: dict[str, str] = {
-    "meta": "json",  # who wrote the files (one JSON object, rewritten at start)
-    "iters": "iters.jsonl",  # one record per optimizer step (or top-level forward, see KIND)
-    "cells": "cells.jsonl",  # one record per executed cell
-    "triage-request": "triage-request",  # written by the server: record the next steps
-    "triage": "triage.json",  # written by the probe: the allocation history it saw
+    FILE_META: "json",
+    FILE_ITERS: "iters.jsonl",
+    FILE_CELLS: "cells.jsonl",
+    FILE_TRIAGE_REQUEST: "triage-request",
+    FILE_TRIAGE: "triage.json",
 }
 
 
@@ -49,13 +55,51 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_READ_BYTES = 8 * 1024 * 1024
 
 # -- record fields -----------------------------------------------------------------------------
-#: Integer byte counters of a step or cell record (non-negative, below 2**63). ``limit`` is
-#: what this process may allocate now (card total x per-process fraction, re-read at every
-#: record); ``free`` is the device's free memory now (``cudaMemGetInfo``: every process's use
-#: counted), read at most every ``FREE_SECONDS``.
-BYTE_FIELDS = ("allocated", "reserved", "active", "inactive_split", "peak_allocated", "limit", "free")
+#: Every step record (``*.iters.jsonl``): its index among the file's records (0, 1, ...), the Unix
+#: time of the reading, and seconds since the previous record of its kind (null for the first).
+INDEX = "i"
+TIME = "t"
+DT = "dt"
+#: The CUDA device the readings are of (step records and the meta).
+DEVICE = "device"
+#: The allocator's byte counters (``torch.cuda.memory_stats``: current, and the peak).
+ALLOCATED = "allocated"
+RESERVED = "reserved"
+ACTIVE = "active"
+INACTIVE_SPLIT = "inactive_split"
+PEAK_ALLOCATED = "peak_allocated"
+#: What this process may allocate now (card total x per-process fraction, re-read at every
+#: record; also in the meta, as at start).
+LIMIT = "limit"
+#: The device's free memory now (``cudaMemGetInfo``: every process's use counted), read at most
+#: every ``FREE_SECONDS``.
+FREE = "free"
+#: Integer byte counters of a step or cell record (non-negative, below 2**63).
+BYTE_FIELDS = (ALLOCATED, RESERVED, ACTIVE, INACTIVE_SPLIT, PEAK_ALLOCATED, LIMIT, FREE)
 #: Non-negative integer counters.
-COUNT_FIELDS = ("alloc_retries", "num_ooms")
+ALLOC_RETRIES = "alloc_retries"
+NUM_OOMS = "num_ooms"
+COUNT_FIELDS = (ALLOC_RETRIES, NUM_OOMS)
+#: ``{"i": n, "oom": true}``: the line a step that ran out of memory leaves (recorded traces); no reading.
+OOM = "oom"
+
+#: A cell record (``*.cells.jsonl``, one per executed cell, plus the byte counters above): the
+#: cell's id, its execution count, and (recorded traces only) whether it raised.
+CELL = "cell"
+EXECUTION_COUNT = "execution_count"
+CELL_ERROR = "error"
+
+#: The meta file (``probe-<pid>.json``): who wrote the files. ``pid`` must be the one in the file
+#: name; ``device`` and ``limit`` as in the records; ``started`` the probe's start (Unix time);
+#: ``torch`` its version; ``argv`` the first words of the command line; ``rank`` torchrun's.
+META_PID = "pid"
+META_KERNEL_ID = "kernel_id"
+META_DEVICE = DEVICE
+META_LIMIT = LIMIT
+META_STARTED = "started"
+META_TORCH = "torch"
+META_ARGV = "argv"
+META_RANK = "rank"
 
 #: What wrote a record: an optimizer step (the global step post-hook), the end of a
 #: top-level ``nn.Module`` call in a loop without an optimizer (inference, eval, generation),
@@ -64,8 +108,9 @@ COUNT_FIELDS = ("alloc_retries", "num_ooms")
 KIND = "kind"
 KIND_STEP = "step"
 KIND_FORWARD = "forward"
-KIND_TIME = "time"
-KINDS = (KIND_STEP, KIND_FORWARD, KIND_TIME)
+#: The probe's clock (``probe/clock.py``). Files say ``"time"``, as they have since the clock came.
+KIND_CLOCK = "time"
+KINDS = (KIND_STEP, KIND_FORWARD, KIND_CLOCK)
 #: Iteration index of the record, per kind: it advances when a source (an optimizer, a
 #: top-level module) that already fired in the current iteration fires again, so a GAN's
 #: G and D steps, or a second optimizer for a head, make one iteration.
@@ -91,7 +136,43 @@ TRIAGE_STEPS = 4
 TRIAGE_MAX_STEPS = 32
 #: What one recorded step of a triage is (``unit`` in ``triage.json``): a loop's iteration, or
 #: a second of the probe's clock (code with no optimizer step and no module call).
-TRIAGE_UNITS = ("step", "second")
+UNIT_STEP = "step"
+UNIT_SECOND = "second"
+TRIAGE_UNITS = (UNIT_STEP, UNIT_SECOND)
+#: The triage request (``probe-<pid>.triage-request``, written by the server): how many steps to
+#: record, and when it was asked.
+REQUEST_STEPS = "steps"
+REQUEST_TIME = TIME
+#: The triage result (``probe-<pid>.triage.json``, written by the probe): when, by whom, the steps
+#: recorded and their unit, then either ``error`` or torch's allocation history of the device
+#: (``device_traces``: one list of events) with ``code``, each stack line's source by
+#: ``code_key`` (only the probe's process can read notebook cells: they live in its linecache).
+RESULT_TIME = TIME
+RESULT_PID = META_PID
+RESULT_DEVICE = DEVICE
+RESULT_STEPS = REQUEST_STEPS
+RESULT_UNIT = "unit"
+RESULT_ERROR = "error"
+RESULT_TRACES = "device_traces"
+RESULT_CODE = "code"
+#: An event of the history and a frame of its stack, keyed as torch's ``_snapshot()`` keys them
+#: (the probe keeps torch's names, so the server reads a probe's history and torch's alike).
+EVENT_ACTION = "action"
+EVENT_ADDR = "addr"
+EVENT_SIZE = "size"
+EVENT_FRAMES = "frames"
+ACTION_ALLOC = "alloc"
+FREE_ACTIONS = ("free_requested", "free_completed", "free")
+FRAME_FILE = "filename"
+FRAME_LINE = "line"
+FRAME_NAME = "name"
+
+
+def code_key(filename: object, line: object) -> str:
+    """The key of a stack line's source in a triage result's ``code``."""
+    return f"{filename}:{line}"
+
+
 #: The probe allocates (and frees) one tiny tensor from this function at every step boundary
 #: while it records, so the server can cut the history into steps exactly.
 STEP_MARKER = "_triage_step_marker"
@@ -123,10 +204,10 @@ def loaded_reply(device: int) -> str:
 #: an optimizer step (and 3 x the steps' own interval): a training loop is read at its steps.
 IDLE_OPTIMIZER_SECONDS = 2.0
 #: The clock's period: while a cell (or a script) has run this long and longer with neither an
-#: optimizer step nor a module call recorded, the allocator is read every ``TIMER_SECONDS``
-#: from a thread (``kind: time``; ``iter`` counts the readings), and the detector judges
+#: optimizer step nor a module call recorded, the allocator is read every ``CLOCK_SECONDS``
+#: from a thread (``KIND_CLOCK`` records; ``iter`` counts the readings), and the detector judges
 #: that series on a time axis.
-TIMER_SECONDS = 1.0
+CLOCK_SECONDS = 1.0
 #: Forward records are written at most this often (a token-by-token generation calls its
 #: model thousands of times a second); skipped iterations are simply not recorded.
 MIN_FORWARD_RECORD_SECONDS = 0.005
@@ -141,3 +222,11 @@ def load_succeeded(output: str) -> bool:
 #: Frees torch's cached GPU memory in the kernel (variables stay); prints one RELEASED_PREFIX line.
 RELEASE_CODE = "__import__('jupyter_gpu_panel.probe.release', fromlist=['_']).release_cached()"
 RELEASED_PREFIX = "jupyter-gpu-panel: released "
+#: The JSON after it: whether torch was imported and had used CUDA, and its reserved (and
+#: allocated) bytes summed over the devices, before and after.
+RELEASE_TORCH = "torch"
+RELEASE_CUDA = "cuda"
+RELEASE_RESERVED_BEFORE = "reserved_before"
+RELEASE_RESERVED_AFTER = "reserved_after"
+RELEASE_ALLOCATED_BEFORE = "allocated"
+RELEASE_ALLOCATED_AFTER = "allocated_after"

@@ -32,11 +32,11 @@ def _keep_frames(frames: list[Any]) -> list[dict[str, Any]]:
     module call), in order; past ``protocol.TRIAGE_MAX_FRAMES``, the middle ones are dropped."""
     kept = []
     for k, f in enumerate(frames[:TRIAGE_WALK_FRAMES]):
-        name = str(f.get("filename") or "")
+        name = str(f.get(P.FRAME_FILE) or "")
         user = bool(name) and not any(s in name for s in P.LIBRARY_FRAMES)
-        call = f.get("name") == "_call_impl" and P.MODULE_CALL_FILE in name.replace("\\", "/")
+        call = f.get(P.FRAME_NAME) == "_call_impl" and P.MODULE_CALL_FILE in name.replace("\\", "/")
         if k < P.TRIAGE_INNER_FRAMES or user or call:
-            kept.append({"filename": f.get("filename"), "line": f.get("line"), "name": f.get("name")})
+            kept.append({key: f.get(key) for key in (P.FRAME_FILE, P.FRAME_LINE, P.FRAME_NAME)})
     if len(kept) > P.TRIAGE_MAX_FRAMES:
         inner = P.TRIAGE_INNER_FRAMES
         kept = kept[:inner] + kept[len(kept) - (P.TRIAGE_MAX_FRAMES - inner) :]
@@ -47,9 +47,9 @@ class TriageRecorder:
     """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
     ``device``, ``pid``, the triage paths and counters, and ``_write_private``."""
 
-    _triage_unit = "step"  # what the steps of the triage being recorded are (``protocol.TRIAGE_UNITS``)
+    _triage_unit = P.UNIT_STEP  # what the steps of the triage being recorded are (``protocol.TRIAGE_UNITS``)
 
-    def _triage_tick(self, now: float, unit: str = "step") -> None:
+    def _triage_tick(self, now: float, unit: str = P.UNIT_STEP) -> None:
         """At each iteration's start (each clock reading: ``unit`` second): mark the step
         boundary while recording, else look for a request now and then."""
         try:
@@ -79,7 +79,7 @@ class TriageRecorder:
         try:
             with open(self.triage_request_path, "rb") as fh:
                 req = json.loads(fh.read(MAX_META_BYTES) or b"{}")
-            steps = max(1, min(TRIAGE_MAX_STEPS, int(req.get("steps", steps))))
+            steps = max(1, min(TRIAGE_MAX_STEPS, int(req.get(P.REQUEST_STEPS, steps))))
         except (OSError, ValueError, TypeError, AttributeError):
             pass
         try:
@@ -89,7 +89,7 @@ class TriageRecorder:
         try:
             self._record_history(True)
         except Exception as exc:  # noqa: BLE001 - a training step must never fail because of us
-            self._write_triage({"error": f"torch cannot record the allocation history here: {exc}"})
+            self._write_triage({P.RESULT_ERROR: f"torch cannot record the allocation history here: {exc}"})
             return
         self._triage_steps = self._triage_left = steps
         self._triage_step_marker()
@@ -125,29 +125,30 @@ class TriageRecorder:
             except Exception:  # noqa: BLE001
                 pass
         if snap is None:
-            self._write_triage({"error": error})
+            self._write_triage({P.RESULT_ERROR: error})
             return
-        traces = snap.get("device_traces") or []
+        traces = snap.get(P.RESULT_TRACES) or []  # torch's snapshot: the same key as ours
         events, code = [], {}
         for ev in traces[self.device] if self.device < len(traces) else []:
-            frames = _keep_frames(ev.get("frames") or [])
-            if ev.get("action") == "alloc":
+            frames = _keep_frames(ev.get(P.EVENT_FRAMES) or [])
+            if ev.get(P.EVENT_ACTION) == P.ACTION_ALLOC:
                 for f in frames:
-                    key = f"{f['filename']}:{f['line']}"
+                    key = P.code_key(f[P.FRAME_FILE], f[P.FRAME_LINE])
                     if key not in code:
-                        code[key] = linecache.getline(str(f["filename"]), int(f["line"] or 0)).strip() or None
+                        line = linecache.getline(str(f[P.FRAME_FILE]), int(f[P.FRAME_LINE] or 0))
+                        code[key] = line.strip() or None
             events.append(
-                {"action": ev.get("action"), "addr": ev.get("addr"), "size": ev.get("size"), "frames": frames}
+                {**{k: ev.get(k) for k in (P.EVENT_ACTION, P.EVENT_ADDR, P.EVENT_SIZE)}, P.EVENT_FRAMES: frames}
             )
-        self._write_triage({"device_traces": [events], "code": code})
+        self._write_triage({P.RESULT_TRACES: [events], P.RESULT_CODE: code})
 
     def _write_triage(self, doc: dict[str, Any]) -> None:
         doc = {
-            "t": time.time(),
-            "pid": self.pid,
-            "device": self.device,
-            "steps": self._triage_steps,
-            "unit": self._triage_unit,
+            P.RESULT_TIME: time.time(),
+            P.RESULT_PID: self.pid,
+            P.RESULT_DEVICE: self.device,
+            P.RESULT_STEPS: self._triage_steps,
+            P.RESULT_UNIT: self._triage_unit,
             **doc,
         }
         tmp = self.triage_path.with_suffix(".tmp")

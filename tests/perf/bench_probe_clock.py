@@ -3,7 +3,7 @@
     python tests/perf/bench_probe_clock.py [--seconds 20]
 
 Part 1 times one ``clock_tick`` (a look that writes nothing, and a look that writes a record)
-and states the share of one CPU core at the clock's period (``protocol.TIMER_SECONDS``).
+and states the share of one CPU core at the clock's period (``protocol.CLOCK_SECONDS``).
 Part 2 runs the real clock thread for ``--seconds`` while the main thread keeps allocating,
 and reports the thread's own CPU time (``time.thread_time`` inside it) per wall second.
 With CUDA the probe reads the real allocator (the hook's full record costs 28 us on an H100:
@@ -118,11 +118,11 @@ def main() -> None:
     where = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU stand-in (no CUDA)"
     look, write = part1(args.repeats)
     cpu, n = part2(args.seconds)
-    print(f"\nThe probe's clock, every {P.TIMER_SECONDS:g} s; allocator: {where}")
+    print(f"\nThe probe's clock, every {P.CLOCK_SECONDS:g} s; allocator: {where}")
     print(f"{'measure':<52} {'value':>12}")
     print(f"{'one look, allocator unchanged (median)':<52} {look:>9.1f} us")
     print(f"{'one look that writes a record (median)':<52} {write:>9.1f} us")
-    share = write / 1e6 / P.TIMER_SECONDS * 100
+    share = write / 1e6 / P.CLOCK_SECONDS * 100
     print(f"{'share of one core at its period (record each tick)':<52} {share:>10.4f} %")
     print(f"{f'clock thread CPU over {args.seconds:g} s, real thread':<52} {cpu * 1e3:>9.2f} ms")
     print(f"{'  per wall second':<52} {cpu / args.seconds * 100:>10.4f} %  (target < 0.1 %)")
