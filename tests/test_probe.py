@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-torch = pytest.importorskip("torch")  # torch is a test dependency: see pyproject [test]
+torch = pytest.importorskip("torch")  # in the test extra (pyproject [test]); CI turns a skip into a failure
 
 import jupyter_gpu_panel.probe as probe_mod  # noqa: E402
 from jupyter_gpu_panel.memory.follower import Probes  # noqa: E402
