@@ -8,9 +8,12 @@ held across I/O, and a refresh that waits on that thread too long answers with t
 
 A refresh costs what changed: each follower reads only new bytes into its step window, a
 probe with nothing new keeps its part of the document, and leak verdicts are re-made for the
-probes with new steps, stalest first, within ``JUDGE_BUDGET`` seconds a refresh (a probe never
-judged yet always is). With a hundred busy probes a verdict is then a few refreshes old; its
-``current_step`` says which step it judged.
+probes with new steps, stalest first, within a budget of seconds a refresh (a probe never
+judged yet always is, and one stale probe at least): ``JUDGE_BUDGET`` for the periodic refresh,
+which keeps verdicts fresh, ``REQUEST_JUDGE_BUDGET`` for a refresh a request asks for, so its
+answer does not wait on the detector and clients asking often do not multiply its cost. With
+a hundred busy probes a verdict is then up to tens of seconds old; its ``current_step`` says
+which step it judged.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ log = logging.getLogger(__name__)
 OWN_ACTIVITY_GRACE = 2.0
 #: Seconds a refresh waits for the probe files before answering with the last view.
 PROBE_IO_TIMEOUT = 5.0
-#: Seconds of re-judging (2-5 ms a probe of 20,000 steps) one refresh may spend on probes with
-#: new steps: a hundred busy probes are each re-judged every ~5-10 refreshes, and a refresh
-#: stays well under 100 ms.
-JUDGE_BUDGET = 0.02
+#: Seconds of re-judging (2-20 ms a probe of 20,000 steps) the periodic refresh may spend on
+#: probes with new steps: at most ~2.5 % of a core every 2 s, a few probes each time.
+JUDGE_BUDGET = 0.05
+#: ... and a refresh a request asks for (``GET kernels?refresh=1``).
+REQUEST_JUDGE_BUDGET = 0.01
 
 
 class KernelTracker:
@@ -94,8 +98,9 @@ class KernelTracker:
         #: ``doc`` encoded (``encode_doc``), made on the probe thread with it (None: not at hand)
         self.doc_bytes: Optional[bytes] = None
         self._pushed: Optional[bytes] = b""  # the encoding last handed to ``on_change``
-        #: seconds of re-judging a refresh may spend (``JUDGE_BUDGET``)
-        self.judge_budget = JUDGE_BUDGET
+        #: seconds of re-judging a refresh may spend: asked by a request, and the periodic one
+        self.judge_budget = REQUEST_JUDGE_BUDGET
+        self.periodic_judge_budget = JUDGE_BUDGET
 
     async def _on_probe_thread(self, fn: Any, *args: Any) -> Any:
         future = asyncio.wrap_future(self._probe_io.submit(fn, *args))
@@ -174,17 +179,20 @@ class KernelTracker:
     async def _run(self) -> None:
         while True:
             try:
-                await self.refresh()
+                await self.refresh(self.periodic_judge_budget)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("kernel tracking refresh failed")
             await asyncio.sleep(self.period)
 
-    async def refresh(self) -> dict[str, Any]:
+    async def refresh(self, judge_budget: Optional[float] = None) -> dict[str, Any]:
+        """A new view; ``judge_budget``: seconds it may spend re-judging probes with new steps
+        (default: a request's, ``judge_budget``)."""
         state = await self.attribution.refresh()
+        budget = self.judge_budget if judge_budget is None else judge_budget
         try:
-            self.doc, self.doc_bytes = await self._on_probe_thread(self._build_encoded, state)
+            self.doc, self.doc_bytes = await self._on_probe_thread(self._build_encoded, state, budget)
         except asyncio.TimeoutError:
             log.warning("kernel view: the probe files took over %.0f s; serving the last view", PROBE_IO_TIMEOUT)
         self.refreshed = True
@@ -225,16 +233,16 @@ class KernelTracker:
             self.culled = [*self.culled, entry][-20:]
         self.doc["culled"] = list(self.culled)
 
-    def _build_encoded(self, state: Any) -> tuple[dict[str, Any], bytes]:
+    def _build_encoded(self, state: Any, judge_budget: float) -> tuple[dict[str, Any], bytes]:
         """The new document and its encoding: a hundred probes' charts are megabytes of JSON,
         encoded here on the probe thread rather than on the event loop."""
-        doc = self._build(state)
+        doc = self._build(state, judge_budget)
         return doc, encode_doc(doc)
 
-    def _build(self, state: Any) -> dict[str, Any]:
+    def _build(self, state: Any, judge_budget: float) -> dict[str, Any]:
         self.probes.poll()
         self.probe_owners.assign(self.probes)
-        self._judge_stale()
+        self._judge_stale(judge_budget)
         capacity = {d.index: d.memory_total for d in self.sampler.devices}
         snap = self.sampler.snapshot()
         kernels = []
@@ -309,13 +317,13 @@ class KernelTracker:
             "culled": list(self.culled),
         }
 
-    def _judge_stale(self) -> None:
+    def _judge_stale(self, budget: float) -> None:
         """Re-make the verdicts of probes with new steps: never-judged ones all, then the stalest
-        first, one at least and more while ``judge_budget`` seconds last. One probe's records
-        that defeat the detector leave it without a verdict (``judge_error``), never the others."""
+        first, one at least and more while ``budget`` seconds last. One probe's records that
+        defeat the detector leave it without a verdict (``judge_error``), never the others."""
         stale = [f for f in list(self.probes.followers.values()) if f.stale]
         stale.sort(key=lambda f: (f.judged is not None, f.judged_at))
-        deadline = time.monotonic() + self.judge_budget
+        deadline = time.monotonic() + budget
         rejudged = 0
         for f in stale:
             if f.judged is not None:

@@ -88,15 +88,17 @@ class StepWindow:
         kept = steps[-self.window :]
         k = len(kept)
         at = self._room(k)
-        self._put(P.INDEX, at, np.fromiter((r[P.INDEX] for r in kept), np.int64, k))
-        self._put(P.ALLOCATED, at, np.fromiter((r[P.ALLOCATED] for r in kept), np.int64, k))
-        codes = np.fromiter((KIND_CODES[r.get(P.KIND, P.KIND_STEP)] for r in kept), np.int8, k)
-        self._put(P.KIND, at, codes)
-        if P.TIME in self._cols or any(P.TIME in r for r in kept):
-            self._put(P.TIME, at, np.fromiter((r.get(P.TIME, math.nan) for r in kept), np.float64, k))
+        # plain lists into column slices: a poll brings a record or two per probe, where numpy
+        # arrays per field would cost more than the values
+        fields = set().union(*kept)
+        self._put(P.INDEX, at, [r[P.INDEX] for r in kept], np.int64)
+        self._put(P.ALLOCATED, at, [r[P.ALLOCATED] for r in kept], np.int64)
+        self._put(P.KIND, at, [KIND_CODES[r.get(P.KIND, P.KIND_STEP)] for r in kept], np.int8)
+        if P.TIME in self._cols or P.TIME in fields:
+            self._put(P.TIME, at, [r.get(P.TIME, math.nan) for r in kept], np.float64)
         for name in OPTIONAL_INTS:
-            if name in self._cols or any(name in r for r in kept):
-                self._put(name, at, np.fromiter((r.get(name, MISSING) for r in kept), np.int64, k))
+            if name in self._cols or name in fields:
+                self._put(name, at, [r.get(name, MISSING) for r in kept], np.int64)
         self._n += k
         return len(steps)
 
@@ -139,13 +141,15 @@ class StepWindow:
         self._start = 0
         return self._n
 
-    def _put(self, name: str, at: int, values: np.ndarray) -> None:
+    def _put(self, name: str, at: int, values: list[Any], kind: type) -> None:
+        """``values`` into rows ``at``... of column ``name``; ``kind``: the field's type (an int
+        field is kept as int32 while its values fit: half the memory)."""
         col = self._cols.get(name)
         if col is None:  # a field first seen now: absent in the rows before
-            dtype = values.dtype if values.dtype in (np.float64, np.int8) else np.int32
-            col = self._cols[name] = np.full(self._cap, math.nan if dtype == np.float64 else MISSING, dtype)
-        if col.dtype == np.int32 and len(values) and (values.max() > _INT32_MAX):
-            col = self._cols[name] = col.astype(np.int64)  # int32 while the values fit: half the memory
+            dtype = np.int32 if kind is np.int64 else kind
+            col = self._cols[name] = np.full(self._cap, math.nan if dtype is np.float64 else MISSING, dtype)
+        if col.dtype == np.int32 and max(values) > _INT32_MAX:
+            col = self._cols[name] = col.astype(np.int64)
         col[at : at + len(values)] = values
 
     # -- reading ---------------------------------------------------------------------------

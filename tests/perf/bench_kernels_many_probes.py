@@ -206,6 +206,7 @@ async def measure(args: argparse.Namespace, port: int, server: psutil.Process, n
 
 def run_once(args: argparse.Namespace, label: str, pythonpath: Optional[str]) -> dict[str, Any]:
     port = free_port()
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-probes-") as tmp:
         probe_dir = Path(tmp) / "gpu-panel"
         probe_dir.mkdir(mode=0o700)
@@ -214,6 +215,7 @@ def run_once(args: argparse.Namespace, label: str, pythonpath: Optional[str]) ->
         if pythonpath:
             env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
         writer = subprocess.Popen([sys.executable, "-c", WRITER, json.dumps(files), "0.5"])
+        log = open(Path(args.server_log) / f"{label.split()[0]}.log", "w") if args.server_log else None
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -229,8 +231,8 @@ def run_once(args: argparse.Namespace, label: str, pythonpath: Optional[str]) ->
             ],  # fmt: skip
             env=env,
             cwd=tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log or subprocess.DEVNULL,
+            stderr=log or subprocess.DEVNULL,
         )
         try:
             for _ in range(150):
@@ -248,7 +250,10 @@ def run_once(args: argparse.Namespace, label: str, pythonpath: Optional[str]) ->
             for proc in sleepers:
                 proc.kill()
                 proc.wait()
-    return {"code": label, **result}
+            if log is not None:
+                log.close()
+    # the 1-minute load average of the machine before and after: other work on it shows here
+    return {"code": label, **result, "load": f"{load0:.1f}-{os.getloadavg()[0]:.1f}"}
 
 
 def worktree(ref: str) -> Path:
@@ -265,6 +270,7 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=180, help="seconds to wait for every probe to be listed")
     ap.add_argument("--before", help="also run a git worktree of this ref (the code before), as the peer")
+    ap.add_argument("--server-log", help="a folder: keep each server's output there (this.log, before.log)")
     args = ap.parse_args()
     rows = [run_once(args, "this tree", None)]
     if args.before:
@@ -280,13 +286,14 @@ def main() -> int:
     )
     print(
         f"{'code':<22} {'warm-up s':>9} {'idle CPU %':>10} {'GET median ms':>13} {'GET max ms':>10} "
-        f"{'requests':>8} {'listed (min)':>12} {'errors':>6} {'doc KB':>7} {'RSS peak MB':>11} {'RSS end MB':>10}"
+        f"{'requests':>8} {'listed (min)':>12} {'errors':>6} {'doc KB':>7} {'RSS peak MB':>11} {'RSS end MB':>10} "
+        f"{'load avg':>9}"
     )
     for r in rows:
         print(
             f"{r['code']:<22} {r['warmup_s']:>9.1f} {r['idle_cpu_pct']:>10.1f} {r['median_ms']:>13.1f} "
             f"{r['max_ms']:>10.1f} {r['requests']:>8} {r['listed_min']:>5}/{args.probes:<6} {r['errors']:>6} "
-            f"{r['doc_kb']:>7.0f} {r['rss_peak_mb']:>11.0f} {r['rss_end_mb']:>10.0f}"
+            f"{r['doc_kb']:>7.0f} {r['rss_peak_mb']:>11.0f} {r['rss_end_mb']:>10.0f} {r['load']:>9}"
         )
     print(json.dumps(rows))
     return 0
