@@ -14,8 +14,8 @@ import codecs
 import json
 import math
 import re
+import time
 import urllib.parse
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -51,9 +51,17 @@ class _Enough(HTTPInputError):
     logging a traceback (only an HTTPInputError passes its delegate's exception logging)."""
 
 
-async def capped_query(client: PrometheusClient, promql: str, max_series: int, max_bytes: int) -> Capped:
-    """An instant query, at most ``max_series`` series of at most ``max_bytes`` bytes of answer.
-    Each series keeps the labels the view reads (``view.LABELS``); the others are dropped."""
+@dataclass
+class Answer:
+    """An answer as it came, in chunks; ``cut``: the download stopped at ``max_bytes``."""
+
+    chunks: list[bytes]
+    cut: bool
+
+
+async def fetch_capped(client: PrometheusClient, promql: str, max_bytes: int) -> Answer:
+    """An instant query's answer, at most ``max_bytes`` bytes of it. Read it with ``read_vector``
+    in a worker thread."""
     chunks: list[bytes] = []
     size = 0
     cut = False
@@ -84,7 +92,7 @@ async def capped_query(client: PrometheusClient, promql: str, max_series: int, m
         raise PrometheusError(f"cannot reach Prometheus at {client.url}: {err.strerror or err}") from None
     except asyncio.TimeoutError:
         raise PrometheusError(f"Prometheus at {client.url} did not answer within {client.timeout:.0f} s") from None
-    return await asyncio.get_running_loop().run_in_executor(None, read_vector, chunks, max_series, cut)
+    return Answer(chunks, cut)
 
 
 def _error(client: PrometheusClient, err: HTTPClientError, chunks: list[bytes]) -> PrometheusError:
@@ -99,11 +107,12 @@ def _error(client: PrometheusClient, err: HTTPClientError, chunks: list[bytes]) 
     return PrometheusError(f"Prometheus answered {err.code}{': ' + detail if detail else ''}")
 
 
-def read_vector(chunks: Sequence[bytes], max_series: int, cut: bool) -> Capped:
-    """The samples of a vector answer given as ``chunks``; ``cut``: the answer was cut short
-    there (a part-read series at the end is dropped). Its work grows with the answer: call it
-    in a worker thread. Each step (a chunk decoded, a series scanned) is short, so the GIL
-    passes to the event loop between steps."""
+def read_vector(answer: Answer, max_series: int) -> Capped:
+    """The samples of a vector answer, at most ``max_series``; each keeps the labels the view
+    reads (``view.LABELS``). A series the cut left part-read is dropped. Its work grows with the
+    answer: call it in a worker thread. Each step (a chunk decoded, a series scanned) is short,
+    and the GIL is offered to the event loop after each chunk."""
+    chunks, cut = answer.chunks, answer.cut
     decoder = codecs.getincrementaldecoder("utf-8")()
     scan = json.JSONDecoder().scan_once
     samples: list[Reading] = []
@@ -113,6 +122,7 @@ def read_vector(chunks: Sequence[bytes], max_series: int, cut: bool) -> Capped:
     expect_item = True
     try:
         for chunk in chunks:
+            time.sleep(0)  # releases the GIL: a waiting event loop runs now, not at the next switch
             text = text[at:] + decoder.decode(chunk)
             at = 0
             if not started:

@@ -10,7 +10,7 @@ import orjson
 
 from ..metrics.sources.prometheus import PrometheusClient, PrometheusError
 from . import promql
-from .capped import Capped, capped_query, release
+from .capped import Answer, Capped, fetch_capped, read_vector, release
 from .view import cluster_view
 
 #: defaults of c.GPUPanel.cluster_max_series / cluster_max_bytes: 6,000 8-GPU nodes of DCGM
@@ -76,21 +76,23 @@ class ClusterService:
             )
         else:
             try:
-                values, scraped = await asyncio.gather(
-                    capped_query(self.client, promql.VALUES, self.max_series, self.max_bytes),
-                    capped_query(self.client, promql.SCRAPED, self.max_series, self.max_bytes),
+                answers = await asyncio.gather(
+                    fetch_capped(self.client, promql.VALUES, self.max_bytes),
+                    fetch_capped(self.client, promql.SCRAPED, self.max_bytes),
                 )
+                # reading, the join, the encoding and the freeing grow with the cluster: one worker
+                # thread does them all (two would take the GIL from the event loop in turns)
+                parts = await asyncio.get_running_loop().run_in_executor(None, self._build, base, *answers, now)
             except PrometheusError as err:
                 parts = doc_parts({**base, "state": "unreachable", "message": str(err)})
-            else:
-                # the join, the encoding and the freeing grow with the cluster: in a worker thread
-                parts = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: self._build(base, values, scraped, now)
-                )
         self._parts, self._at = parts, time.monotonic()
         return parts
 
-    def _build(self, base: dict[str, Any], values: Capped, scraped: Capped, now: float) -> list[bytes]:
+    def _build(self, base: dict[str, Any], values_answer: Answer, scraped_answer: Answer, now: float) -> list[bytes]:
+        values = read_vector(values_answer, self.max_series)
+        scraped = read_vector(scraped_answer, self.max_series)
+        values_answer.chunks.clear()  # the text is read: its megabytes go now
+        scraped_answer.chunks.clear()
         view = cluster_view(
             values.samples,
             scraped.samples,
