@@ -90,7 +90,7 @@ def parse_int(raw: str, name: str, lo: int, hi: int) -> int:
     return value
 
 
-def allowed_methods(handler: type) -> list[str]:
+def allowed_methods(handler: type[web.RequestHandler]) -> list[str]:
     """The HTTP methods ``handler`` implements (tornado's defaults answer 405)."""
     return [
         m
@@ -118,8 +118,8 @@ class PanelMixin:
         if status_code != 405:
             super().write_error(status_code, **kwargs)  # type: ignore[misc]
             return
-        allowed = ", ".join(allowed_methods(type(self)))
-        handler: Any = self
+        handler: Any = self  # a mixin: the request handler it is mixed into
+        allowed = ", ".join(allowed_methods(type(handler)))
         handler.set_header("Allow", allowed)
         handler.set_header("Content-Type", "application/json")
         method = str(self.request.method)[:20]

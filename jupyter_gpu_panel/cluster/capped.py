@@ -114,7 +114,7 @@ def read_vector(answer: Answer, max_series: int) -> Capped:
     and the GIL is offered to the event loop after each chunk."""
     chunks, cut = answer.chunks, answer.cut
     decoder = codecs.getincrementaldecoder("utf-8")()
-    scan = json.JSONDecoder().scan_once
+    scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner: one value at an index
     samples: list[Reading] = []
     series = 0
     text, at = "", 0

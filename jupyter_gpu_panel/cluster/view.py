@@ -93,10 +93,10 @@ def cluster_view(
     for r in values:
         name, value, labels = r[0], r[1], _labels(r)
         if name in DCGM_FIELDS:
-            g = gpu_for(labels)
-            if g is not None:
+            g, key = gpu_for(labels), gpu_key(labels)
+            if g is not None and key is not None:
                 field, scale = DCGM_FIELDS[name]
-                dcgm.setdefault(gpu_key(labels), {})[field] = value * scale  # type: ignore[index]
+                dcgm.setdefault(key, {})[field] = value * scale
                 if "dcgm" not in g["sources"]:
                     g["sources"] += ("dcgm",)
         elif name in OWN_GPU_FIELDS:
@@ -133,10 +133,10 @@ def cluster_view(
         if "mem_used" in fields and "mem_free" in fields:
             g["mem_total"] = fields["mem_used"] + fields["mem_free"]
     for r in scraped:
-        key = gpu_key(_labels(r))
-        if key in gpus:
+        scraped_key = gpu_key(_labels(r))
+        if scraped_key is not None and scraped_key in gpus:
             age = max(0.0, now - r[1])
-            g = gpus[key]
+            g = gpus[scraped_key]
             g["age_s"] = age if g["age_s"] is None else min(g["age_s"], age)
     for g in gpus.values():
         g["stale"] = g["age_s"] is not None and g["age_s"] > stale_after
