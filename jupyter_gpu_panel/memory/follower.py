@@ -168,19 +168,29 @@ class ProbeFollower:
         self.judged, self.judged_at = self.steps.total, time.monotonic()
         return self.leak
 
-    def request_triage(self, steps: int = protocol.TRIAGE_STEPS, auto: bool = False) -> dict[str, Any]:
-        """Ask the probe to record the allocation history of its next ``steps`` steps."""
+    def request_triage(self, steps: Optional[int] = None, auto: bool = False) -> dict[str, Any]:
+        """Ask the probe to record the allocation history of its next ``steps`` steps, or (None)
+        for as long as the verdict's leak needs: until two of its growth increments were seen
+        (``triage.triage_plan``: a leak every 25th step shows once in 25)."""
+        from .triage import triage_plan
+
         now = time.time()
-        request = {protocol.REQUEST_STEPS: steps, protocol.REQUEST_TIME: now}
+        if steps is None:
+            trace = self.steps.trace()
+            request: dict[str, Any] = triage_plan(self.leak, trace.steps, trace.allocated)
+        else:
+            request = {protocol.REQUEST_STEPS: steps}
+        request[protocol.REQUEST_TIME] = now
         write_new(self.triage_request_path, json.dumps(request).encode())
         self.triage = {
             "state": "requested",
             "requested_at": now,
             "t": None,
-            "steps": steps,
+            "steps": request[protocol.REQUEST_STEPS],
             "message": None,
             "stacks": [],
             "error": None,
+            "recording": None,
             "auto": auto,
         }
         return self.triage
@@ -207,6 +217,7 @@ class ProbeFollower:
                 "message": None,
                 "stacks": [],
                 "error": f"unreadable triage result: {err}"[:300],
+                "recording": None,
             }
         self.triage = {**base, **result}
 

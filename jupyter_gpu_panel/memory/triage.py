@@ -1,4 +1,11 @@
-"""Triage: which allocation stack's tensors survive every step (from torch's allocation history)."""
+"""Triage: which allocation stack's tensors survive the steps (from torch's allocation history).
+
+A leak every step leaves survivors from every step; a leak every Nth step from one step in N,
+so the probe records until it saw two of its growth increments (``triage_plan`` asks, from the
+verdict). What the last step still references (its loss, autograd's gradients: no Python frame)
+survives from the last step only. So the stack named is the user's frame that holds the bytes
+surviving from before the last step; "inside torch" only when no user frame holds any.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,11 @@ from typing import Any, Callable, Optional
 from ..probe import protocol as P
 from ..probe.protocol import LIBRARY_FRAMES, MODULE_CALL_FILE, MODULE_CALL_NAMES, STEP_MARKER, TRIAGE_MAX_STEPS
 from .wording import human_bytes
+
+#: Boundary readings the period is taken from (the newest ones of the step window).
+PERIOD_READINGS = 512
+#: The leak's increments: the largest rises of the readings' floor that make this share of its growth.
+INCREMENT_SHARE_OF_GROWTH = 0.8
 
 DEFAULT_SKIP = LIBRARY_FRAMES
 
@@ -79,6 +91,98 @@ def _short_place(filename: str, line: Any) -> str:
     return f"{filename.replace(chr(92), '/').rsplit('/', 1)[-1]}:{line}"
 
 
+def leak_period(pos: Sequence[float], allocated: Sequence[float], bytes_per_step: float) -> tuple[float, float]:
+    """``(period, increment)`` of a leak from the step readings and the verdict's bytes a step.
+
+    The readings' floor (the lowest reading from each step on: a step's transients drop out)
+    rises by the leak's increments and by the wobble of the readings; the wobble of a bounded
+    series adds little to the floor's total rise, so the increments are the fewest largest rises
+    that make ``INCREMENT_SHARE_OF_GROWTH`` of it. The period is the steps between them (a leak
+    every 25th step rises once in 25), their median the increment; with one rise, the period is
+    that rise against the bytes a step (25 steps' worth at once: every 25th step)."""
+    n = min(len(pos), len(allocated), PERIOD_READINGS)
+    rate = float(bytes_per_step)
+    if n < 2 or not rate > 0:
+        return 1.0, max(rate, 0.0)
+    x = [float(v) for v in allocated[len(allocated) - n :]]
+    at = [float(v) for v in pos[len(pos) - n :]]
+    floor = x[:]
+    for k in range(n - 2, -1, -1):
+        floor[k] = min(floor[k], floor[k + 1])
+    rises = sorted(((floor[k] - floor[k - 1], k) for k in range(1, n) if floor[k] > floor[k - 1]), reverse=True)
+    total = sum(r for r, _ in rises)
+    picked, covered = [], 0.0
+    for r, k in rises:
+        if covered >= INCREMENT_SHARE_OF_GROWTH * total:
+            break
+        picked.append((k, r))
+        covered += r
+    if not picked:
+        return 1.0, rate
+    picked.sort()
+    increment = float(statistics.median(r for _, r in picked))
+    if len(picked) >= 2:
+        period = float(statistics.median(at[b] - at[a] for (a, _), (b, _) in zip(picked, picked[1:])))
+    else:
+        period = increment / rate
+    return max(1.0, round(period)), increment
+
+
+def triage_plan(leak: Optional[Mapping[str, Any]], pos: Sequence[float], allocated: Sequence[float]) -> dict[str, Any]:
+    """The triage request for a verdict: the increment the probe waits to see twice and the
+    period it comes at, with room for two periods and a step (at least the usual 4 steps, at
+    most ``TRIAGE_MAX_STEPS``). Without a leak (a manual triage), the usual 4 steps."""
+    plan: dict[str, Any] = {P.REQUEST_STEPS: P.TRIAGE_STEPS}
+    rate = (leak or {}).get("bytes_per_step")
+    if not (leak or {}).get("leak") or not isinstance(rate, (int, float)) or not rate > 0:
+        return plan
+    onset = (leak or {}).get("onset_step")
+    if isinstance(onset, (int, float)):  # the growth regime the verdict judged: not a warm-up before it
+        keep = [k for k, p in enumerate(pos) if p >= onset - 1]
+        pos, allocated = [pos[k] for k in keep], [allocated[k] for k in keep]
+    period, increment = leak_period(pos, allocated, float(rate))
+    need = int(math.ceil(P.TRIAGE_INCREMENTS * period)) + 2  # two increments from any phase, one step past
+    plan[P.REQUEST_INCREMENT] = int(increment)
+    plan[P.REQUEST_PERIOD] = period
+    plan[P.REQUEST_MAX_STEPS] = max(P.TRIAGE_STEPS, min(TRIAGE_MAX_STEPS, need))
+    plan[P.REQUEST_MAX_SECONDS] = P.TRIAGE_MAX_SECONDS
+    return plan
+
+
+def _group_stats(grp: dict[str, Any], steps: int) -> None:
+    """A group's steps kept, bytes a step, and what it holds from before the last step."""
+    per_step = grp.pop("_steps")
+    last = steps - 1  # the step whose tensors the loop may still reference
+    early = sorted(k for k in per_step if k < last)
+    grp["steps_kept"] = len(per_step)
+    grp["early_steps"] = len(early)
+    grp["early_bytes"] = sum(per_step[k] for k in early)
+    # one survivor a step is the leak's signature (the first step may differ: warm-up)
+    grp["every_step"] = grp["steps_kept"] >= max(2, steps - 1)
+    gaps = [b - a for a, b in zip(early, early[1:])]
+    grp["gap"] = float(statistics.median(gaps)) if gaps and not grp["every_step"] else None
+    if grp["every_step"]:
+        # what one step keeps: the median over the steps (the last one also holds what the
+        # running step still references, the first may differ: warm-up)
+        grp["bytes_per_step"] = float(statistics.median([per_step.get(k, 0) for k in range(steps)]))
+    else:  # a leak every Nth step: its bytes spread over the steps recorded before the last
+        grp["bytes_per_step"] = grp["early_bytes"] / max(1, last)
+
+
+def _rank(grp: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The user's frames that hold bytes from before the last step first (from two steps or
+    more before one), then torch's; what only the last step holds after."""
+    user = grp["where"] != NO_USER_FRAME
+    if grp["early_steps"]:
+        tier = (0 if grp["early_steps"] >= 2 else 1) if user else 2
+    else:
+        tier = 3 if user else 4
+    return (tier, -grp["early_bytes"], -grp["steps_kept"], -grp["bytes"])
+
+
+NO_USER_FRAME = "<inside torch>"
+
+
 def triage_snapshot(
     snapshot: Mapping[str, Any],
     steps: int,
@@ -88,16 +192,15 @@ def triage_snapshot(
     source_line: Optional[Callable[[str, int], Optional[str]]] = None,
     unit: str = P.UNIT_STEP,
 ) -> dict[str, Any]:
-    """Name the allocation stacks whose tensors survive every step (``unit``: what a step is,
+    """Name the allocation stacks whose tensors survive the steps (``unit``: what a step is,
     ``second`` when the probe's clock cut the history).
 
     ``snapshot`` is ``torch.cuda.memory._snapshot()`` taken after recording the allocation
-    history (``torch.cuda.memory._record_memory_history()``) for ``steps`` optimizer steps:
-    every allocation in its ``device_traces`` that was never freed by the end survived. They
-    are grouped by the innermost frame outside torch and the standard library. A leak leaves
-    survivors from every step; what the last step still references (its gradients, its loss)
-    survives from one step only, so groups are ranked by the steps they survive from, then by
-    bytes. ``source_line(filename, line)`` may return the code text.
+    history (``torch.cuda.memory._record_memory_history()``) for ``steps`` steps: every
+    allocation in its ``device_traces`` that was never freed by the end survived. They are
+    grouped by the user's call site (``_user_frames``) and ranked by ``_rank``: a leak keeps
+    bytes from before the last step (from every step, or one in N), what the last step still
+    references does not. ``source_line(filename, line)`` may return the code text.
     """
     traces = snapshot.get(P.RESULT_TRACES) or []
     if device is not None:
@@ -121,12 +224,7 @@ def triage_snapshot(
     for ev, k in alive.values():
         fr, inner = _user_frames(ev.get(P.EVENT_FRAMES) or [], skip)
         if fr is None:
-            key, where, label, code = (
-                "<no user frame>",
-                "<inside torch>",
-                "inside torch (no Python frame of yours)",
-                None,
-            )
+            key, where, label, code = NO_USER_FRAME, NO_USER_FRAME, "inside torch (no Python frame of yours)", None
         else:
             where = _place(fr)
             key = where
@@ -144,22 +242,20 @@ def triage_snapshot(
         if inner is not None and inner is not fr:
             grp["_inner"][_place(inner)] = (grp["_inner"].get(_place(inner), (0, inner))[0] + size, inner)
     for grp in groups.values():
-        per_step = grp.pop("_steps")
-        grp["steps_kept"] = len(per_step)
-        # what one step keeps: the median over the steps (the last one also holds what the
-        # running step still references, the first may differ: warm-up)
-        grp["bytes_per_step"] = float(statistics.median([per_step.get(k, 0) for k in range(steps)]))
-        # one survivor a step is the leak's signature (the first step may differ: warm-up)
-        grp["every_step"] = grp["steps_kept"] >= max(2, steps - 1)
+        _group_stats(grp, steps)
         inners = grp.pop("_inner")
         grp["_inner_frame"] = max(inners.values(), key=lambda v: v[0])[1] if inners else None
-    ranked = sorted(groups.values(), key=lambda g: (-g["steps_kept"], -g["bytes"]))
+    ranked = sorted(groups.values(), key=_rank)
     message = None
     if ranked and ranked[0]["bytes"] > 0:
         top = ranked[0]
         label = top.pop("label")
         if top["every_step"]:
             message = f"{label} keeps {human_bytes(top['bytes_per_step'])} a {unit}"
+        elif top["gap"] is not None and top["early_steps"] >= 2:
+            per = top["early_bytes"] / top["early_steps"]
+            message = f"{label} keeps {human_bytes(per)} every {top['gap']:g} {unit}s"
+            message += f" ({human_bytes(top['early_bytes'])} over {steps} {unit}s)"
         else:
             message = f"{label} kept {human_bytes(top['bytes'])} over {steps} {unit}s"
         inner = top.get("_inner_frame")
@@ -173,8 +269,43 @@ def triage_snapshot(
     return {"stacks": ranked, "steps": steps, "message": message}
 
 
+def _finite(value: Any, low: float = 0.0, high: float = float(2**62)) -> Optional[float]:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok and low <= value <= high else None
+
+
+def recording_of(doc: Mapping[str, Any], steps: int, unit: str) -> tuple[dict[str, Any], str]:
+    """How the probe's recording went (``triage.json``'s fields, checked: the file is the user's
+    process's to write): the steps and seconds it took, the growth increments it saw and the
+    period asked, why it stopped, and whether a bound (steps, time, history size) ended it
+    before the increments were seen; and the sentence that says so, or ''."""
+    stopped = doc.get(P.RESULT_STOPPED) if doc.get(P.RESULT_STOPPED) in P.STOP_REASONS else None
+    raw = _finite(doc.get(P.RESULT_INCREMENTS), 0, TRIAGE_MAX_STEPS)
+    increments = None if raw is None else int(raw)
+    seconds = _finite(doc.get(P.RESULT_SECONDS))
+    bounded = stopped in (P.STOP_MAX_STEPS, P.STOP_SECONDS, P.STOP_ENTRIES)
+    view = {
+        "steps": steps,
+        "seconds": seconds,
+        "increments": increments,
+        "period": _finite(doc.get(P.RESULT_PERIOD), 1.0),
+        "stopped": stopped,
+        "bounded": bounded,
+    }
+    if not bounded:
+        return view, ""
+    bound = {
+        P.STOP_MAX_STEPS: f"its bound of {steps} {unit}s",
+        P.STOP_SECONDS: f"its time bound ({seconds or 0:.0f} s)",
+        P.STOP_ENTRIES: f"the bound on torch's history ({P.TRIAGE_MAX_ENTRIES:,} events)",
+    }[stopped]
+    seen = "" if increments is None else f" after {increments} of {P.TRIAGE_INCREMENTS} growth increments"
+    return view, f" Recording stopped at {bound}{seen}."
+
+
 def triage_result(doc: Any) -> dict[str, Any]:
-    """What the panel shows for a probe's ``triage.json``: the stacks that survive every step."""
+    """What the panel shows for a probe's ``triage.json``: the stacks that survive the steps,
+    and how the recording went (``recording_of``)."""
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     raw_steps = doc.get(P.RESULT_STEPS)
@@ -183,9 +314,10 @@ def triage_result(doc: Any) -> dict[str, Any]:
         if isinstance(raw_steps, int) and not isinstance(raw_steps, bool) and 0 < raw_steps <= TRIAGE_MAX_STEPS
         else 0
     )
-    raw_t = doc.get(P.RESULT_TIME)
-    t = raw_t if isinstance(raw_t, (int, float)) and not isinstance(raw_t, bool) and math.isfinite(raw_t) else None
-    out: dict[str, Any] = {"t": t, "steps": steps, "message": None, "stacks": [], "error": None}
+    t = _finite(doc.get(P.RESULT_TIME), -math.inf, math.inf)
+    unit = doc.get(P.RESULT_UNIT) if doc.get(P.RESULT_UNIT) in P.TRIAGE_UNITS else P.UNIT_STEP
+    rec, note = recording_of(doc, steps, unit)
+    out: dict[str, Any] = {"t": t, "steps": steps, "message": None, "stacks": [], "error": None, "recording": rec}
     if doc.get(P.RESULT_ERROR):
         return {**out, "state": "error", "error": str(doc[P.RESULT_ERROR])[:500]}
     code = doc.get(P.RESULT_CODE) if isinstance(doc.get(P.RESULT_CODE), dict) else {}
@@ -194,11 +326,10 @@ def triage_result(doc: Any) -> dict[str, Any]:
         text = code.get(P.code_key(filename, line))
         return text[:300] if isinstance(text, str) else None
 
-    unit = doc.get(P.RESULT_UNIT) if doc.get(P.RESULT_UNIT) in P.TRIAGE_UNITS else P.UNIT_STEP
     found = triage_snapshot(doc, max(steps, 1), source_line=source_line, unit=unit)
     stacks = [
         {k: s[k] for k in ("where", "code", "bytes", "bytes_per_step", "count", "every_step")}
         for s in found["stacks"][:5]
     ]
     message = found["message"] or f"Nothing allocated during {steps} {unit}s survived them."
-    return {**out, "state": "done", "stacks": stacks, "message": message}
+    return {**out, "state": "done", "stacks": stacks, "message": message + note}

@@ -131,9 +131,19 @@ MAX_BYTES_VALUE = 2**62
 MAX_INDEX = 2**53
 
 # -- triage --------------------------------------------------------------------------------
-#: Steps of allocation history recorded for a triage, unless the request says otherwise.
+#: Steps of allocation history recorded for a triage, unless the request says otherwise (the
+#: least recorded: a leak every step shows in 4).
 TRIAGE_STEPS = 4
-TRIAGE_MAX_STEPS = 32
+#: The most steps one triage records: a leak every 25th step needs 2 x 25 + 1 to show twice.
+TRIAGE_MAX_STEPS = 128
+#: The longest a triage records (torch's history with Python stacks slows every allocation).
+TRIAGE_MAX_SECONDS = 60.0
+#: Growth increments a triage waits for: a leak's line survives from two, what the last step
+#: still references from one.
+TRIAGE_INCREMENTS = 2
+#: Events of torch's history kept (its ring buffer drops the oldest past this: the recording
+#: stops before, estimated from the allocator's allocation and free counts).
+TRIAGE_MAX_ENTRIES = 200_000
 #: What one recorded step of a triage is (``unit`` in ``triage.json``): a loop's iteration, or
 #: a second of the probe's clock (code with no optimizer step and no module call).
 UNIT_STEP = "step"
@@ -143,6 +153,14 @@ TRIAGE_UNITS = (UNIT_STEP, UNIT_SECOND)
 #: record, and when it was asked.
 REQUEST_STEPS = "steps"
 REQUEST_TIME = TIME
+#: Optional, from the verdict: the bytes one growth increment adds (a leak every N steps adds
+#: N x its bytes a step at once), the steps between increments, the most steps and seconds to
+#: record. With ``increment`` the probe records past ``steps`` until it saw ``TRIAGE_INCREMENTS``
+#: of them and one step more (so the last step's transients are not the last increment).
+REQUEST_INCREMENT = "increment"
+REQUEST_PERIOD = "period"
+REQUEST_MAX_STEPS = "max_steps"
+REQUEST_MAX_SECONDS = "max_seconds"
 #: The triage result (``probe-<pid>.triage.json``, written by the probe): when, by whom, the steps
 #: recorded and their unit, then either ``error`` or torch's allocation history of the device
 #: (``device_traces``: one list of events) with ``code``, each stack line's source by
@@ -155,6 +173,20 @@ RESULT_UNIT = "unit"
 RESULT_ERROR = "error"
 RESULT_TRACES = "device_traces"
 RESULT_CODE = "code"
+#: How the recording went: the allocated bytes at each step boundary (the first before the
+#: first step), the increments the probe counted in them, the seconds it took, the period asked,
+#: and why it stopped (``STOP_*``: the increments were seen, or which bound ended it).
+RESULT_ALLOCATED = "allocated"
+RESULT_INCREMENTS = "increments"
+RESULT_SECONDS = "seconds"
+RESULT_PERIOD = REQUEST_PERIOD
+RESULT_STOPPED = "stopped"
+STOP_INCREMENTS = "increments"  # two increments and one step past the second
+STOP_STEPS = "steps"  # the steps asked, with no increment size to wait for
+STOP_MAX_STEPS = "max_steps"  # the bound on steps, before two increments
+STOP_SECONDS = "seconds"  # the bound on time
+STOP_ENTRIES = "entries"  # the bound on the history's size
+STOP_REASONS = (STOP_INCREMENTS, STOP_STEPS, STOP_MAX_STEPS, STOP_SECONDS, STOP_ENTRIES)
 #: An event of the history and a frame of its stack, keyed as torch's ``_snapshot()`` keys them
 #: (the probe keeps torch's names, so the server reads a probe's history and torch's alike).
 EVENT_ACTION = "action"

@@ -1018,7 +1018,7 @@ export interface components {
             count: number;
             every_step: boolean;
         };
-        /** @description Which allocation stack survives every step, from torch's allocation history recorded in the process; null until asked. */
+        /** @description Which allocation stack's tensors survive the steps, from torch's allocation history recorded in the process (until two growth increments of the leak were seen, bounded by steps, time and the history's size); null until asked. */
         Triage: {
             /** @enum {string} */
             state: "requested" | "done" | "error";
@@ -1030,6 +1030,23 @@ export interface components {
             message: string | null;
             error: string | null;
             stacks: components["schemas"]["TriageStack"][];
+            /** @description how the recording went; null while requested */
+            recording?: {
+                /** @description steps (or seconds of the probe's clock) recorded */
+                steps: number;
+                seconds: number | null;
+                /** @description growth increments the probe saw; null when no increment size was asked */
+                increments: number | null;
+                /** @description steps between increments, from the verdict */
+                period: number | null;
+                /**
+                 * @description why it stopped: two increments and a step were seen, the steps asked, or a bound (max_steps, seconds, entries: the history's size)
+                 * @enum {string|null}
+                 */
+                stopped: "increments" | "steps" | "max_steps" | "seconds" | "entries" | null;
+                /** @description a bound ended it before the increments were seen (the message says so) */
+                bounded: boolean;
+            } | null;
         } | null;
         /** @description cells whose every run keeps more memory; message suggests `%reset -f out`. Null with fewer than 3 cell records. */
         CellLeaks: {
