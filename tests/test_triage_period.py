@@ -69,9 +69,21 @@ def test_the_period_and_the_increment_come_from_the_verdict_and_the_readings(per
     assert plan[P.REQUEST_MAX_STEPS] == max(4, 2 * period + 2) and plan[P.REQUEST_STEPS] == 4
 
 
+def test_a_warm_up_jump_is_no_increment():
+    """As on the H200: AdamW's state and the first gradients (760 MiB) arrive in the first step,
+    then 20 MiB every 25th step; the verdict flags it at step 110 (there: with its onset at 0)."""
+    x = [0] + [760 * MiB + v - (2 << 30) for v in readings(25, 110, increment=20 * MiB)]
+    leak = verdict_from_records(records(x), capacity=140 << 30)
+    assert leak["leak"]
+    assert leak_period(range(len(x)), x, leak["bytes_per_step"]) == (25, 20 * MiB)  # the jump in the window
+    plan = triage_plan(leak, range(len(x)), x)
+    assert plan[P.REQUEST_PERIOD] == 25 and plan[P.REQUEST_INCREMENT] == 20 * MiB
+    assert plan[P.REQUEST_MAX_STEPS] == 52
+
+
 def test_one_increment_seen_gives_the_period_from_bytes_a_step():
-    x = [0, 0, 0, 25 * MiB, 25 * MiB]
-    assert leak_period(range(5), x, 1 * MiB) == (25, 25 * MiB)
+    x = [0] * 10 + [25 * MiB] * 20  # the window holds one increment of a leak judged longer
+    assert leak_period(range(30), x, 1 * MiB) == (25, 25 * MiB)
 
 
 def test_without_a_leak_the_plan_is_the_usual_four_steps():
@@ -322,3 +334,22 @@ def test_a_kernel_leaking_every_nth_step_is_triaged_to_its_cell_line(tmp_path, p
     assert t["stacks"][0]["where"].endswith(".py:9 <module>") and "ipykernel_" in t["stacks"][0]["where"]
     assert t["recording"]["stopped"] == "increments" and t["recording"]["increments"] == 2
     assert json.loads(json.dumps(t)) == t
+
+
+# -- recorded on an H200 ----------------------------------------------------------------------
+
+H200 = HERE / "data" / "leaks" / "h200-triage-period"
+
+
+@pytest.mark.parametrize("period, steps", [(5, 11), (25, 31)])
+def test_recorded_h200_triage_names_the_validation_line(period, steps):
+    """torch's own history (tests/gpu/triage_period_proof.py on an H200): the user's line holds
+    the surviving graph, 20 MiB an increment; the last step's gradients (256 MiB, no Python
+    frame) rank below it."""
+    out = triage_result(json.loads((H200 / f"every_{period}th.triage.json").read_text()))
+    assert out["state"] == "done" and out["steps"] == steps
+    assert out["message"].startswith(f"`triage_period_proof.py:67 {LEAK_CODE}")
+    assert f"keeps 20 MiB every {period} steps (40 MiB over {steps} steps)" in out["message"]
+    assert out["recording"]["stopped"] == "increments" and out["recording"]["increments"] == 2
+    torch_own = next(s for s in out["stacks"] if s["where"] == "<inside torch>")
+    assert torch_own["bytes"] >= 256 * MiB and out["stacks"][0]["bytes"] == 40 * MiB

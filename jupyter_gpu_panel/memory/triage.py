@@ -99,7 +99,9 @@ def leak_period(pos: Sequence[float], allocated: Sequence[float], bytes_per_step
     series adds little to the floor's total rise, so the increments are the fewest largest rises
     that make ``INCREMENT_SHARE_OF_GROWTH`` of it. The period is the steps between them (a leak
     every 25th step rises once in 25), their median the increment; with one rise, the period is
-    that rise against the bytes a step (25 steps' worth at once: every 25th step)."""
+    that rise against the bytes a step (25 steps' worth at once: every 25th step). A rise larger
+    than the bytes a step times the window's steps is a warm-up's (the optimizer's state), not
+    the leak's."""
     n = min(len(pos), len(allocated), PERIOD_READINGS)
     rate = float(bytes_per_step)
     if n < 2 or not rate > 0:
@@ -109,7 +111,12 @@ def leak_period(pos: Sequence[float], allocated: Sequence[float], bytes_per_step
     floor = x[:]
     for k in range(n - 2, -1, -1):
         floor[k] = min(floor[k], floor[k + 1])
-    rises = sorted(((floor[k] - floor[k - 1], k) for k in range(1, n) if floor[k] > floor[k - 1]), reverse=True)
+    # a rise above what the leak adds over the whole window is none of its increments: the
+    # optimizer's state and the first gradients appear at once in the first steps (a warm-up)
+    most = rate * max(1.0, at[-1] - at[0])
+    rises = sorted(
+        ((floor[k] - floor[k - 1], k) for k in range(1, n) if 0 < floor[k] - floor[k - 1] <= most), reverse=True
+    )
     total = sum(r for r, _ in rises)
     picked, covered = [], 0.0
     for r, k in rises:

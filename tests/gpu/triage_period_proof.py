@@ -16,8 +16,9 @@ checks) and ``triage_period_N.raw.json`` (the probe's ``triage.json``, for recor
 prints each view as JSON. Exits 1 when a check fails: the user's line must be the one named,
 with the bytes that survive, and the recording must have stopped on two increments.
 
-The server side needs numpy, scipy, psutil and orjson (the package's own dependencies); with
-them missing, the alarm is a plain slope over the probe's readings (said in ``verdict_source``).
+The follower needs the package's dependencies (orjson, psutil, jupyter_core); without them the
+records are read here and judged by ``memory.verdict`` (numpy, scipy), else by a plain slope
+over the readings' floor (``verdict_source`` says which).
 """
 
 from __future__ import annotations
@@ -84,6 +85,27 @@ def simple_leak(records: list[dict]) -> dict | None:
     return {"leak": rate > 0, "actionable": rate > 0, "bytes_per_step": rate, "onset_step": None} if rate > 0 else None
 
 
+def read_records(path: Path) -> list[dict]:
+    """The probe's step records so far (a line still being written is left for the next read)."""
+    recs = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            recs.append(json.loads(line))
+        except ValueError:
+            pass
+    return [r for r in recs if isinstance(r, dict) and r.get("allocated") is not None]
+
+
+def judge(recs: list[dict]) -> dict | None:
+    """The server's verdict on the records (numpy and scipy suffice), else a plain slope."""
+    try:
+        from jupyter_gpu_panel.memory.verdict import verdict_from_records
+    except ImportError:
+        return simple_leak(recs)
+    leak = verdict_from_records(recs)
+    return leak if leak is not None and leak["actionable"] else None
+
+
 def follow(period: int, directory: Path, proc: subprocess.Popen) -> dict:
     """The server's part: follow, judge, ask the triage on the first alarm, read the result."""
     from jupyter_gpu_panel.memory.triage import triage_plan, triage_result
@@ -93,8 +115,8 @@ def follow(period: int, directory: Path, proc: subprocess.Popen) -> dict:
         from jupyter_gpu_panel.memory.follower import Probes
 
         probes, source = Probes(directory), "server verdict (memory.verdict)"
-    except ImportError as err:  # no numpy/scipy/psutil/orjson here
-        probes, source = None, f"plain slope ({err})"
+    except ImportError as err:  # no orjson, psutil or jupyter_core here: the verdict on the file's records
+        probes, source = None, f"memory.verdict on the records (the follower cannot import: {err})"
     out: dict = {"period": period, "verdict_source": source, "alarm": None, "request": None, "triage": None}
     deadline = time.monotonic() + RUN_SECONDS + 30
     triage_path = directory / f"probe-{proc.pid}.triage.json"
@@ -112,11 +134,10 @@ def follow(period: int, directory: Path, proc: subprocess.Popen) -> dict:
             if leak is not None and leak["actionable"] and out["alarm"] is None:
                 f.request_triage(auto=True)
         else:
-            lines = (directory / f"probe-{proc.pid}.iters.jsonl").read_text().splitlines()
-            recs = [json.loads(line) for line in lines if line.strip()]
-            leak = simple_leak(recs)
+            recs = read_records(directory / f"probe-{proc.pid}.iters.jsonl")
+            leak = judge(recs)
             if leak is not None and out["alarm"] is None:
-                plan = triage_plan(leak, [r["i"] for r in recs], [r["allocated"] for r in recs])
+                plan = triage_plan(leak, [r.get("iter", r["i"]) for r in recs], [r["allocated"] for r in recs])
                 request_path.write_text(json.dumps({**plan, P.REQUEST_TIME: time.time()}))
         if out["alarm"] is None and request_path.exists():
             out["alarm"] = {k: leak.get(k) for k in ("bytes_per_step", "onset_step", "current_step", "message")}
