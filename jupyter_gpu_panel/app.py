@@ -15,8 +15,8 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, Unicode, default, validate
 
 from .metrics.coalesce import Coalescer
+from .metrics.privacy import Audience
 from .metrics.sampler import MIN_INTERVAL, Sampler
-from .metrics.snapshot import Audience
 from .metrics.sources import SOURCES, make_source
 
 
@@ -222,9 +222,9 @@ class GPUPanel(ExtensionApp):
         )
         from .kernels.tracker import KernelTracker
         from .memory.follower import Probes
-        from .metrics.stream import StreamHub
+        from .metrics.fanout import Fanout
 
-        self.hub = StreamHub(self.sampler)
+        self.fanout = Fanout(self.sampler)
         self.probes = Probes.in_runtime_dir(self.serverapp.runtime_dir)
         self.tracker = KernelTracker(
             self.serverapp,
@@ -235,9 +235,9 @@ class GPUPanel(ExtensionApp):
             idle_after=self.idle_after,
             cull_after=self.cull_idle_gpu_kernels_after,
         )
-        self.hub.owner_of = self.tracker.owner_of
+        self.fanout.owner_of = self.tracker.owner_of
         self.history_work = Coalescer(ttl=self.sampler.interval, name="gpu-panel-history")
-        self.tracker.on_change = self.hub.publish_kernels
+        self.tracker.on_change = self.fanout.publish_kernels
         from .kernels.placer import Placer
 
         # kernels started from now on go through the placer (the panel's kernel provisioner)
@@ -264,7 +264,7 @@ class GPUPanel(ExtensionApp):
         self.sampler.start()
 
     def status_json(self) -> dict[str, Any]:
-        """GET status and the stream's hello: the sampler's state and what this deployment set up."""
+        """GET status and the websocket's hello: the sampler's state and what this deployment set up."""
         from . import __version__
 
         return {
@@ -287,7 +287,7 @@ class GPUPanel(ExtensionApp):
         exporter.register(None)
         self.placer.uninstall()
         self.tracker.stop()
-        self.hub.close()
+        self.fanout.close()
         self.history_work.close()
         await asyncio.get_running_loop().run_in_executor(None, self.sampler.stop)
 

@@ -10,7 +10,7 @@ import pytest
 
 from jupyter_gpu_panel.cluster.capped import Answer, read_vector
 from jupyter_gpu_panel.cluster.view import reading
-from jupyter_gpu_panel.metrics.sources.prometheus import PrometheusError, parse_vector
+from jupyter_gpu_panel.metrics.prometheus_http import PrometheusError, parse_vector
 
 
 def answer(n: int) -> bytes:

@@ -118,10 +118,10 @@ async def test_history_queries_and_their_json_run_off_the_event_loop(jp_fetch, p
     the tornado loop, where every other request and socket waits."""
     import threading
 
-    from jupyter_gpu_panel.api import metrics
+    from jupyter_gpu_panel.api import history
 
     seen = {}
-    query, encode = panel.sampler.history.query, metrics.json_parts
+    query, encode = panel.sampler.history.query, history.json_parts
 
     def spy_query(*args, **kwargs):
         seen["query"] = threading.current_thread()
@@ -132,7 +132,7 @@ async def test_history_queries_and_their_json_run_off_the_event_loop(jp_fetch, p
         return encode(doc)
 
     monkeypatch.setattr(panel.sampler.history, "query", spy_query)
-    monkeypatch.setattr(metrics, "json_parts", spy_encode)
+    monkeypatch.setattr(history, "json_parts", spy_encode)
     resp = await jp_fetch("api", "gpu-panel", "history", params={"max_points": "100"})
     assert resp.code == 200 and json.loads(resp.body)["gpus"]
     loop_thread = threading.main_thread()

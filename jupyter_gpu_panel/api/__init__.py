@@ -11,10 +11,12 @@ def routes() -> list[tuple[str, Any]]:
     """Patterns relative to the server's base_url (ExtensionApp joins them)."""
     from .benchmarks import BenchmarksHandler
     from .cluster import ClusterHandler
+    from .history import HistoryHandler
     from .kernels import KernelActionHandler, KernelsHandler, ProbeTriageHandler
-    from .metrics import DevicesHandler, HistoryHandler, OpenAPIHandler, SnapshotHandler, StatusHandler
+    from .openapi import OpenAPIHandler
     from .placement import PlacementHandler
-    from .stream import StreamHandler
+    from .status import DevicesHandler, SnapshotHandler, StatusHandler
+    from .websocket import StreamHandler
 
     return [
         (rf"/{API}/status", StatusHandler),

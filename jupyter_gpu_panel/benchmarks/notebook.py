@@ -90,7 +90,7 @@ def _resolve_source(t: Template) -> str:
 
 def _reference_source(t: Template) -> str:
     table = json.dumps(peaks.load_peaks(), indent=1)
-    # the setup cell's message when torch is missing: the same command the panel and the CLI give
+    # the Setup cell's (preamble.py) message when torch is missing: the same command the panel and the CLI give
     funcs = "\n\n\n".join(inspect.getsource(f) for f in (*peaks.EMBEDDED, torch_install_command))
     return (
         "# Reference peaks (dense TFLOP/s, GB/s) and measured-achievable figures, one source per row,\n"
@@ -138,7 +138,7 @@ def build_notebook(
                 lit = f"r'''{script}'''" if "'''" not in script and not script.endswith("\\") else repr(script)
                 src = f"# The helper script that torchrun starts, one process per GPU.\nDIST_SCRIPT = {lit}\n\n\n" + src
             cells.append(new_markdown_cell(src) if kind == "markdown" else new_code_cell(src))
-        if sec == "setup":
+        if sec == "preamble":
             cells.append(new_code_cell(_resolve_source(t)))
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -140,7 +140,7 @@ BENCHMARK = Template(
         Param("allreduce_max_mib", None, "largest all-reduce buffer, MiB", {"gpu": 1024, "gpu_quick": 256, "cpu": 4}),
         Param(RESULTS_PARAM, "gpu-benchmark.results.json", "results file, next to the notebook"),
     ),
-    sections=("setup", "environment", "pitfalls", "matmul", "memory", "model", "training", "multigpu", "summary"),
+    sections=("preamble", "environment", "pitfalls", "matmul", "memory", "model", "training", "multigpu", "summary"),
 )
 
 HEALTH = Template(
@@ -163,7 +163,7 @@ HEALTH = Template(
         Param("repeats", None, "timed samples (the median is reported)", {"gpu": 10, "gpu_quick": 10, "cpu": 3}),
         Param(RESULTS_PARAM, "gpu-health-check.results.json", "results file, next to the notebook"),
     ),
-    sections=("setup", "environment", "checks", "health_matmul", "summary"),
+    sections=("preamble", "environment", "checks", "health_matmul", "summary"),
 )
 
 CLASS_LAB = Template(
@@ -219,7 +219,7 @@ CLASS_LAB = Template(
         Param(RESULTS_PARAM, "gpu-class-lab.results.json", "results file, next to the notebook"),
     ),
     sections=(
-        "setup",
+        "preamble",
         (
             "md",
             "## Part 1: the environment\nThe versions below must fit together: torch is built for one CUDA "

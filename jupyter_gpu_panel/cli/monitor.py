@@ -12,7 +12,7 @@ from typing import Any, Optional, TextIO
 
 from ..metrics.readings import STATE_ERROR
 from ..metrics.sampler import MIN_INTERVAL, Sampler, Snapshot
-from ..metrics.snapshot import snapshot_json
+from ..metrics.snapshot_document import snapshot_json
 from ..metrics.sources import SOURCES, make_source
 from ..metrics.trace_format import sidecar_path, trace_record
 from .errors import fail, os_error_text, unwritable

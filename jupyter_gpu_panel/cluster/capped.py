@@ -22,7 +22,7 @@ from typing import Any, Optional
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httputil import HTTPInputError
 
-from ..metrics.sources.prometheus import PrometheusClient, PrometheusError
+from ..metrics.prometheus_http import PrometheusClient, PrometheusError
 from .view import Reading, reading
 
 #: where the series start, in Prometheus' answer (``{"status":"success","data":{"resultType":

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import orjson
 
-from ..metrics.sources.prometheus import PrometheusClient, PrometheusError
+from ..metrics.prometheus_http import PrometheusClient, PrometheusError
 from . import promql
 from .capped import Answer, Capped, fetch_capped, read_vector, release
 from .view import cluster_view

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .sources.prometheus import PrometheusClient
+from .prometheus_http import PrometheusClient
 
 #: history field -> (exported series, scale from the series' base unit back to the field's unit)
 EXPORTED: dict[str, tuple[str, float]] = {

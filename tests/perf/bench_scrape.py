@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import CollectorRegistry, gc_collector, generate_latest, platform_collector, process_collector  # noqa: E402  # noqa: E402
 
 from jupyter_gpu_panel.metrics.exporter import PanelCollector  # noqa: E402
+from jupyter_gpu_panel.metrics.privacy import Audience  # noqa: E402
 from jupyter_gpu_panel.metrics.readings import DeviceInfo, GPUReading  # noqa: E402
 from jupyter_gpu_panel.metrics.sampler import Snapshot  # noqa: E402
-from jupyter_gpu_panel.metrics.snapshot import Audience  # noqa: E402
 from jupyter_gpu_panel.metrics.sources.base import SourceStatus  # noqa: E402
 
 GPUS, KERNELS = 8, 50

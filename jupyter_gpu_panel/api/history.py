@@ -1,14 +1,13 @@
-"""``GET status|devices|snapshot|history|openapi.json``: the sampler's state over HTTP.
+"""``GET history``: the sampler's ring buffers over HTTP, and what Prometheus holds before them.
 
-Thin: parse and check the arguments, ask the sampler, answer. Nothing here calls NVML; what
-grows with the data (a history query and its JSON) runs in a worker thread.
+Thin: parse and check the arguments, ask the history, answer. What grows with the data (a
+history query and its JSON) runs in a worker thread.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from importlib import resources
 from typing import Any, Optional
 
 from jupyter_server.auth.decorator import authorized
@@ -16,42 +15,12 @@ from tornado import web
 
 from ..metrics.history import parse_history_fields
 from ..metrics.older_history import merge_older, older_history
-from ..metrics.snapshot import parse_fields, snapshot_json
-from ..metrics.sources.prometheus import PrometheusClient, PrometheusError
+from ..metrics.prometheus_http import PrometheusClient, PrometheusError
 from .base import BaseHandler, json_parts
 
 MAX_HISTORY_POINTS = 100_000
 #: GPU indices a query may name (NVML numbers devices from 0; no node holds more than this).
 MAX_GPU_INDEX = 1023
-
-
-class StatusHandler(BaseHandler):
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        self.write_json(self.panel.status_json())
-
-
-class DevicesHandler(BaseHandler):
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        self.write_json({"devices": [d.to_json() for d in self.panel.sampler.devices]})
-
-
-class SnapshotHandler(BaseHandler):
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        try:
-            fields = parse_fields(self.list_arg("fields"))
-        except ValueError as err:
-            raise web.HTTPError(400, str(err)) from None
-        panel = self.panel
-        sampler = panel.sampler
-        self.write_json(
-            snapshot_json(sampler.status, sampler.snapshot(), fields, panel.tracker.owner_of, panel.audience())
-        )
 
 
 class HistoryHandler(BaseHandler):
@@ -113,19 +82,6 @@ class HistoryHandler(BaseHandler):
         if not math.isfinite(value):
             raise web.HTTPError(400, "since must be finite")
         return value
-
-
-class OpenAPIHandler(BaseHandler):
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(openapi_text())
-
-
-def openapi_text() -> str:
-    """The API's contract (``api/openapi.json``), as shipped in the package."""
-    return (resources.files("jupyter_gpu_panel.api") / "openapi.json").read_text(encoding="utf-8")
 
 
 async def older_part(

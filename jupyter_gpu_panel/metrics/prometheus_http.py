@@ -1,4 +1,5 @@
-"""Prometheus as a source: instant and range queries over its HTTP API, asynchronously.
+"""A client of Prometheus' HTTP API: instant and range queries, asynchronously. (Not a GPU
+``Source``: those are in ``sources/``; the exporter, which Prometheus scrapes, is ``exporter``.)
 
 The cluster view and history older than the server's own buffer come from here; the browser
 never talks to Prometheus. Requests are non-blocking (tornado's AsyncHTTPClient); decoding a

@@ -1,4 +1,5 @@
-"""``WS stream``: one snapshot per tick, at the rate and with the fields the client picks.
+"""``WS stream``, the websocket: one snapshot per tick, at the rate and with the fields the client
+picks, and the kernels document on every change (both from ``metrics/fanout.py``).
 
 A bad message gets an ``{"type": "error", "message": ...}`` reply and the socket stays open.
 Every message goes through the client's send queue (``send_queue.py``): one write in flight,
@@ -16,9 +17,10 @@ from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web, websocket
 
+from ..metrics.fanout import Message, kernels_message, message_json
+from ..metrics.privacy import Audience
 from ..metrics.sampler import MIN_INTERVAL
-from ..metrics.snapshot import Audience, parse_fields, snapshot_json
-from ..metrics.stream import Message, kernels_message, message_json
+from ..metrics.snapshot_document import parse_fields, snapshot_json
 from .base import AUTH_RESOURCE, MAX_BODY_BYTES, PanelMixin, parse_json_object
 from .send_queue import Writer
 
@@ -92,11 +94,11 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
             self.send(message_json({"type": "snapshot", "snapshot": doc}), "snapshot")
             self.last_sent = snap.t
         panel.tracker.start()  # idempotent: its refreshes are what this socket pushes
-        if panel.hub.kernels_latest is not None:  # then every change, as the tracker sees it
-            self.send(panel.hub.kernels_latest, "kernels")
+        if panel.fanout.kernels_latest is not None:  # then every change, as the tracker sees it
+            self.send(panel.fanout.kernels_latest, "kernels")
         elif panel.tracker.refreshed:
-            self.send(kernels_message(panel.tracker.doc, panel.hub.kernels_seq), "kernels")
-        panel.hub.add(self)
+            self.send(kernels_message(panel.tracker.doc, panel.fanout.kernels_seq), "kernels")
+        panel.fanout.add(self)
 
     def on_message(self, message: Any) -> None:
         try:
@@ -114,22 +116,22 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
     def send(self, message: Message, kind: str) -> None:
         """Queue a message; the writer sends it when the socket took the previous one."""
         if self.writer is None or self.writer.closed:
-            self.panel.hub.remove(self)
+            self.panel.fanout.remove(self)
             return
         self.writer.send(kind, message)
         if self.writer.closed:  # the socket had gone (a tab closed mid-tick) or the client was too slow
-            self.panel.hub.remove(self)
+            self.panel.fanout.remove(self)
 
     def _write(self, message: Message) -> Any:
         # bytes go out as they are (a text frame all the same): no re-encoding per client
         return self.write_message(message)
 
     def _close_slow(self, code: int, reason: str) -> None:
-        self.panel.hub.remove(self)
+        self.panel.fanout.remove(self)
         self.log.warning("gpu-panel stream: closing %s (%s)", self.request.remote_ip, reason)
         self.close(code, reason)
 
     def on_close(self) -> None:
         if self.writer is not None:
             self.writer.stop()
-        self.panel.hub.remove(self)
+        self.panel.fanout.remove(self)

@@ -1,12 +1,13 @@
-"""Fan-out of sampler ticks to websocket clients.
+"""``Fanout``: sampler ticks and the kernels document, out to every websocket client.
 
 The sampler thread hands each snapshot to the event loop once; the loop sends it to
 every client whose chosen rate is due, serialising once per distinct field
 selection, so 100 clients cost one NVML read and a handful of ``json.dumps`` per tick.
 
 Messages are encoded once, as bytes (tornado sends bytes as they are, text frames all the
-same), and handed to each client's send queue (``api/send_queue.py``): a client that reads
-slowly gets the latest snapshot and kernels document, never a backlog.
+same), and handed to each client's send queue (``api/send_queue.py``; the clients are the
+sockets of ``api/websocket.py``): a client that reads slowly gets the latest snapshot and
+kernels document, never a backlog.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any, Optional, Protocol, Union
 
 import orjson
 
+from .privacy import Audience
 from .sampler import Sampler, Snapshot
-from .snapshot import Audience, OwnerLookup, snapshot_json
+from .snapshot_document import OwnerLookup, snapshot_json
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ SEND_BATCH = 20
 Message = Union[str, bytes]
 
 
-class StreamClient(Protocol):
+class FanoutClient(Protocol):
     interval: float
     fields: Optional[tuple[str, ...]]
     last_sent: float
@@ -39,10 +41,10 @@ class StreamClient(Protocol):
         ...
 
 
-class StreamHub:
+class Fanout:
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
-        self.clients: set[StreamClient] = set()
+        self.clients: set[FanoutClient] = set()
         self.owner_of: Optional[OwnerLookup] = None
         self.published = 0  # ticks handed to the loop
         #: the kernels document's version: its ``seq`` in stream messages (a client that skipped
@@ -58,13 +60,13 @@ class StreamHub:
         self.clients.clear()
         self.kernels_latest = None
 
-    def add(self, client: StreamClient) -> None:
+    def add(self, client: FanoutClient) -> None:
         """Called on the event loop, which is the loop ticks are handed to."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         self.clients.add(client)
 
-    def remove(self, client: StreamClient) -> None:
+    def remove(self, client: FanoutClient) -> None:
         self.clients.discard(client)
 
     def _on_tick(self, snap: Snapshot) -> None:
@@ -77,7 +79,7 @@ class StreamHub:
         self.published += 1
         tolerance = self.sampler.interval / 2
         encoded: dict[Any, bytes] = {}
-        batch: list[tuple[StreamClient, Message]] = []
+        batch: list[tuple[FanoutClient, Message]] = []
         for client in list(self.clients):
             if snap.t - client.last_sent < client.interval - tolerance:
                 continue
@@ -96,7 +98,7 @@ class StreamHub:
         message = self.kernels_latest = kernels_message(doc, self.kernels_seq)
         self._send_batched([(client, message) for client in list(self.clients)], "kernels")
 
-    def _send_batched(self, sends: list[tuple[StreamClient, Message]], kind: str) -> None:
+    def _send_batched(self, sends: list[tuple[FanoutClient, Message]], kind: str) -> None:
         """``SEND_BATCH`` writes per loop callback: 200 clients due on the same tick would
         otherwise hold the loop for tens of ms; in batches, other requests run in between."""
         for client, message in sends[:SEND_BATCH]:
@@ -106,11 +108,11 @@ class StreamHub:
         if rest:
             asyncio.get_running_loop().call_soon(self._send_batched, rest, kind)
 
-    def _send(self, client: StreamClient, message: Message, kind: str) -> None:
+    def _send(self, client: FanoutClient, message: Message, kind: str) -> None:
         try:
             client.send(message, kind)
         except Exception:
-            log.debug("dropping stream client", exc_info=True)
+            log.debug("dropping websocket client", exc_info=True)
             self.remove(client)
 
 
