@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from jupyter_gpu_panel.cli import main
+from jupyter_gpu_panel.memory.traces import read_records, sibling_mem_total
+from jupyter_gpu_panel.memory.verdict import verdict_from_records
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 H100 = ROOT / "tests" / "data" / "traces" / "h100"
+H200_ROUND2 = ROOT / "tests" / "data" / "leaks" / "h200-round2"
 STEP_KEYS = {
     "source",
     "leak",
@@ -27,6 +30,7 @@ STEP_KEYS = {
 }
 PROC_KEYS = {"pid", "leak", "actionable", "bytes_per_second", "seconds_to_oom"}
 MiB = 2**20
+GiB = 2**30
 
 
 def leaks_json(capsys, *args: str) -> dict:
@@ -67,6 +71,30 @@ def test_capacity_overrides(capsys):
     assert leaks_json(capsys, slow)["actionable"] is False
     tight = leaks_json(capsys, slow, "--capacity", str(4 * 2**30))
     assert tight["leak"] is True and tight["actionable"] is True
+
+
+def test_capacity_of_the_card_is_an_upper_bound_when_a_second_process_takes_it(capsys, tmp_path):
+    """Issue 19 item 6: a second process took all but 8 GiB of the card from iteration 519; the
+    leak (64 MiB an iteration) ran out of memory at 644. Given ``--capacity`` (the card), the CLI
+    once let it replace the device's free memory the records carry and forecast 14x too late;
+    now the forecast is the same with it as without, the server's, and right."""
+    trace = H200_ROUND2 / "second_process.iters.jsonl"
+    card = sibling_mem_total(trace)
+    records = read_records(trace)[:550]  # the verdict at iteration 548, 29 after the card was taken
+    path = tmp_path / trace.name
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "meta.jsonl").write_text((H200_ROUND2 / "meta.jsonl").read_text())  # the card beside it
+    plain = leaks_json(capsys, str(path))
+    with_card = leaks_json(capsys, str(path), "--capacity", str(card))
+    server = verdict_from_records(records, default_capacity=card)  # what the tracker serves
+    assert server["headroom_bound"] == "device free" and server["actionable"]
+    assert with_card == plain
+    for key in STEP_KEYS - {"source"}:
+        assert plain[key] == (pytest.approx(server[key], rel=1e-9) if isinstance(server[key], float) else server[key])
+    assert abs(server["current_step"] + plain["steps_to_oom"] - 644) <= 5  # out of memory at 644
+    # a capacity below what the records allow is the bound then
+    tight = leaks_json(capsys, str(path), "--capacity", str(server["level"] + 2 * GiB))
+    assert tight["steps_to_oom"] == pytest.approx(32, abs=2)  # 2 GiB at 64 MiB an iteration
 
 
 def test_nvml_trace_and_pid(capsys):

@@ -316,9 +316,22 @@ def test_headroom_bound_device_free_when_another_process_fills_the_card():
     assert early["steps_to_oom"] > 10 * v["steps_to_oom"]  # before: the card was free
 
 
-def test_headroom_bound_capacity_given_wins_and_old_records_say_capacity():
+def test_headroom_bound_capacity_is_an_upper_bound_and_old_records_say_capacity():
+    """A caller's capacity (``--capacity``, issue 19 item 6) bounds the headroom like the records'
+    cap and the device's free memory, never replaces them: above both it changes nothing, below
+    them it is the bound."""
     recs = gan_records(50, spi=1, free=lambda k: 6 * GiB)
-    assert verdict_from_records(recs, capacity=40 * GiB)["headroom_bound"] == "capacity"
+    last, plain = recs[-1], verdict_from_records(recs)
+    assert plain["leak"] and plain["steps_to_oom"] is not None
+    loose = verdict_from_records(recs, capacity=40 * GiB)
+    assert loose["headroom_bound"] == "device free" and loose["capacity"] == last["free"] + last["reserved"]
+    assert loose == plain
+    tight = verdict_from_records(recs, capacity=8 * GiB)
+    assert tight["headroom_bound"] == "capacity" and tight["capacity"] == 8 * GiB
+    assert tight["steps_to_oom"] < plain["steps_to_oom"]
+    # the process cap the probe recorded wins over a larger capacity too
+    capped = verdict_from_records(gan_records(50, spi=1, free=lambda k: 100 * GiB, limit=9 * GiB), capacity=40 * GiB)
+    assert capped["headroom_bound"] == "process cap" and capped["capacity"] == 9 * GiB
     old = [{"i": k, "allocated": BASE + k * MiB} for k in range(10)]
     v = verdict_from_records(old, default_capacity=80 * GiB)
     assert v["headroom_bound"] == "capacity" and v["capacity"] == 80 * GiB

@@ -47,6 +47,8 @@ MiB = 2**20
 #: A bounded buffer's alarm (raised while it fills) must be gone this many iterations after it is full.
 BOUNDED_CLEARS_WITHIN = 10
 #: NVML must flag a leak that grew at least this much for at least this long (10 Hz samples).
+#: One that grew as much in less time may be flagged (the per-tick judge needs 2 s of a fast
+#: growth: ``tick_growth.MIN_SECONDS``) or not; a smaller one, or a healthy process, never.
 NVML_VISIBLE_BYTES = 256 * MiB
 NVML_VISIBLE_SECONDS = 3.0
 
@@ -117,8 +119,9 @@ def iterations(recs: list[dict[str, Any]], kind: str = "step") -> list[dict[str,
     return out
 
 
-def leak_visible_to_nvml(d: Path, m: dict[str, Any]) -> bool:
-    """The leak grew >= 256 MiB over >= 3 s of the trace: NVML's 10 Hz samples see it."""
+def leak_visible_to_nvml(d: Path, m: dict[str, Any]) -> Optional[bool]:
+    """True: the leak grew >= 256 MiB over >= 3 s of the trace (NVML's 10 Hz samples see it);
+    None: it grew as much in less time (the per-tick judge may see it); False otherwise."""
     if not (m["actionable"] and m["leak_bytes_per_iter"]):
         return False
     its = iterations(read_records(d / f"{m['scenario']}.iters.jsonl"), m.get("kind", "step"))
@@ -126,7 +129,9 @@ def leak_visible_to_nvml(d: Path, m: dict[str, Any]) -> bool:
     grew = m["leak_bytes_per_iter"] * len(leaking)
     times = [r["t"] for r in leaking if r.get("t")]
     lasted = (times[-1] - times[0]) if len(times) >= 2 else math.inf  # traces without times: by size
-    return grew >= NVML_VISIBLE_BYTES and lasted >= NVML_VISIBLE_SECONDS
+    if grew < NVML_VISIBLE_BYTES:
+        return False
+    return True if lasted >= NVML_VISIBLE_SECONDS else None
 
 
 def nvml_rows(d: Path, m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -141,8 +146,9 @@ def nvml_rows(d: Path, m: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("t", 0) <= end]
 
 
-def nvml_checks(d: Path, m: dict[str, Any]) -> list[tuple[int, bool, bool]]:
-    """``(pid, actionable, expected)`` for every pid of the NVML file with >= 50 samples."""
+def nvml_checks(d: Path, m: dict[str, Any]) -> list[tuple[int, bool, Optional[bool]]]:
+    """``(pid, actionable, expected)`` for every pid of the NVML file with >= 50 samples
+    (expected None: the leaking pid of a leak too brief to require an alarm)."""
     rows = nvml_rows(d, m)
     out = nvml_contract(nvml_from_records(rows), None, None)
     visible = leak_visible_to_nvml(d, m)
@@ -152,7 +158,7 @@ def nvml_checks(d: Path, m: dict[str, Any]) -> list[tuple[int, bool, bool]]:
         if samples < 50:
             continue
         leaking_pid = m.get("pid") in (None, p["pid"])
-        checks.append((p["pid"], p["actionable"], bool(visible and leaking_pid)))
+        checks.append((p["pid"], p["actionable"], visible if leaking_pid else False))
     return checks
 
 
@@ -160,7 +166,8 @@ def nvml_checks(d: Path, m: dict[str, Any]) -> list[tuple[int, bool, bool]]:
 def test_nvml_verdict_per_pid(d: Path, m: dict[str, Any]) -> None:
     checks = nvml_checks(d, m)
     for pid, got, want in checks:
-        assert got == want, (pid, got, want)
+        if want is not None:
+            assert got == want, (pid, got, want)
     if len(nvml_rows(d, m)) >= 50:
         assert checks
 

@@ -199,13 +199,13 @@ async def test_a_kernel_row_is_flagged_within_5_s_of_a_256_mib_s_growth(jp_fetch
     pid = jp_serverapp.kernel_manager.get_kernel(kid).provisioner.pid
     base = 3 * GiB
     fake.processes[0] = [(pid, base)]
+    fake.facts["mem_used"] = 40 * GiB  # another process's: the forecast counts it
 
     async def row():
-        # the tracker's refresh, as GET kernels?refresh=1 makes it (read here without the HTTP
-        # contract check: the refresh path's verdict carries ``headroom_bound``, which another
-        # change is adding to openapi.json)
-        doc = await panel.tracker.refresh()
-        return next(k for k in doc["kernels"] if k["kernel_id"] == kid)
+        # GET kernels?refresh=1: the answer is checked against openapi.json (the per-tick verdict
+        # is an NvmlVerdict like the refresh path's, ``headroom_bound`` included)
+        resp = await jp_fetch("api", "gpu-panel", "kernels", params={"refresh": "1"})
+        return next(k for k in json.loads(resp.body)["kernels"] if k["kernel_id"] == kid)
 
     flat_until = time.monotonic() + 3.0
     while time.monotonic() < flat_until:  # flat: never flagged
@@ -236,6 +236,10 @@ async def test_a_kernel_row_is_flagged_within_5_s_of_a_256_mib_s_growth(jp_fetch
     after, leak = flagged
     assert after <= 5.0, after
     assert leak["source"] == "nvml" and leak["reason"].startswith("per tick"), leak
+    # in the refresh path's frame: the kernel's own level, the device's free memory above it
+    assert leak["headroom_bound"] == "device free" and leak["level"] >= base, leak
+    assert leak["headroom"] < fake.facts["mem_total"] - 40 * GiB - base, leak
+    assert leak["capacity"] == pytest.approx(leak["level"] + leak["headroom"]), leak
     assert 150 * MiB < leak["bytes_per_second"] < 400 * MiB
     assert leak["seconds_to_oom"] is not None and leak["forecast"] is not None
     print(f"\nkernel row flagged {after:.1f} s after a 256 MiB/s growth began: {leak['message']}")

@@ -30,8 +30,8 @@ import orjson
 from jupyter_core.utils import ensure_async
 
 from ..memory.follower import ProbeFollower, Probes
-from ..memory.tick_growth import TickJudge, as_nvml_verdict, more_urgent
-from ..memory.verdict import nvml_verdict
+from ..memory.tick_growth import TickJudge
+from ..memory.verdict import nvml_final_verdict
 from ..probe import protocol as P
 from .attribution import Attribution
 from .idle import idle_view, to_cull
@@ -257,10 +257,7 @@ class KernelTracker:
                         rows = self.sampler.history.process_series(gpu.index, p.pid)
                         if rows is not None and len(rows):
                             series[(gpu.index, p.pid)] = rows
-            history, leak = self._kernel_history(series, capacity, snap)
-            fast = self.ticks.verdict_for(pids)
-            if more_urgent(fast, leak):
-                leak = as_nvml_verdict(fast, capacity.get(fast["gpu"]))
+            history, leak = self._kernel_history(series, capacity, snap, pids)
             main = self.probes.main_for_kernel(kid)
             probe = None
             if main is not None:
@@ -372,11 +369,12 @@ class KernelTracker:
         return probe, leak
 
     def _kernel_history(
-        self, series: dict[tuple[int, int], Any], capacity: dict[int, Optional[int]], snap: Any
+        self, series: dict[tuple[int, int], Any], capacity: dict[int, Optional[int]], snap: Any, pids: Any
     ) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
         """The kernel's GPU memory over time (its processes summed on the sampler's time grid) and
-        its NVML verdict: ``memory.verdict.nvml_verdict``, the CLI's own, with the device's total
-        and used memory at the latest tick, so other processes on the card shorten the forecast."""
+        its NVML verdict: ``memory.verdict.nvml_final_verdict``, the CLI's own, on that series and
+        the per-tick judge's verdict on its pids, with the device's total and used memory at the
+        latest tick, so other processes on the card shorten the forecast."""
         if not series:
             return {"t": [], "used": []}, None
         # every process series shares the sampler's tick times; sum on the union of them
@@ -388,7 +386,8 @@ class KernelTracker:
         gpu = next(iter(series))[0]
         reading = next((g for g in snap.gpus if g.index == gpu), None) if snap else None
         card = (reading.mem_total if reading is not None else None) or capacity.get(gpu)
-        leak = nvml_verdict(times, total, total=card, device_used=reading.mem_used if reading is not None else None)
+        used = reading.mem_used if reading is not None else None
+        leak = nvml_final_verdict(times, total, total=card, device_used=used, tick=self.ticks.verdict_for(pids))
         step = max(1, len(times) // 600)  # the panel's chart needs no more than ~600 points
         return {"t": times[::step].tolist(), "used": total[::step].astype(int).tolist()}, leak
 

@@ -5,7 +5,9 @@ runs every kernel refresh, so a kernel without the in-kernel probe was flagged 1
 its memory began to grow. Here every tick updates each GPU process's bounded state and the
 verdict is re-made at once, with the evidence needed scaled by urgency as the probe path does
 (``growth.required_evidence``): the sooner the device fills, the shorter the growth that is
-enough.
+enough. ``verdict.nvml_final_verdict`` puts this verdict and the refresh path's together
+(the more urgent one), for the tracker (this judge fed by the sampler) and the CLI (a fresh
+judge replaying the trace's samples) alike.
 
 What a leak looks like in NVML ``used`` (the caching allocator's reserve plus the context):
 the reserve rises in segments, steadily, and gives nothing back. A healthy run's reserve
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -197,13 +200,17 @@ class TickGrowth:
 
 
 class TickJudge:
-    """Every GPU process's ``TickGrowth``, fed by the sampler after each tick (on its thread).
+    """Every GPU process's ``TickGrowth``, fed by the sampler after each tick (on its thread),
+    or by ``replay`` with a recorded trace's samples (the CLI): the same code judges both.
 
+    ``capacity`` (the CLI's ``--capacity``) is an upper bound on what a process can reach: its
+    headroom is the device's free memory or ``capacity`` less its own use, the tighter.
     ``on_tick`` costs O(processes); ``verdict_for`` is read from other threads: it only reads
     the verdict dicts, which are replaced whole, never changed in place.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: Optional[float] = None) -> None:
+        self.capacity = capacity
         self._procs: dict[tuple[int, int], TickGrowth] = {}
 
     def on_tick(self, snap: Any) -> None:
@@ -211,20 +218,55 @@ class TickJudge:
         for gpu in snap.gpus:
             if getattr(gpu, "state", "ok") != "ok":
                 continue
-            free = None
-            if gpu.mem_total is not None and gpu.mem_used is not None:
-                free = float(gpu.mem_total) - float(gpu.mem_used)
-            for p in gpu.processes:
-                if p.used is None:
-                    continue
-                key = (int(gpu.index), int(p.pid))
-                state = self._procs.get(key)
-                if state is None:
-                    state = self._procs[key] = TickGrowth()
-                state.update(t, float(p.used), free)
+            procs = [(int(p.pid), float(p.used)) for p in gpu.processes if p.used is not None]
+            self.feed(t, int(gpu.index), gpu.mem_total, gpu.mem_used, procs)
+        self.forget(t)
+
+    def feed(
+        self,
+        t: float,
+        gpu: int,
+        mem_total: Optional[float],
+        mem_used: Optional[float],
+        procs: Sequence[tuple[int, float]],
+    ) -> None:
+        """One GPU's readings at one tick: its size, its used memory (all processes), and
+        ``(pid, used)`` of each of its processes."""
+        free = None
+        if mem_total is not None and mem_used is not None:
+            free = float(mem_total) - float(mem_used)
+        for pid, used in procs:
+            state = self._procs.get((gpu, pid))
+            if state is None:
+                state = self._procs[(gpu, pid)] = TickGrowth()
+            room = free
+            if self.capacity is not None:
+                room = self.capacity - used if room is None else min(room, self.capacity - used)
+            state.update(t, used, room)
+
+    def forget(self, t: float) -> None:
+        """Drop the processes absent from the readings for ``FORGET_SECONDS``."""
         gone = [k for k, s in self._procs.items() if t - s.seen > FORGET_SECONDS]
         for k in gone:
             del self._procs[k]
+
+    @classmethod
+    def replay(cls, rows: Iterable[Mapping[str, Any]], capacity: Optional[float] = None) -> TickJudge:
+        """A judge fed a recorded trace's samples (``*.nvml.jsonl`` rows: ``t``, ``mem_total``,
+        ``mem_used``, ``procs``; one GPU), tick by tick as the sampler would have fed it."""
+        judge = cls(capacity)
+        for row in rows:
+            if row.get("t") is None:
+                continue
+            t = float(row["t"])
+            procs = [
+                (int(p["pid"]), float(p["used"]))
+                for p in row.get("procs") or []
+                if isinstance(p, Mapping) and p.get("pid") is not None and p.get("used") is not None
+            ]
+            judge.feed(t, int(row.get("gpu") or 0), row.get("mem_total"), device_used_of(row), procs)
+            judge.forget(t)
+        return judge
 
     def verdict_for(self, pids: Any) -> Optional[dict[str, Any]]:
         """The most urgent per-tick verdict among these pids' processes (None: none leaks)."""
@@ -239,6 +281,14 @@ class TickJudge:
         return best
 
 
+def device_used_of(row: Mapping[str, Any]) -> float:
+    """A recorded sample's device use: ``mem_used``, or in older samples the processes' sum."""
+    used = row.get("mem_used")
+    if used is None:
+        used = sum(p.get("used") or 0 for p in row.get("procs") or [] if isinstance(p, Mapping))
+    return float(used)
+
+
 def _urgency(v: Optional[dict[str, Any]]) -> float:
     """Seconds to full of an actionable verdict; infinity for anything else."""
     if not v or not v.get("actionable"):
@@ -250,30 +300,3 @@ def _urgency(v: Optional[dict[str, Any]]) -> float:
 def more_urgent(new: Optional[dict[str, Any]], old: Optional[dict[str, Any]]) -> bool:
     """True when ``new`` is an actionable leak that fills sooner than ``old`` (or ``old`` is none)."""
     return _urgency(new) < _urgency(old)
-
-
-def as_nvml_verdict(v: dict[str, Any], capacity: Optional[float]) -> dict[str, Any]:
-    """A per-tick verdict in the shape of ``verdict.nvml_verdict``'s (the API's ``NvmlVerdict``),
-    so the kernel row, the panel and the stream show it as they show the refresh path's."""
-    from .verdict import forecast_line
-    from .wording import leak_message
-
-    report: dict[str, Any] = {
-        "leak": bool(v["leak"]),
-        "actionable": bool(v["actionable"]),
-        "onset_time": v["onset_time"],
-        "bytes_per_second": float(v["bytes_per_second"]),
-        "seconds_to_oom": v["seconds_to_oom"],
-        "reason": f"per tick: {v['reason']}",
-        "evidence_samples": int(v["evidence_ticks"]),
-        "required_samples": float(v["required_ticks"]),
-        "headroom": v["headroom"],
-        "capacity": None if capacity is None else float(capacity),
-        # the forecast line runs from what fills the device now (all processes) to its size
-        "level": None if capacity is None or v["headroom"] is None else float(capacity) - float(v["headroom"]),
-        "source": "nvml",
-        "headroom_bound": "device free",  # as the refresh path's verdict names its bound
-    }
-    report["message"] = leak_message(report)
-    report["forecast"] = forecast_line(report, "time", float(v["t"]), v["seconds_to_oom"])
-    return report

@@ -1,7 +1,14 @@
 """ONE function from probe records to a leak verdict, and ONE from NVML readings: the CLI, the
 kernel tracker and the API (and, through the tracker, the Prometheus exporter) call
-``verdict_from_records`` / ``verdict_from_trace`` on probe records and ``nvml_verdict`` on NVML
-readings (``nvml_verdicts`` per pid of a trace), so they cannot disagree on the same trace.
+``verdict_from_records`` / ``verdict_from_trace`` on probe records and ``nvml_final_verdict`` on
+NVML readings (``nvml_verdicts`` per pid of a trace), so they cannot disagree on the same trace.
+
+An NVML verdict is made twice and the more urgent one is given: ``nvml_verdict`` on the whole
+series (ten readings or more; slow, sure growth) and the per-tick judge
+(``tick_growth.TickJudge``: a fast growth in seconds). The tracker holds a judge the sampler
+feeds every tick; the CLI replays a trace's samples through a fresh one; both hand its verdict
+to ``nvml_final_verdict``, which puts it in the same frame (the process's own level, the same
+headroom) before comparing.
 
 The verdict holds the detector's fields (``detector.StepsReport.to_json``) plus ``source``,
 ``current_step``, ``skipped`` (records that failed validation), the one-line ``message`` and
@@ -21,7 +28,8 @@ the bound that applied: ``process cap``, ``device free``, or ``capacity`` (given
 or the card's size when the records hold neither). A caller's capacity (``--capacity``) is an
 upper bound like the others, never a replacement: the records' cap and the device's free memory
 still bound the headroom, as they do in the server. NVML verdicts are bounded the same way: the
-caller's capacity, the card's total, and the device's free memory (other processes count).
+caller's capacity, the card's total, and the device's free memory (other processes count);
+their ``headroom_bound`` is ``device free`` or ``capacity``.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ import numpy as np
 
 from ..probe import protocol as P
 from .records import StepTrace, steps_from_records
+from .tick_growth import ACTIONABLE_SECONDS as TICK_ACTIONABLE_SECONDS
+from .tick_growth import TickJudge, device_used_of, more_urgent
 from .wording import leak_message
 
 #: Used only when neither the caller nor the records say how much memory there is.
@@ -177,25 +187,92 @@ def nvml_verdict(
     finite = u[np.isfinite(u)]
     if not len(finite):
         return None
-    cap, _bound = nvml_capacity(float(finite[-1]), total, device_used, capacity)  # not in the API's NVML verdict
+    cap, bound = nvml_capacity(float(finite[-1]), total, device_used, capacity)
     if not cap:
         return None
     from .detector import analyze_time  # scipy: imported on first use, not at server start
 
     report = analyze_time(t, u, capacity=cap).to_json()
     report["source"] = "nvml"
+    report["headroom_bound"] = bound
     report["message"] = leak_message(report)
     report["forecast"] = forecast_line(report, "time", float(t[-1]), report.get("seconds_to_oom"))
+    return report
+
+
+def nvml_final_verdict(
+    t: Any,
+    used: Any,
+    *,
+    total: Optional[float],
+    device_used: Optional[float] = None,
+    capacity: Optional[float] = None,
+    tick: Optional[Mapping[str, Any]] = None,
+) -> Optional[dict[str, Any]]:
+    """THE final NVML verdict on a process (or a kernel's processes), for the tracker, the CLI
+    and, through the tracker, the exporter: ``nvml_verdict`` on its readings, or the per-tick
+    judge's verdict ``tick`` (``TickJudge.verdict_for`` of its pids: the sampler's judge in the
+    server, a fresh one replaying the trace in the CLI) when that one fills the memory sooner
+    (``tick_growth.more_urgent``, the rule the tracker has always applied). Both are compared in
+    the same frame: the per-tick rate against the headroom ``nvml_verdict`` would use now."""
+    slow = nvml_verdict(t, used, total=total, device_used=device_used, capacity=capacity)
+    if tick is None:
+        return slow
+    fast = _tick_verdict(tick, t, used, total=total, device_used=device_used, capacity=capacity)
+    return fast if more_urgent(fast, slow) else slow
+
+
+def _tick_verdict(
+    v: Mapping[str, Any],
+    t: Any,
+    used: Any,
+    *,
+    total: Optional[float],
+    device_used: Optional[float],
+    capacity: Optional[float],
+) -> dict[str, Any]:
+    """A per-tick verdict in ``nvml_verdict``'s shape and frame (the API's ``NvmlVerdict``): the
+    level is the series' own last reading, the capacity and its bound ``nvml_capacity``'s, so the
+    kernel's chart draws its forecast from the kernel's memory, as for the refresh path's."""
+    u = np.asarray(used, dtype=float)
+    finite = u[np.isfinite(u)]
+    level = float(finite[-1]) if len(finite) else float(v["level"])
+    now = float(t[-1]) if len(t) else float(v["t"])
+    cap, bound = nvml_capacity(level, total, device_used, capacity)
+    headroom = None if cap is None else cap - level
+    rate = float(v["bytes_per_second"])
+    to_oom = None if headroom is None else max(0.0, headroom) / rate
+    report: dict[str, Any] = {
+        "leak": bool(v["leak"]),
+        "actionable": to_oom is not None and to_oom <= TICK_ACTIONABLE_SECONDS,
+        "onset_time": v["onset_time"],
+        "bytes_per_second": rate,
+        "seconds_to_oom": to_oom,
+        "reason": f"per tick: {v['reason']}",
+        "evidence_samples": int(v["evidence_ticks"]),
+        "required_samples": float(v["required_ticks"]),
+        "headroom": headroom,
+        "capacity": cap,
+        "level": level,
+        "source": "nvml",
+        "headroom_bound": bound,
+    }
+    report["message"] = leak_message(report)
+    report["forecast"] = forecast_line(report, "time", now, to_oom)
     return report
 
 
 def nvml_verdicts(
     rows: Sequence[Mapping[str, Any]], capacity: Optional[float] = None, pid: Optional[int] = None
 ) -> list[dict[str, Any]]:
-    """``nvml_verdict`` per pid of NVML samples (``{"t", "mem_used", "mem_total", "procs"}``, a
-    ``*.nvml.jsonl`` trace): each pid judged on its own ``used``, with the device's use at that
+    """``nvml_final_verdict`` per pid of NVML samples (``{"t", "mem_used", "mem_total", "procs"}``,
+    a ``*.nvml.jsonl`` trace): each pid judged on its own ``used``, with the device's use at that
     pid's last sample, so a leaking process that shares the card is the one blamed and the other
-    one's memory shortens its forecast. A pid with too few samples gets a no-leak placeholder."""
+    one's memory shortens its forecast, and the per-tick judge's verdict at the trace's end (the
+    samples replayed through a fresh ``TickJudge``, as the sampler feeds the server's). A pid
+    with no verdict (too few samples) gets a no-leak placeholder."""
+    rows = list(rows)
+    judge = TickJudge.replay(rows, capacity)
     series: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     last_row: dict[int, Mapping[str, Any]] = {}
     for row in rows:
@@ -216,13 +293,12 @@ def nvml_verdicts(
     for p, (ts, us) in sorted(series.items()):
         row = last_row[p]
         total = row.get("mem_total")
-        device_used = row.get("mem_used")
-        if device_used is None:  # older samples: the processes' sum is what the card holds
-            device_used = sum(q.get("used") or 0 for q in row.get("procs") or [] if isinstance(q, Mapping))
-        report = nvml_verdict(ts, us, total=total, device_used=device_used, capacity=capacity)
+        report = nvml_final_verdict(
+            ts, us, total=total, device_used=device_used_of(row), capacity=capacity, tick=judge.verdict_for([p])
+        )
         if report is None:
             report = TimeReport(capacity=capacity or total, reason="too few samples").to_json()
-            report.update(source="nvml", forecast=None)
+            report.update(source="nvml", forecast=None, headroom_bound=BOUND_CAPACITY)
             report["message"] = leak_message(report)
         out.append({"pid": p, **report})
     return out

@@ -1007,6 +1007,11 @@ export interface components {
             seconds_to_oom: number | null;
             evidence_samples: number;
             required_samples: number | null;
+            /**
+             * @description which bound the headroom came from: the device's free memory (other processes count), or the card's size or a caller's capacity
+             * @enum {string}
+             */
+            headroom_bound: "device free" | "capacity";
         };
         /** @description The leak detector's verdict: from the probe's per-step readings when loaded, else from NVML's per-process memory; null with too few readings. */
         LeakVerdict: components["schemas"]["StepsVerdict"] | components["schemas"]["NvmlVerdict"] | null;

@@ -125,6 +125,7 @@ export function nvmlVerdict(partial: Partial<NvmlVerdict> = {}): NvmlVerdict {
     seconds_to_oom: 600,
     evidence_samples: 30,
     required_samples: null,
+    headroom_bound: 'device free',
     ...partial
   };
 }
