@@ -7,7 +7,7 @@ import { closeIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { ITextPart } from './memory/words';
-import { IBanner } from './state';
+import { IBanner } from './banners';
 
 export function Banner(props: {
   banner: IBanner;

@@ -22,7 +22,7 @@ import { Confirm, IKernelControl } from './memory/kernelrow';
 import { ClusterSection } from './cluster';
 import { KernelsSection } from './memory/section';
 import { CHART_WINDOWS, IPanelSettings, windowLabel } from './settings';
-import { deriveView } from './state';
+import { deriveView } from './banners';
 import { GpuStore } from './store';
 
 /** Lumino's Message type without a direct @lumino/messaging dependency. */
@@ -42,7 +42,7 @@ export interface IPanelProps {
   themeKey: string;
   actions: IPanelActions;
   trans: ITrans;
-  /** The panel is shown (the cluster section polls only then). */
+  /** The panel is shown (the store polls the cluster only then). */
   visible: boolean;
 }
 
@@ -209,7 +209,8 @@ export function PanelView(props: IPanelProps): JSX.Element {
       {/* only where a Prometheus is configured: a single machine has no cluster to show */}
       {s.status?.cluster_configured && (
         <ClusterSection
-          fetchCluster={() => store.client.cluster()}
+          cluster={s.cluster}
+          feed={store}
           trans={trans}
           visible={props.visible}
           units={units}
@@ -271,7 +272,7 @@ export class GpuPanel extends ReactWidget {
 
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
-    this.update(); // the cluster section stops polling
+    this.update(); // the cluster section tells the store to stop polling
   }
 
   render(): JSX.Element {

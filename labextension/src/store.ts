@@ -1,13 +1,15 @@
 /**
  * The one store per browser tab, fed by the one stream socket: status,
- * ticks, the kernels document (pushed when it changes), seeded history, and
- * the benchmark templates. Widgets only read `store.state` and listen to
+ * ticks, the kernels document (pushed when it changes), seeded history, the
+ * benchmark templates, and the cluster document (polled over REST while the
+ * Cluster section is shown). Widgets only read `store.state` and listen to
  * `changed`; user actions go back through store methods. Data flows one
  * way: socket/REST -> store -> widgets.
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { GpuApiClient } from './api';
+import { ClusterPoller, IClusterResult, NO_CLUSTER } from './cluster/poller';
 import {
   appendSnapshot,
   CHART_FIELDS,
@@ -17,15 +19,14 @@ import {
   seriesFromHistory,
   trimSeries
 } from './history';
-import { updateEpisodes } from './leakepisodes';
-import { updateIdleEpisodes } from './memory/idle';
+import { IKernelAlertHandlers, KernelAlerts } from './kernelalerts';
 import { TickMeter } from './perf';
 import {
   ConnEvent,
   IConnection,
   initialConnection,
   reduceConnection
-} from './state';
+} from './connection';
 import { StreamSocket } from './stream';
 import {
   IBenchmarkTemplate,
@@ -43,7 +44,7 @@ import {
 } from './types';
 
 export type ChangeKind =
-  'tick' | 'status' | 'conn' | 'history' | 'kernels' | 'benchmarks';
+  'tick' | 'status' | 'conn' | 'history' | 'kernels' | 'benchmarks' | 'cluster';
 
 export interface IStoreState {
   conn: IConnection;
@@ -64,18 +65,12 @@ export interface IStoreState {
   /** The last explicit refresh's error, null once a document arrives. */
   kernelsError: string | null;
   benchmarks: IBenchmarkTemplate[];
+  /** GET cluster's last answer (the last good document is kept across errors). */
+  cluster: IClusterResult;
 }
 
-export interface IStoreOptions {
+export interface IStoreOptions extends IKernelAlertHandlers {
   client: GpuApiClient;
-  /** Called once per kernel per leak episode. */
-  onLeak?: (k: IKernelInfo) => void;
-  /** Called once per probed script per leak episode. */
-  onScriptLeak?: (s: IScriptInfo) => void;
-  /** Called once per kernel per idle-holder episode (idle past the server's idle_after while holding GPU memory). */
-  onIdleHolder?: (k: IKernelInfo) => void;
-  /** Called with a kernel's id when its idle-holder episode ends (it woke up, released, restarted, or went away). */
-  onIdleHolderEnd?: (kernelId: string) => void;
 }
 
 /** Longest chart window; the history kept in the browser. */
@@ -84,10 +79,7 @@ export const KEEP_SECONDS = 3600;
 export class GpuStore {
   constructor(options: IStoreOptions) {
     this.client = options.client;
-    this._onLeak = options.onLeak ?? null;
-    this._onScriptLeak = options.onScriptLeak ?? null;
-    this._onIdleHolder = options.onIdleHolder ?? null;
-    this._onIdleHolderEnd = options.onIdleHolderEnd ?? null;
+    this._alerts = new KernelAlerts(options);
     this._socket = new StreamSocket(this.client, {
       message: msg => this._onMessage(msg),
       dispatch: e => this._dispatch(e),
@@ -102,6 +94,13 @@ export class GpuStore {
       }
     });
     this._socket.onOpen = () => this._sendConfig();
+    this._cluster = new ClusterPoller(
+      () => this.client.cluster(),
+      cluster => {
+        this._state = { ...this._state, cluster };
+        this._changed.emit('cluster');
+      }
+    );
   }
 
   readonly client: GpuApiClient;
@@ -138,6 +137,7 @@ export class GpuStore {
     }
     this._disposed = true;
     this._socket.dispose();
+    this._cluster.dispose();
     Signal.clearData(this);
   }
 
@@ -148,8 +148,22 @@ export class GpuStore {
   }
 
   setLeakHorizon(seconds: number, enabled: boolean): void {
-    this._leakHorizon = seconds;
-    this._leakNotify = enabled;
+    this._alerts.setLeakHorizon(seconds, enabled);
+  }
+
+  /**
+   * The Cluster section is on screen (panel shown, section open, browser
+   * tab shown) or not: the cluster is polled only while it is and the
+   * server has a Prometheus configured.
+   */
+  showCluster(shown: boolean): void {
+    this._clusterShown = shown;
+    this._pollCluster();
+  }
+
+  /** The cluster document now (the section's Refresh; joins a request in flight). */
+  refreshCluster(): Promise<void> {
+    return this._cluster.refresh();
   }
 
   /** Skip the backoff wait and try now (the "Retry now" button). */
@@ -234,6 +248,7 @@ export class GpuStore {
         this._state = { ...this._state, status: msg.status };
         this._dispatch({ type: 'hello' });
         this._changed.emit('status');
+        this._pollCluster();
         void this._seed();
         if (this._state.devices.size === 0) {
           void this._loadDevices();
@@ -254,6 +269,11 @@ export class GpuStore {
     }
   }
 
+  private _pollCluster(): void {
+    const configured = this._state.status?.cluster_configured === true;
+    this._cluster.setActive(this._clusterShown && configured);
+  }
+
   private _setKernels(doc: IKernelsReply): void {
     const { kernels, scripts } = doc;
     const culled = doc.culled ?? [];
@@ -264,21 +284,7 @@ export class GpuStore {
       culled,
       kernelsError: null
     };
-    if (this._leakNotify) {
-      const u = updateEpisodes(
-        this._leakEpisodes,
-        kernels,
-        this._leakHorizon,
-        scripts
-      );
-      this._leakEpisodes = u.open;
-      u.notify.forEach(k => this._onLeak?.(k));
-      u.notifyScripts.forEach(sc => this._onScriptLeak?.(sc));
-    }
-    const idle = updateIdleEpisodes(this._idleEpisodes, kernels);
-    this._idleEpisodes = idle.open;
-    idle.ended.forEach(id => this._onIdleHolderEnd?.(id));
-    idle.starting.forEach(k => this._onIdleHolder?.(k));
+    this._alerts.update(kernels, scripts);
     this._changed.emit('kernels');
   }
 
@@ -365,20 +371,16 @@ export class GpuStore {
     scripts: [],
     culled: [],
     kernelsError: null,
-    benchmarks: []
+    benchmarks: [],
+    cluster: NO_CLUSTER
   };
   private _changed = new Signal<this, ChangeKind>(this);
   private _socket: StreamSocket;
+  private _cluster: ClusterPoller;
+  private _clusterShown = false;
   private _started = false;
   private _disposed = false;
   private _wantedInterval: number | null = null;
   private _meter = new TickMeter();
-  private _onLeak: ((k: IKernelInfo) => void) | null;
-  private _onScriptLeak: ((s: IScriptInfo) => void) | null;
-  private _leakHorizon = 1800;
-  private _leakNotify = true;
-  private _leakEpisodes: Set<string> = new Set();
-  private _onIdleHolder: ((k: IKernelInfo) => void) | null;
-  private _onIdleHolderEnd: ((kernelId: string) => void) | null;
-  private _idleEpisodes: Set<string> = new Set();
+  private _alerts: KernelAlerts;
 }

@@ -6,7 +6,7 @@
  * socket and its timers.
  */
 import { ApiError, GpuApiClient } from './api';
-import { backoffDelay, ConnEvent, IConnection } from './state';
+import { backoffDelay, ConnEvent, IConnection } from './connection';
 import { StreamMessage, StreamRequest } from './types';
 
 /** WebSocket.OPEN, spelled out so this also runs where no global WebSocket exists (tests). */

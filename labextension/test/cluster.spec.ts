@@ -25,7 +25,7 @@ import {
 } from '../src/cluster/model';
 import {
   holderName,
-  holdersText,
+  clusterHolders,
   idleTitle,
   leakTitle,
   rowDisplay,
@@ -37,16 +37,20 @@ import {
   PROMETHEUS_SETTING,
   stateNotice
 } from '../src/cluster/notice';
-import { ClusterPoller, IClusterResult } from '../src/cluster/poller';
+import {
+  ClusterPoller,
+  IClusterResult,
+  NO_CLUSTER
+} from '../src/cluster/poller';
 import { ClusterSection } from '../src/cluster/section';
 import { CLUSTER_CSS } from '../src/cluster/style';
 import {
-  ClusterView,
-  IClusterViewProps,
+  ClusterTable,
+  IClusterTableProps,
   OVERSCAN,
   ROW_HEIGHT,
   windowRange
-} from '../src/cluster/view';
+} from '../src/cluster/table';
 
 // @jupyterlab/ui-components is ESM that jest (node, CommonJS) does not load:
 // the section's toolbar button and icons are stood in for by plain elements.
@@ -458,17 +462,17 @@ describe('words', () => {
 
   it('says who holds a GPU', () => {
     const [a0, a1, b0, b1] = clusterRows(small()).map(r => r.g);
-    expect(holdersText(a0).text).toBe('you: train.ipynb');
-    expect(holdersText(a1).text).toBe('2 other users');
-    expect(holdersText(b0).text).toBe('alice: a.ipynb');
-    expect(holdersText(b1)).toEqual({
+    expect(clusterHolders(a0).text).toBe('you: train.ipynb');
+    expect(clusterHolders(a1).text).toBe('2 other users');
+    expect(clusterHolders(b0).text).toBe('alice: a.ipynb');
+    expect(clusterHolders(b1)).toEqual({
       text: 'no kernel',
       title: 'No Jupyter kernel holds memory on it (other processes may)',
       count: 0
     });
-    expect(holdersText(a0).title).toBe('you: train.ipynb: 60 GiB');
-    expect(holdersText(a1).title).toBe('2 other users (3 kernels): 12 GiB');
-    expect(holdersText(b0).title).toBe(
+    expect(clusterHolders(a0).title).toBe('you: train.ipynb: 60 GiB');
+    expect(clusterHolders(a1).title).toBe('2 other users (3 kernels): 12 GiB');
+    expect(clusterHolders(b0).title).toBe(
       'alice: a.ipynb: 8 GiB (leak, out of memory in about 12 min)'
     );
   });
@@ -494,7 +498,7 @@ describe('words', () => {
       ],
       others: { count: 1, users: 1, memory: GiB }
     });
-    const h = holdersText(g);
+    const h = clusterHolders(g);
     expect(h.text).toBe('you: train.ipynb, carol: c.ipynb +1 · 1 other user');
     expect(h.count).toBe(4);
     expect(h.title.split('\n')).toEqual([
@@ -573,7 +577,7 @@ describe('words', () => {
     expect(summaryText(small().summary, upper)).toBe(
       '2 NODES · 4 GPUS · 3 HELD · 1 LEAK ALARM · 1 IDLE HOLDER · 1 STALE'
     );
-    expect(holdersText(clusterRows(small())[0].g, 'GiB', upper).text).toBe(
+    expect(clusterHolders(clusterRows(small())[0].g, 'GiB', upper).text).toBe(
       'YOU: TRAIN.IPYNB'
     );
   });
@@ -847,16 +851,16 @@ describe('windowRange', () => {
   });
 });
 
-describe('ClusterView', () => {
-  const base: IClusterViewProps = {
+describe('ClusterTable', () => {
+  const base: IClusterTableProps = {
     doc: null,
     error: null,
     query: DEFAULT_QUERY,
     onQueryChange: () => undefined,
     trans: plainTrans
   };
-  const render = (over: Partial<IClusterViewProps>) =>
-    renderToString(React.createElement(ClusterView, { ...base, ...over }));
+  const render = (over: Partial<IClusterTableProps>) =>
+    renderToString(React.createElement(ClusterTable, { ...base, ...over }));
   const count = (html: string, needle: string) => html.split(needle).length - 1;
 
   it('renders 800 rows with a sortable header, and prints the time it takes', () => {
@@ -884,7 +888,7 @@ describe('ClusterView', () => {
       html = render({ doc: d, query: q });
     });
     console.log(
-      `[perf] ClusterView, 100 nodes x 8 GPUs, median of 7: model (rows, sort, cell text of the rendered rows) ` +
+      `[perf] ClusterTable, 100 nodes x 8 GPUs, median of 7: model (rows, sort, cell text of the rendered rows) ` +
         `${model.toFixed(1)} ms; whole render to HTML (react-dom/server in node, no DOM/layout) ` +
         `${whole.toFixed(1)} ms, ${html.length} bytes`
     );
@@ -985,11 +989,18 @@ describe('ClusterView', () => {
 });
 
 describe('ClusterSection', () => {
+  /** The store's side, as the section sees it. */
+  const feed = () => ({
+    showCluster: jest.fn(),
+    refreshCluster: jest.fn(() => Promise.resolve())
+  });
+
   it('renders open, loading, with a Refresh button, before its first answer', () => {
-    const fetchCluster = jest.fn(() => Promise.resolve(small()));
+    const store = feed();
     const html = renderToString(
       React.createElement(ClusterSection, {
-        fetchCluster,
+        cluster: NO_CLUSTER,
+        feed: store,
         trans: plainTrans,
         visible: true
       })
@@ -1000,14 +1011,27 @@ describe('ClusterSection', () => {
     expect(html).toContain('data-state="loading"');
     expect(html).toContain('Loading…');
     expect(html).toContain('title="Refresh the cluster"');
-    // polling starts in an effect, when mounted in a page: not on the server
-    expect(fetchCluster).not.toHaveBeenCalled();
+    // the store is told in an effect, when mounted in a page: not on the server
+    expect(store.showCluster).not.toHaveBeenCalled();
+    expect(store.refreshCluster).not.toHaveBeenCalled();
   });
 
-  it('renders collapsed when asked, without the table', () => {
+  it("shows the store's document; collapsed, its summary without the table", () => {
+    const cluster = { ...NO_CLUSTER, doc: small(), at: 1 };
+    const open = renderToString(
+      React.createElement(ClusterSection, {
+        cluster,
+        feed: feed(),
+        trans: plainTrans,
+        visible: true
+      })
+    );
+    expect(open).toContain('data-state="ok"');
+    expect(open).toContain('data-cluster-table');
     const html = renderToString(
       React.createElement(ClusterSection, {
-        fetchCluster: () => Promise.resolve(small()),
+        cluster,
+        feed: feed(),
         trans: plainTrans,
         visible: true,
         defaultOpen: false
@@ -1016,5 +1040,6 @@ describe('ClusterSection', () => {
     expect(html).toContain('aria-expanded="false"');
     expect(html).toContain('data-icon="caret-right"');
     expect(html).not.toContain('data-cluster-view');
+    expect(html).toContain(summaryText(small().summary));
   });
 });

@@ -7,7 +7,7 @@ dcgm-100x8.prom.gz), and a real ``jupyter lab`` (``--GPUPanel.prometheus_url``) 
 empty (no kernel of this server's user holds a GPU there). Render times are printed, never
 asserted.
 
-Selectors are the section's data-* attributes (labextension/src/cluster/view.tsx, section.tsx).
+Selectors are the section's data-* attributes (labextension/src/cluster/table.tsx, section.tsx).
 """
 
 from __future__ import annotations

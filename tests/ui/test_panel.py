@@ -278,7 +278,7 @@ def test_built_extension_is_listed_and_sized(replay_lab: Lab):
         print(f"[bundle]   {f.name}: {f.stat().st_size / 1024:.1f} KiB")
 
 
-# What the panel must say for each no-GPU state (titles from state.ts).
+# What the panel must say for each no-GPU state (titles from banners.ts).
 STATE_TITLES = {
     "nvml-missing": "NVIDIA driver library (NVML) not found",
     "driver-not-loaded": "NVIDIA driver not loaded",

@@ -1,11 +1,14 @@
 /**
- * Polls the cluster document while the section is shown: one request at a
- * time (the next is scheduled when one ends, never overlapping), at once when
- * it is shown again after an interval has passed, and on demand (Refresh).
+ * The store's cluster poll (the cluster document is not on the stream):
+ * one request at a time (the next is scheduled when one ends, never
+ * overlapping), while active (the store says when: the Cluster section is
+ * shown and a Prometheus is configured), at once when it becomes active
+ * again after an interval has passed, and on demand (Refresh).
  * An error keeps the last good document, and so does an `unreachable`
- * answer (with its state and message: `keptFrom` says since when). A `not-configured` server is not
- * asked again until Refresh: only a restart with a Prometheus changes that.
- * No DOM, no React: jest drives it with fake timers.
+ * answer (with its state and message: `keptFrom` says since when). A
+ * `not-configured` server is not asked again until Refresh: only a restart
+ * with a Prometheus changes that. No DOM, no React: jest drives it with
+ * fake timers.
  */
 import { Cluster } from './model';
 import { keepLastGood } from './notice';
@@ -22,6 +25,15 @@ export interface IClusterResult {
   at: number | null;
   fetching: boolean;
 }
+
+/** Before the first answer. */
+export const NO_CLUSTER: IClusterResult = {
+  doc: null,
+  keptFrom: null,
+  error: null,
+  at: null,
+  fetching: false
+};
 
 export class ClusterPoller {
   constructor(
@@ -49,7 +61,7 @@ export class ClusterPoller {
     }
   }
 
-  /** Poll while active (the section shown and open); a request in flight still delivers. */
+  /** Poll while active; a request in flight still delivers. */
   setActive(active: boolean): void {
     if (this._disposed || active === this._active) {
       return;
@@ -135,13 +147,7 @@ export class ClusterPoller {
     this._onChange(this._result);
   }
 
-  private _result: IClusterResult = {
-    doc: null,
-    keptFrom: null,
-    error: null,
-    at: null,
-    fetching: false
-  };
+  private _result: IClusterResult = NO_CLUSTER;
   private _everyMs = DEFAULT_REFRESH_SECONDS * 1000;
   private _active = false;
   private _disposed = false;

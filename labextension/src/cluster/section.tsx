@@ -1,9 +1,10 @@
 /**
  * The Cluster section: a collapsible "Cluster" heading with a Refresh
- * button over ClusterView. It polls the cluster document (GET
- * api/gpu-panel/cluster, through the `fetchCluster` it is given) while it is
- * visible, open and its browser tab shown, every `refreshSeconds` (10 s by
- * default), and keeps the reader's filter, sort and text across polls.
+ * button over ClusterTable. It reads the cluster document from the store
+ * (`cluster`, as the panel hands it down) and tells the store when it is on
+ * screen (the panel shown, the section open, its browser tab shown): the
+ * store polls GET api/gpu-panel/cluster only then. The reader's filter, sort
+ * and text are kept across polls.
  */
 import {
   caretDownIcon,
@@ -15,22 +16,26 @@ import * as React from 'react';
 
 import { MemoryUnits } from '../format';
 import { ITrans } from '../i18n';
-import { Cluster, DEFAULT_QUERY, IClusterQuery } from './model';
+import { DEFAULT_QUERY, IClusterQuery } from './model';
+import { IClusterResult } from './poller';
+import { ClusterTable } from './table';
 import { summaryText } from './text';
-import {
-  ClusterPoller,
-  DEFAULT_REFRESH_SECONDS,
-  IClusterResult
-} from './poller';
-import { ClusterView } from './view';
+
+/** What the section asks of the store. */
+export interface IClusterFeed {
+  /** The section is on screen or not: the store polls the cluster only while it is. */
+  showCluster(shown: boolean): void;
+  /** The cluster document now (Refresh). */
+  refreshCluster(): Promise<void>;
+}
 
 export interface IClusterSectionProps {
-  /** GET api/gpu-panel/cluster: the app's API client's `cluster()`. */
-  fetchCluster: () => Promise<Cluster>;
+  /** The store's cluster state (`store.state.cluster`). */
+  cluster: IClusterResult;
+  /** The store. */
+  feed: IClusterFeed;
   trans: ITrans;
-  /** Poll period in seconds; default 10. */
-  refreshSeconds?: number;
-  /** The panel is shown: polling stops while it is not. */
+  /** The panel is shown: the store polls only while it is. */
   visible: boolean;
   units?: MemoryUnits;
   /** Open at first (default true); the reader's toggle wins after that. */
@@ -51,45 +56,16 @@ function usePageVisible(): boolean {
 }
 
 function ClusterSectionImpl(props: IClusterSectionProps): JSX.Element {
-  const { trans, visible } = props;
-  const refreshSeconds = props.refreshSeconds ?? DEFAULT_REFRESH_SECONDS;
+  const { trans, visible, feed, cluster: result } = props;
   const [open, setOpen] = React.useState(props.defaultOpen ?? true);
   const [query, setQuery] = React.useState<IClusterQuery>(DEFAULT_QUERY);
-  const [result, setResult] = React.useState<IClusterResult>({
-    doc: null,
-    keptFrom: null,
-    error: null,
-    at: null,
-    fetching: false
-  });
-  // The latest fetch function, so a new closure from the panel does not restart polling.
-  const fetchRef = React.useRef(props.fetchCluster);
-  fetchRef.current = props.fetchCluster;
   const pageVisible = usePageVisible();
-  const active = visible && open && pageVisible;
-  // Created in an effect (and disposed in its cleanup), so a remount gets a live poller.
-  const poller = React.useRef<ClusterPoller | null>(null);
-  const settings = React.useRef({ refreshSeconds, active });
-  settings.current = { refreshSeconds, active };
+  const shown = visible && open && pageVisible;
+  // Told in an effect (never while rendering), and taken back when unmounted.
   React.useEffect(() => {
-    const p = new ClusterPoller(
-      () => fetchRef.current(),
-      setResult,
-      settings.current.refreshSeconds
-    );
-    poller.current = p;
-    p.setActive(settings.current.active);
-    return () => {
-      p.dispose();
-      poller.current = null;
-    };
-  }, []);
-  React.useEffect(() => {
-    poller.current?.setRefreshSeconds(refreshSeconds);
-  }, [refreshSeconds]);
-  React.useEffect(() => {
-    poller.current?.setActive(active);
-  }, [active]);
+    feed.showCluster(shown);
+    return () => feed.showCluster(false);
+  }, [feed, shown]);
 
   const bodyId = 'jp-GpuPanel-cluster-body';
   const doc = result.doc;
@@ -148,12 +124,12 @@ function ClusterSectionImpl(props: IClusterSectionProps): JSX.Element {
           tooltip={trans.__('Refresh the cluster')}
           enabled={!result.fetching}
           dataset={{ clusterRefresh: '' }}
-          onClick={() => void poller.current?.refresh()}
+          onClick={() => void feed.refreshCluster()}
         />
       </div>
       {open && (
         <div id={bodyId}>
-          <ClusterView
+          <ClusterTable
             doc={doc}
             error={result.error}
             keptFrom={result.keptFrom}
@@ -170,15 +146,6 @@ function ClusterSectionImpl(props: IClusterSectionProps): JSX.Element {
 
 /**
  * Memoized: the panel re-renders on every stream tick, the section only when
- * its own props change. `fetchCluster` is read when a poll starts, so a new
- * closure for the same client neither re-renders nor restarts polling.
+ * its own props change (the store replaces `cluster` when a poll answers).
  */
-export const ClusterSection = React.memo(
-  ClusterSectionImpl,
-  (a, b) =>
-    a.trans === b.trans &&
-    a.visible === b.visible &&
-    a.refreshSeconds === b.refreshSeconds &&
-    a.units === b.units &&
-    a.defaultOpen === b.defaultOpen
-);
+export const ClusterSection = React.memo(ClusterSectionImpl);

@@ -1,5 +1,5 @@
 /**
- * The Cluster section's CSS, as a string: ClusterView renders it in a
+ * The Cluster section's CSS, as a string: ClusterTable renders it in a
  * `<style>` element of its own, so the section needs no stylesheet wiring.
  * Theme colours only (`--jp-*`), so light, dark and high-contrast themes
  * apply. Busy is not an alarm: utilization is plain text; only a leak alarm

@@ -10,6 +10,7 @@ import {
   MemoryUnits,
   NA
 } from '../format';
+import { holdersText, IHoldersText } from '../holders';
 import { ITrans, plainTrans } from '../i18n';
 import {
   ClusterGPU,
@@ -78,86 +79,68 @@ export function holderName(
   return h.user ? `${h.user}: ${what}` : what;
 }
 
-export interface IHoldersText {
-  /** "you: train.ipynb, alice: a.ipynb +1 · 3 other users", or "no kernel" (no Jupyter kernel: other processes may still hold it). */
-  text: string;
-  /** Every holder with its memory, one a line (the tooltip). */
-  title: string;
-  /** Kernels holding it (named and counted). */
-  count: number;
-}
-
-/** Most names a row shows before "+N". */
-export const NAMES_SHOWN = 2;
-
 /**
  * Who holds a GPU: the named holders (the reader's first, then by memory),
- * and the holders the deployment does not name, counted. The server counts
- * those per kernel.
+ * and the holders the deployment does not name, counted by user (one user
+ * may hold a GPU from several kernels; the server counts them per kernel).
+ * "no kernel": no Jupyter kernel holds it, other processes still may.
  */
-export function holdersText(
+export function clusterHolders(
   g: ClusterGPU,
   units: MemoryUnits = 'GiB',
   trans: ITrans = plainTrans
 ): IHoldersText {
-  const named = [...g.holders].sort(
-    (a, b) => Number(b.mine) - Number(a.mine) || b.memory - a.memory
-  );
-  const count = named.length + g.others.count;
-  if (count === 0) {
-    return {
+  const named = [...g.holders]
+    .sort((a, b) => Number(b.mine) - Number(a.mine) || b.memory - a.memory)
+    .map(h => ({
+      name: holderName(h, trans),
+      bytes: h.memory,
+      note: holderMarks(h, trans)
+    }));
+  const users = g.others.users;
+  const label = trans._n('%1 other user', '%1 other users', users, users);
+  const kernels = g.others.count;
+  const others =
+    users > 0
+      ? {
+          label,
+          line:
+            kernels > users
+              ? `${label} ${trans._n('(%1 kernel)', '(%1 kernels)', kernels, kernels)}`
+              : label,
+          count: kernels,
+          bytes: g.others.memory
+        }
+      : null;
+  return holdersText(named, {
+    units,
+    others,
+    none: {
       text: trans.__('no kernel'),
       title: trans.__(
         'No Jupyter kernel holds memory on it (other processes may)'
-      ),
-      count
-    };
-  }
-  const parts: string[] = [];
-  if (named.length) {
-    const shown = named.slice(0, NAMES_SHOWN).map(h => holderName(h, trans));
-    const more = named.length - shown.length;
-    parts.push(more > 0 ? `${shown.join(', ')} +${more}` : shown.join(', '));
-  }
-  // others' kernels are counted by user: one user may hold a GPU from several kernels
-  const others = g.others.users;
-  const otherUsers = trans._n(
-    '%1 other user',
-    '%1 other users',
-    others,
-    others
-  );
-  if (others > 0) {
-    parts.push(otherUsers);
-  }
-  const lines = named.map(h => {
-    const marks: string[] = [];
-    if (h.leak_actionable) {
-      marks.push(
-        isNum(h.seconds_to_oom)
-          ? trans.__(
-              'leak, out of memory in about %1',
-              formatDuration(h.seconds_to_oom)
-            )
-          : trans.__('leak')
-      );
+      )
     }
-    if (isNum(h.idle_seconds)) {
-      marks.push(trans.__('idle %1', formatDuration(h.idle_seconds)));
-    }
-    const extra = marks.length ? ` (${marks.join(', ')})` : '';
-    return `${holderName(h, trans)}: ${formatBytes(h.memory, units)}${extra}`;
   });
-  if (others > 0) {
-    const kernels =
-      g.others.count > others
-        ? ` ${trans._n('(%1 kernel)', '(%1 kernels)', g.others.count, g.others.count)}`
-        : '';
-    lines.push(
-      `${otherUsers}${kernels}: ${formatBytes(g.others.memory, units)}`
+}
+
+/** A named holder's tooltip marks: "leak, out of memory in about 12 min", "idle 2 h 5 min". */
+function holderMarks(h: ClusterHolder, trans: ITrans): string {
+  const marks: string[] = [];
+  if (h.leak_actionable) {
+    marks.push(
+      isNum(h.seconds_to_oom)
+        ? trans.__(
+            'leak, out of memory in about %1',
+            formatDuration(h.seconds_to_oom)
+          )
+        : trans.__('leak')
     );
   }
-  return { text: parts.join(' · '), title: lines.join('\n'), count };
+  if (isNum(h.idle_seconds)) {
+    marks.push(trans.__('idle %1', formatDuration(h.idle_seconds)));
+  }
+  return marks.join(', ');
 }
 
 /** The soonest out-of-memory forecast among the GPU's named leaking holders, in seconds. */
@@ -256,7 +239,7 @@ export function rowDisplay(
     memWarn: share !== null && share >= MEM_WARN_SHARE,
     power: isNum(g.power_w) ? `${Math.round(g.power_w)} W` : NA,
     temp: isNum(g.temp_c) ? `${Math.round(g.temp_c)} °C` : NA,
-    holders: holdersText(g, units, trans),
+    holders: clusterHolders(g, units, trans),
     leakTitle: leakTitle(g, trans),
     idleTitle: idleTitle(g, trans),
     gpuTitle: ''

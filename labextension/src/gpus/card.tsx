@@ -22,7 +22,7 @@ import {
 import { ISeries } from '../history';
 import { ITrans } from '../i18n';
 import { IMetricsShown } from '../settings';
-import { gpuStateText } from '../state';
+import { gpuStateText } from '../banners';
 import { IDeviceInfo, IGpuReading, IProcessReading } from '../types';
 import { GpuCharts } from './charts';
 import { ProcessTable } from './processes';

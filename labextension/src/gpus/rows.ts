@@ -5,7 +5,6 @@
  */
 import {
   baseName,
-  formatBytes,
   formatMemoryPair,
   formatPercent,
   formatTemp,
@@ -13,6 +12,7 @@ import {
   memoryPercent,
   MemoryUnits
 } from '../format';
+import { holdersText, IHoldersText } from '../holders';
 import { ITrans, plainTrans } from '../i18n';
 import { IGpuReading, IKernelInfo, IProcessReading } from '../types';
 
@@ -57,18 +57,6 @@ export function holderName(
   return `${who}${p.name || trans.__('pid %1', p.pid)}`;
 }
 
-export interface IHolders {
-  /** "leaky.ipynb, alice: python +2", or "idle". */
-  text: string;
-  /** Every holder with its memory, one per line (the tooltip). */
-  title: string;
-  /** Distinct holders. */
-  count: number;
-}
-
-/** Most names shown in an overview row before "+N". */
-export const HOLDERS_SHOWN = 2;
-
 /**
  * Who holds a GPU: its processes grouped by holder (a notebook's kernel and
  * its DataLoader workers are one), largest memory first.
@@ -77,27 +65,19 @@ export function gpuHolders(
   gpu: IGpuReading,
   units: MemoryUnits = 'GiB',
   trans: ITrans = plainTrans
-): IHolders {
+): IHoldersText {
   const bytes = new Map<string, number>();
   for (const p of gpu.processes || []) {
     const name = holderName(p, trans);
     bytes.set(name, (bytes.get(name) ?? 0) + (p.used ?? 0));
   }
-  if (bytes.size === 0) {
-    return {
-      text: trans.__('idle'),
-      title: trans.__('No processes'),
-      count: 0
-    };
-  }
-  const sorted = [...bytes.entries()].sort((a, b) => b[1] - a[1]);
-  const shown = sorted.slice(0, HOLDERS_SHOWN).map(([n]) => n);
-  const more = sorted.length - shown.length;
-  const text = more > 0 ? `${shown.join(', ')} +${more}` : shown.join(', ');
-  const title = sorted
-    .map(([n, b]) => `${n}: ${formatBytes(b, units)}`)
-    .join('\n');
-  return { text, title, count: sorted.length };
+  const named = [...bytes.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, b]) => ({ name, bytes: b }));
+  return holdersText(named, {
+    units,
+    none: { text: trans.__('idle'), title: trans.__('No processes') }
+  });
 }
 
 export interface IOverviewRow {
@@ -110,7 +90,7 @@ export interface IOverviewRow {
   memText: string;
   powerText: string;
   tempText: string;
-  holders: IHolders;
+  holders: IHoldersText;
 }
 
 /** One overview row per GPU, in index order. */

@@ -9,7 +9,7 @@ import * as React from 'react';
 
 import { MemoryUnits } from '../format';
 import { ITrans } from '../i18n';
-import { deriveView } from '../state';
+import { deriveView } from '../banners';
 import { GpuStore } from '../store';
 import { statusSummary } from './summary';
 

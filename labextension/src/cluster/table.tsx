@@ -1,5 +1,5 @@
 /**
- * The Cluster section's view: the state notice, the summary line, the
+ * The Cluster section's table: the state notice, the summary line, the
  * filter buttons and text filter, and one compact table row per GPU (a
  * sticky, sortable header; a memory bar drawn by CSS width, no chart per
  * row). Data and callbacks in, nothing fetched, no store.
@@ -38,7 +38,7 @@ import { CLUSTER_CSS } from './style';
 const useIsomorphicLayoutEffect =
   typeof window === 'undefined' ? React.useEffect : React.useLayoutEffect;
 
-export interface IClusterViewProps {
+export interface IClusterTableProps {
   /** The cluster document; null while the first one loads. */
   doc: Cluster | null;
   /** The last fetch's error (the last good document stays shown); null when it worked. */
@@ -88,14 +88,14 @@ function ariaSort(
   return query.sort.dir === 'asc' ? 'ascending' : 'descending';
 }
 
-export function ClusterView(props: IClusterViewProps): JSX.Element {
+export function ClusterTable(props: IClusterTableProps): JSX.Element {
   const { doc, error, query, onQueryChange, trans } = props;
   const units = props.units ?? 'GiB';
   const rows = React.useMemo(() => clusterRows(doc), [doc]);
   // Cell text for the rows rendered only, once per document (a cache, filled as rows scroll in).
   const displays = React.useMemo(
     () => new Map<string, IRowDisplay>(),
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- rows, units and trans are not read: they are the cache's key, a new document, unit or language starts an empty cache
     [rows, units, trans]
   );
   const display = (r: IClusterRow): IRowDisplay => {
