@@ -13,6 +13,7 @@ import numpy as np
 
 from .fragmentation import fragmentation_check
 from .growth import NVML_MIN_GROWTH, detect_growth
+from .sawtooth import judge_saw
 from .series import Growth, _as_array
 
 
@@ -149,9 +150,13 @@ def analyze_steps(
         elif pk is None:
             # no peak readings: the reserve is the best stand-in for a step's working set
             level = max(last_res, float(x[-1]))
+    per_second = step_seconds(tt)
     detect_growth(
-        pos, x, capacity=capacity, level=level, transient=transient, seconds_per_unit=step_seconds(tt), result=report
+        pos, x, capacity=capacity, level=level, transient=transient, seconds_per_unit=per_second, result=report
     )
+    # a generation-like loop: a leak kept once a sequence hides between the teeth of its saw,
+    # where the floor of each period still shows it; a tooth longer than the ones before is none
+    judge_saw(report, pos, x, capacity=capacity, level=level, transient=transient, seconds_per_unit=per_second)
     report.current_step = float(pos[-1])
     return report
 
