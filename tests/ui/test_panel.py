@@ -371,8 +371,9 @@ def test_kernels_section_and_benchmarks(replay_lab: Lab, page):
         row = page.locator(f'#jp-gpu-panel [data-kernel-id="{kernel_id}"]')
         row.wait_for(state="visible", timeout=20000)
         assert nb in row.inner_text()
+        # exact: "Restart" is also the start of "Restart on GPU…", the placement button beside it
         for label in ("Interrupt", "Restart", "Shut down", "Track memory"):
-            assert row.get_by_role("button", name=label).is_visible()
+            assert row.get_by_role("button", name=label, exact=True).is_visible()
 
         # Interrupt goes through Jupyter's own kernel API (services), and says it happened, in the row.
         with page.expect_response(lambda r: f"api/kernels/{kernel_id}/interrupt" in r.url) as resp:
