@@ -17,6 +17,7 @@ from tornado.httpclient import HTTPClientError
 from jupyter_gpu_panel.memory.follower import LineFollower, Probes
 from jupyter_gpu_panel.probe.protocol import MAX_LINE_BYTES
 
+import needs
 from conftest import TRACES
 
 REFRESH_LIMIT = 8.0  # seconds a refresh may take here; a hang fails the test instead of CI
@@ -196,15 +197,23 @@ async def test_the_triage_request_never_follows_a_symlink(jp_fetch, panel, live_
     assert json.loads(request.read_text())["steps"] == 4
 
 
-async def test_probe_files_are_read_only_from_a_private_directory_of_ours(jp_fetch, panel, live_pids):
+async def test_a_probe_file_of_another_user_is_refused(jp_fetch, panel, live_pids):
+    needs.root("gives a probe file to another user (chown)")
     d = probe_dir(panel)
     mine, foreign = live_pids[:2]
     write_good_probe(d, mine)
     write_good_probe(d, foreign)
-    os.chown(d / f"probe-{foreign}.json", 65534, 65534)  # another user's file (CI runs as root)
+    os.chown(d / f"probe-{foreign}.json", 65534, 65534)  # nobody's file
     doc = await kernels(jp_fetch)
     assert set(scripts_by_pid(doc)) == {mine}
     assert any("belongs to another user" in w for w in doc["probe_warnings"])
+
+
+async def test_probe_files_are_read_only_from_a_private_directory(jp_fetch, panel, live_pids):
+    d = probe_dir(panel)
+    mine = live_pids[0]
+    write_good_probe(d, mine)
+    assert set(scripts_by_pid(await kernels(jp_fetch))) == {mine}
     os.chmod(d, 0o755)  # readable and writable by others: ignored as a whole
     try:
         doc = await kernels(jp_fetch)
