@@ -134,6 +134,7 @@ def test_the_code_the_server_runs_in_a_kernel_names_the_new_modules():
 
 # -- the protocol's keys are spelled once: in protocol.py ---------------------------------------
 KEY_PREFIXES = ("META_", "REQUEST_", "RESULT_", "EVENT_", "FRAME_", "RELEASE_", "FILE_", "KIND", "UNIT_", "ACTION_")
+KEY_PREFIXES += ("OOM_", "HOLDER_")
 RECORD_KEYS = ("INDEX", "TIME", "DT", "DEVICE", "ITER", "OPT", "MOD", "STEPS_PER_ITERATION", "OOM")
 RECORD_KEYS += (
     "CELL",
@@ -148,6 +149,7 @@ SERVER_READERS = (
     "memory/probe_state.py",
     "memory/cells.py",
     "memory/follower.py",
+    "memory/oom.py",
     "memory/triage.py",
     "kernels/probe_owner.py",
     "api/kernels.py",
@@ -159,6 +161,7 @@ NOT_PROBE_KEYS = {
     ("probe/core.py", "num_ooms"): "torch's memory_stats key, which the record's field copies by name",
     ("memory/cells.py", "cell"): "the REST API's CellLeak field (analyze_cells' own output)",
     ("api/kernels.py", "steps"): "the REST API's triage view (request_triage's return)",
+    ("memory/oom.py", "oom"): "the REST API's StepsVerdict field (mark_oom's output)",
 }
 
 

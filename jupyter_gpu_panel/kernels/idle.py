@@ -2,7 +2,8 @@
 
 A kernel is an *idle holder* when its execution state has been idle for ``idle_after`` seconds
 while its processes hold GPU memory. The usual cause is torch's caching allocator keeping what a
-finished cell used: the probe's last reading tells how much of it is cache (reserved - allocated),
+finished cell used: the probe's last reading (its last step, or the end of its last cell: a kernel
+that loaded the probe and ran no loop has those) tells how much of it is cache (reserved - allocated),
 which ``torch.cuda.empty_cache()`` gives back without losing a variable.
 """
 
@@ -17,7 +18,7 @@ def idle_view(
     execution_state: Optional[str],
     last_activity: Optional[float],
     holding: int,
-    last_step: Optional[dict[str, Any]],
+    reading: Optional[dict[str, Any]],
     *,
     now: float,
     idle_after: float,
@@ -25,8 +26,8 @@ def idle_view(
     """``{"seconds", "holder", "cached", "message"}`` for one kernel's row."""
     seconds = max(0.0, now - last_activity) if execution_state == "idle" and last_activity else None
     cached = None
-    if last_step and last_step.get("reserved") is not None:
-        cached = max(0, int(last_step["reserved"]) - int(last_step.get("allocated") or 0))
+    if reading and reading.get("reserved") is not None:
+        cached = max(0, int(reading["reserved"]) - int(reading.get("allocated") or 0))
     holder = seconds is not None and seconds >= idle_after and holding > 0
     message = None
     if holder:

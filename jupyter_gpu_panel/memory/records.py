@@ -55,9 +55,9 @@ def _float(value: Any, lo: float, hi: float) -> Optional[float]:
 def valid_step(rec: Any) -> Optional[dict[str, Any]]:
     """A step record (``*.iters.jsonl``): ``i`` and ``allocated`` required, the rest checked if present.
 
-    An OOM marker line (``"oom": true``) needs only ``i``. The probe's iteration fields
-    (``protocol.KIND``, ``ITER``, ``OPT``, ``MOD``, ``STEPS_PER_ITERATION``) and ``free`` are checked
-    like the rest: a known kind, integers in range.
+    An OOM line (``"oom": true``) needs only ``i``; what it says is checked by ``oom.valid_oom``.
+    The probe's iteration fields (``protocol.KIND``, ``ITER``, ``OPT``, ``MOD``,
+    ``STEPS_PER_ITERATION``) and ``free`` are checked like the rest: a known kind, integers in range.
     """
     if not isinstance(rec, dict):
         return None
@@ -65,11 +65,9 @@ def valid_step(rec: Any) -> Optional[dict[str, Any]]:
     if rec.get(P.OOM) is True:
         if i is None:
             return None
-        marker: dict[str, Any] = {P.INDEX: i, P.OOM: True}
-        it = rec.get(P.ITER)
-        if it is not None and _int(it, 0, MAX_INDEX) is not None:
-            marker[P.ITER] = int(it)
-        return marker
+        from .oom import valid_oom  # only OOM lines need it
+
+        return valid_oom(rec, i)
     allocated = _int(rec.get(P.ALLOCATED), 0, MAX_BYTES_VALUE)
     if i is None or allocated is None:
         return None
@@ -125,6 +123,9 @@ def valid_cell(rec: Any) -> Optional[dict[str, Any]]:
     if not isinstance(cell, str) or not cell or len(cell) > 256 or allocated is None:
         return None
     out: dict[str, Any] = {P.CELL: cell, P.ALLOCATED: allocated, P.CELL_ERROR: rec.get(P.CELL_ERROR) is True}
+    reserved = _int(rec.get(P.RESERVED), 0, MAX_BYTES_VALUE)
+    if reserved is not None:  # the allocator's cache after the cell: an idle kernel's ``cached``
+        out[P.RESERVED] = reserved
     count = rec.get(P.EXECUTION_COUNT)
     out[P.EXECUTION_COUNT] = _int(count, 0, MAX_INDEX) if count is not None else None
     t = _float(rec.get(P.TIME), 0.0, MAX_TIME)
@@ -186,6 +187,8 @@ class StepTrace:
     free: Optional[float] = None  # the device's newest free memory the probe recorded ...
     free_reserved: Optional[float] = None  # ... and this process's reserve at that moment
     oom_step: Optional[int] = None
+    #: the newest OOM line when no step came after it (``oom.valid_oom``): the run ended there
+    oom: Optional[dict[str, Any]] = None
     skipped: int = 0  # records that failed validation
     kind: str = P.KIND_STEP  # which records were judged
     grouped: bool = False  # rows are iterations of several records (``iter`` present)
@@ -230,6 +233,7 @@ RECENT_ITERATIONS = 256
 def steps_from_records(records: list[Any]) -> StepTrace:
     """Columns of the valid step records among ``records`` (raw dicts, validated here)."""
     oom_step = None
+    oom = None
     good = []
     skipped = 0
     for raw in records:
@@ -238,8 +242,10 @@ def steps_from_records(records: list[Any]) -> StepTrace:
             skipped += 1
         elif rec.get(P.OOM):
             oom_step = rec.get(P.ITER, rec[P.INDEX])
+            oom = rec
         else:
             good.append(rec)
+            oom = None  # the loop went on after it
     limit = next((float(r[k]) for r in reversed(good) for k in LIMIT_FIELDS if r.get(k)), None)
     mem_total = next((float(r[MEM_TOTAL]) for r in reversed(good) if r.get(MEM_TOTAL)), None)
     with_free = next((r for r in reversed(good) if r.get(P.FREE) is not None), None)
@@ -289,6 +295,7 @@ def steps_from_records(records: list[Any]) -> StepTrace:
         free=None if with_free is None else float(with_free[P.FREE]),
         free_reserved=None if with_free is None else float(with_free.get(P.RESERVED, with_free[P.ALLOCATED])),
         oom_step=oom_step,
+        oom=oom,
         skipped=skipped,
         kind=kind,
         grouped=grouped,

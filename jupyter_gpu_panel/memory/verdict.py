@@ -42,6 +42,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..probe import protocol as P
+from .oom import mark_oom
 from .records import StepTrace, steps_from_records
 from .tick_growth import ACTIONABLE_SECONDS as TICK_ACTIONABLE_SECONDS
 from .tick_growth import TickJudge, device_used_of, more_urgent
@@ -101,23 +102,27 @@ def capacity_of(trace: StepTrace, capacity: Optional[float], default: Optional[f
 def verdict_from_trace(
     trace: StepTrace, capacity: Optional[float] = None, default_capacity: Optional[float] = None
 ) -> Optional[dict[str, Any]]:
-    """The verdict on validated step columns; None with fewer than ``MIN_STEPS`` iterations."""
-    if len(trace) < MIN_STEPS:
+    """The verdict on validated step columns; None with fewer than ``MIN_STEPS`` iterations
+    (unless the run ended out of memory: then the verdict explains that, ``state`` ``oom``)."""
+    if len(trace) < MIN_STEPS and trace.oom is None:
         return None
-    from .detector import analyze_steps  # scipy: imported on first use, not at server start
+    from .detector import StepsReport, analyze_steps  # scipy: imported on first use, not at server start
 
     cap, note, bound = capacity_bound(trace, capacity, default_capacity)
-    report = analyze_steps(
-        trace.steps,
-        trace.allocated,
-        reserved=trace.reserved,
-        capacity=cap,
-        t=trace.t,
-        peak=trace.peak,
-        alloc_retries=trace.alloc_retries,
-    ).to_json()
+    if len(trace) >= MIN_STEPS:
+        report = analyze_steps(
+            trace.steps,
+            trace.allocated,
+            reserved=trace.reserved,
+            capacity=cap,
+            t=trace.t,
+            peak=trace.peak,
+            alloc_retries=trace.alloc_retries,
+        ).to_json()
+    else:  # out of memory before the third iteration: no growth to judge, a failure to explain
+        report = StepsReport(capacity=cap, reason="too few steps").to_json()
     report["source"] = "steps"
-    report["current_step"] = int(trace.steps.max())
+    report["current_step"] = int(trace.steps.max()) if len(trace) else 0
     report["skipped"] = trace.skipped
     report["capacity_note"] = note
     report["headroom_bound"] = bound
@@ -130,6 +135,7 @@ def verdict_from_trace(
     report["forecast"] = forecast_line(
         report, "step", now, None if to_oom is None else float(to_oom) * trace.records_per_iteration
     )
+    mark_oom(report, trace.oom)  # ``state``, and the OOM's explanation in place of a forecast
     return report
 
 

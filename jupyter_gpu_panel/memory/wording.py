@@ -6,7 +6,7 @@ Pure and dependency-free, so the panel's message, the CLI and the triage say the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 
 def human_bytes(n: float) -> str:
@@ -84,3 +84,72 @@ def leak_message(report: Mapping[str, Any]) -> str:
     elif steps is not None:
         parts.append(f"in ~{steps:,.0f} {step}s")
     return ", ".join(parts) + "."
+
+
+def _short_code(code: str, limit: int = 40) -> str:
+    """``val_loss += model(xv).pow(2).mean()`` -> ``val_loss += model(xv)…``: enough to find it."""
+    code = " ".join(code.split())
+    return code if len(code) <= limit else code[: limit - 1].rstrip() + "…"
+
+
+def oom_holder(oom: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """The holder to name: the largest that is no model's (parameters and optimizer state are
+    what training needs), else the largest."""
+    holders = list(oom.get("holders") or [])
+    data = [h for h in holders if not h.get("model")]
+    return max(data or holders, key=lambda h: h.get("bytes") or 0, default=None)
+
+
+def holder_label(holder: Mapping[str, Any]) -> str:
+    """```val_loss += …` (cell line 8)``, ```train.py:42``` or ```val_loss```."""
+    code, where, name = holder.get("code"), holder.get("where"), holder.get("name")
+    if code and where:
+        return f"`{_short_code(str(code))}` ({where})"
+    if where:
+        return f"`{where}`" + (f" (`{name}`)" if name else "")
+    return f"`{name}`"
+
+
+def oom_message(oom: Mapping[str, Any]) -> str:
+    """``Ran out of memory at step 557 in cell [12]; `val_loss += …` (cell line 8) holds 5.2 GiB.``
+    and the numbers: what was asked, allocated, reserved and allowed."""
+    step, word = oom.get("step"), oom.get("step_word") or "step"
+    where = f" at {word} {int(step):,}" if step is not None and word != "second" else ""
+    head = f"Ran out of memory{where}"
+    if oom.get("execution_count") is not None:
+        head += f" in cell [{oom['execution_count']}]"
+    holder = oom_holder(oom)
+    if holder is not None and holder.get("bytes"):
+        head += f"; {holder_label(holder)} holds {human_bytes(holder['bytes'])}"
+    numbers = []
+    if oom.get("requested"):
+        numbers.append(f"it asked for {human_bytes(oom['requested'])}")
+    held = []
+    if oom.get("allocated") is not None:
+        held.append(f"{human_bytes(oom['allocated'])} allocated")
+    if oom.get("reserved") is not None:
+        held.append(f"{human_bytes(oom['reserved'])} reserved")
+    if held:
+        limit = f" of {human_bytes(oom['limit'])}" if oom.get("limit") else ""
+        numbers.append(("with " if numbers else "") + " and ".join(held) + limit)
+    tail = (" " + " ".join(numbers)[0].upper() + " ".join(numbers)[1:] + ".") if numbers else ""
+    return head + "." + tail
+
+
+def oom_advice(oom: Mapping[str, Any]) -> list[str]:
+    """What to do after an OOM, most specific first (the panel lists them; a kernel's rows
+    offer Release cached memory and Restart)."""
+    holder = oom_holder(oom)
+    name = f"`{holder['name']}`" if holder is not None and holder.get("name") else "what the loop keeps"
+    out = []
+    if holder is not None and holder.get("graph"):
+        out.append(f"{name} keeps every step's autograd graph: add `.item()` for a number, or `.detach()`.")
+    else:
+        out.append(f"`del` {name} when done, or keep numbers with `.item()` rather than tensors.")
+    out.append("Run evaluation and generation under `torch.no_grad()`.")
+    if oom.get("cell") is not None or oom.get("execution_count") is not None:
+        out.append("Release cached memory gives torch's cache back; the variables stay.")
+        out.append("Restart the kernel to free all of its memory.")
+    else:
+        out.append("Fix the line and run it again.")
+    return out

@@ -43,9 +43,13 @@ history for the next few iterations and writes what it saw to ``probe-<pid>.tria
 (the allocations with their Python stacks, and each stack line's code, which only this process
 can read: notebook cells live in its linecache). The server names the stack that survives.
 
+OOM: when a CUDA allocation fails and the failure ends a cell (or the script), an ``oom`` record
+says what was asked, what was allocated, reserved and allowed, and which lines' tensors held
+the memory (``oom``, ``holders``).
+
 This package is everything that runs inside the user's process (``core``, ``iterations``,
-``clock``, ``triage``, ``release``, ``torch_install``) and imports nothing of the server;
-``protocol`` is the contract both sides import. torch is imported only when a probe starts.
+``clock``, ``triage``, ``oom``, ``holders``, ``release``, ``torch_install``) and imports nothing of
+the server; ``protocol`` is the contract both sides import. torch is imported only when a probe starts.
 """
 
 from __future__ import annotations
@@ -78,9 +82,15 @@ _probe: Optional[Probe] = None
 
 
 def start(
-    directory: Optional[str] = None, device: Optional[int] = None, max_bytes: int = DEFAULT_MAX_BYTES
+    directory: Optional[str] = None,
+    device: Optional[int] = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    kernel: bool = False,
 ) -> Optional[Probe]:
-    """Start recording after every optimizer step of this process. Idempotent."""
+    """Start recording after every optimizer step of this process. Idempotent. ``kernel``: its
+    runs are a kernel's cells (``load_in_kernel``), whose hook notes an OOM; else a script's
+    uncaught OOM is noted at its end."""
     global _probe
     if _probe is not None:
         return _probe
@@ -93,6 +103,7 @@ def start(
     probe.arm_forward_discovery()
     probe.run_starts()  # a script runs from here; a kernel's runs are its cells (load_in_kernel)
     probe.start_clock()
+    probe.watch_oom(script=not kernel)
     _probe = probe
     return probe
 
@@ -112,13 +123,17 @@ def _pre_run_cell(*_: Any) -> None:
 
 
 def _post_run_cell(result: Any) -> None:
+    """A cell ended: the allocator's reading after it (an idle kernel's cache, the per-cell
+    signal), and the OOM record when it ended with CUDA's out-of-memory error."""
     if _probe is None:
         return
     _probe.run_ends()
     info = getattr(result, "info", None)
     source = getattr(info, "raw_cell", "") or ""
     cell_id = getattr(info, "cell_id", None) or f"src:{hash(source.strip()) & 0xFFFFFFFF:08x}"
-    _probe.record_cell(cell_id, getattr(result, "execution_count", None))
+    count = getattr(result, "execution_count", None)
+    _probe.note_cell_error(getattr(result, "error_in_exec", None), cell_id, count)
+    _probe.record_cell(cell_id, count)
 
 
 def load_in_kernel(ipython: Any) -> None:
@@ -127,7 +142,7 @@ def load_in_kernel(ipython: Any) -> None:
     if _probe is not None:
         print(f"{ALREADY_LOADED} (cuda:{_probe.device}).")
         return
-    probe = start()
+    probe = start(kernel=True)
     if probe is None:
         return
     probe.run_ends()  # the cell that loads it is no loop of the user's: the next cells are

@@ -2,7 +2,8 @@
 ``probe-<pid>.iters.jsonl`` (see the package's docstring for what is recorded and when).
 
 Its mixins: ``iterations`` (which calls make one iteration, loops without an optimizer), ``clock``
-(code that runs neither) and ``triage`` (the allocation history on the server's request).
+(code that runs neither), ``triage`` (the allocation history on the server's request) and ``oom``
+(the record of an allocation that failed: what was asked, what held the memory).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Callable, Optional
 from . import protocol as P
 from .clock import ClockRecords
 from .iterations import ForwardRecords, Iterations
+from .oom import OomRecorder
 from .protocol import PROBE_DIR_NAME, probe_file
 from .torch_install import torch_install_command
 from .triage import TriageRecorder
@@ -47,7 +49,7 @@ def _kernel_id() -> Optional[str]:
         return None
 
 
-class Probe(TriageRecorder, ForwardRecords, ClockRecords):
+class Probe(OomRecorder, TriageRecorder, ForwardRecords, ClockRecords):
     """Writes one record per optimizer step of this process (per iteration of a loop without
     an optimizer, and once a second in code that runs neither: see the package's docstring)."""
 
@@ -212,6 +214,8 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
             if its.last_calls is not None:
                 rec[P.STEPS_PER_ITERATION] = its.last_calls
             self._count_run_record(kind)
+            if self._oom_pending is not None:
+                self.loop_went_on()  # an allocation failed before this iteration: it was caught
         rec.update(self.reading())
         rec[P.LIMIT] = self.limit = self._limit()
         if self._free_ok and now >= self._next_free:
@@ -253,6 +257,7 @@ class Probe(TriageRecorder, ForwardRecords, ClockRecords):
 
     def close(self) -> None:
         self.stop_clock()
+        self.unwatch_oom()
         self._disarm()
         for _ref, handle in self._forward_hooks.values():
             handle.remove()

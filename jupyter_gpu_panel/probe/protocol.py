@@ -82,6 +82,76 @@ NUM_OOMS = "num_ooms"
 COUNT_FIELDS = (ALLOC_RETRIES, NUM_OOMS)
 #: ``{"i": n, "oom": true}``: the line a step that ran out of memory leaves (recorded traces); no reading.
 OOM = "oom"
+#: The probe's OOM record (``oom`` true, written when a CUDA allocation failed and the failure
+#: ended a cell or the script, or no iteration came after it) keeps ``i``, ``t``, ``kind`` and
+#: ``iter`` (the iteration it failed in), the byte fields it could read (``allocated``, ``reserved``,
+#: ``limit``, ``free``), ``cell`` and ``execution_count`` in a kernel, and: torch's message (recorded
+#: traces carry it too), the bytes asked for, how the probe learnt of it (``OOM_SOURCES``), the user's
+#: line that asked (``OOM_SITE``: ``FRAME_*`` keys and ``HOLDER_CODE``), and the largest holders.
+OOM_MESSAGE = "msg"
+OOM_REQUESTED = "requested"
+OOM_SOURCE = "source"
+OOM_SOURCE_OBSERVER = "observer"  # torch's OOM observer (the allocator, before the exception)
+OOM_SOURCE_EXCEPTION = "exception"  # the error that ended the cell (or the script)
+OOM_SOURCES = (OOM_SOURCE_OBSERVER, OOM_SOURCE_EXCEPTION)
+OOM_SITE = "site"
+OOM_HOLDERS = "holders"
+#: A holder: bytes it keeps on the device, where (``FRAME_FILE``, ``FRAME_LINE``: the user's line;
+#: a notebook cell's file is the cell), that line's code, the variable's name when known, how it
+#: was found (``HOLDER_HOW_*``: the allocation history's stacks, or the variables of the failed
+#: frames), and whether the bytes are a model's (parameters, optimizer state) or an autograd graph's.
+HOLDER_BYTES = "held"
+HOLDER_CODE = "code"
+HOLDER_NAME = "name"
+HOLDER_HOW = "how"
+HOLDER_HOW_HISTORY = "history"
+HOLDER_HOW_VARIABLE = "variable"
+HOLDER_HOWS = (HOLDER_HOW_HISTORY, HOLDER_HOW_VARIABLE)
+HOLDER_MODEL = "model"
+HOLDER_GRAPH = "graph"
+#: Holders kept per OOM record, and the longest message and code line kept.
+MAX_OOM_HOLDERS = 8
+MAX_OOM_MESSAGE = 1000
+MAX_OOM_CODE = 200
+
+_SIZE = r"([0-9]+(?:\.[0-9]+)?) ?(B|KiB|MiB|GiB|TiB|bytes)"
+_UNITS = {"B": 1, "bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+#: torch's CUDA out-of-memory text (``c10/cuda/CUDACachingAllocator.cpp``), field by field.
+_OOM_TEXT = {
+    OOM_REQUESTED: r"Tried to allocate " + _SIZE,
+    LIMIT: _SIZE + r" allowed",
+    ALLOCATED: r"Of the allocated memory " + _SIZE + r" is allocated by PyTorch",
+    "unallocated": r"and " + _SIZE + r" is reserved by PyTorch but unallocated",
+    FREE: r"of which " + _SIZE + r" is free",
+}
+
+
+def oom_numbers(message: object) -> dict[str, int]:
+    """The byte counts torch's OOM message states (``requested``, ``limit`` when a memory fraction
+    is set, ``allocated``, ``reserved``, ``free``), rounded as torch printed them; {} for other text."""
+    import re
+
+    if not isinstance(message, str):
+        return {}
+    found: dict[str, int] = {}
+    for key, pattern in _OOM_TEXT.items():
+        m = re.search(pattern, message[:4096])
+        if m:
+            found[key] = int(float(m.group(1)) * _UNITS[m.group(2)])
+    unallocated = found.pop("unallocated", None)
+    if unallocated is not None and ALLOCATED in found:
+        found[RESERVED] = found[ALLOCATED] + unallocated
+    return found
+
+
+def is_cuda_oom(error: object) -> bool:
+    """Whether ``error`` is CUDA's out-of-memory error (``torch.OutOfMemoryError``, or the
+    ``RuntimeError`` older torch raised with the same text)."""
+    if not isinstance(error, BaseException):
+        return False
+    name = type(error).__name__
+    return name == "OutOfMemoryError" or (isinstance(error, RuntimeError) and "CUDA out of memory" in str(error)[:200])
+
 
 #: A cell record (``*.cells.jsonl``, one per executed cell, plus the byte counters above): the
 #: cell's id, its execution count, and (recorded traces only) whether it raised.
