@@ -263,12 +263,11 @@ class KernelTracker:
             if main is not None:
                 probe, steps_leak = self._probe_view(main)
                 leak = steps_leak or leak  # per-step readings beat NVML's coarse reserve
-            last_step = main.steps.last if main is not None else None
             idle = idle_view(
                 ref.execution_state,
                 self._user_last_activity(kid, ref.last_activity),
                 sum(memory.values()),
-                last_step,
+                main.last_reading() if main is not None else None,
                 now=time.time(),
                 idle_after=self.idle_after,
             )
@@ -332,7 +331,7 @@ class KernelTracker:
                 f.judge_error = None
             except Exception as err:
                 log.exception("probe %s: judging its readings failed", f.pid)
-                f.leak, f.judged, f.judged_at = None, f.steps.total, time.monotonic()
+                f.leak, f.judged, f.judged_at = None, f.steps.version, time.monotonic()
                 f.judge_error = type(err).__name__
 
     def _probe_view(self, main: ProbeFollower) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
@@ -359,7 +358,7 @@ class KernelTracker:
                 main.request_triage(auto=True)
             except OSError:
                 log.warning("cannot ask probe %s for a triage", main.pid, exc_info=True)
-        key = (main.steps.total, main.skipped, main.cells_seen, id(main.triage), main.judged)
+        key = (main.steps.version, main.skipped, main.cells_seen, id(main.triage), main.judged)
         if main.view is not None and main.view[0] == key:
             return main.view[1], leak
         probe = main.summary()

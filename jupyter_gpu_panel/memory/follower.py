@@ -126,7 +126,7 @@ class ProbeFollower:
         self.triage_path = probe_file(directory, pid, protocol.FILE_TRIAGE)
         self.triage: Optional[dict[str, Any]] = None
         self._triage_mtime: Optional[float] = None
-        #: the leak verdict on the window as of ``judged`` (its ``steps.total`` then; None: never)
+        #: the leak verdict on the window as of ``judged`` (its ``steps.version`` then; None: never)
         self.leak: Optional[dict[str, Any]] = None
         self.judged: Optional[int] = None
         self.judged_at = 0.0  # time.monotonic() of that judgement
@@ -156,8 +156,8 @@ class ProbeFollower:
 
     @property
     def stale(self) -> bool:
-        """Steps arrived since the verdict was made (or none was made yet)."""
-        return self.judged != self.steps.total
+        """Steps (or an OOM line) arrived since the verdict was made (or none was made yet)."""
+        return self.judged != self.steps.version
 
     def judge(self) -> Optional[dict[str, Any]]:
         """The leak verdict on the steps in the window now (None with fewer than 3 iterations):
@@ -165,7 +165,7 @@ class ProbeFollower:
         from .verdict import verdict_from_trace  # scipy on first use, not at server start
 
         self.leak = verdict_from_trace(self.steps.trace(), default_capacity=self.meta[protocol.META_LIMIT])
-        self.judged, self.judged_at = self.steps.total, time.monotonic()
+        self.judged, self.judged_at = self.steps.version, time.monotonic()
         return self.leak
 
     def request_triage(self, steps: Optional[int] = None, auto: bool = False) -> dict[str, Any]:
@@ -229,6 +229,17 @@ class ProbeFollower:
             return False
 
     def summary(self) -> dict[str, Any]:
+    def last_reading(self) -> Optional[dict[str, Any]]:
+        """The probe's newest allocator reading: its last step, or the end of its last cell when
+        that came later (an idle kernel that loaded the probe and ran no loop has only those)."""
+        step = self.steps.last
+        cell = self.cells[-1] if self.cells else None
+        if cell is None or cell.get(protocol.RESERVED) is None:
+            return step
+        if step is None or float(cell.get(protocol.TIME) or 0.0) >= float(step.get(protocol.TIME) or 0.0):
+            return cell
+        return step
+
         return {
             "pid": self.pid,
             "kernel_id": self.meta[protocol.META_KERNEL_ID],

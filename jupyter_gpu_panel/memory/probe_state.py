@@ -43,6 +43,8 @@ class StepWindow:
         self.skipped = 0  # step records that failed validation (counted by the follower)
         self.last: Optional[dict[str, Any]] = None  # the newest record, whole
         self.oom_step: Optional[int] = None
+        self.oom: Optional[dict[str, Any]] = None  # the newest OOM line, while no step came after it
+        self.ooms = 0  # OOM lines ever appended
         self._cols: dict[str, np.ndarray] = {}
         self._cap = 0
         self._start = 0
@@ -54,6 +56,11 @@ class StepWindow:
 
     def __len__(self) -> int:
         return self._n
+
+    @property
+    def version(self) -> int:
+        """Changes with every record appended (steps and OOM lines): what a verdict was made of."""
+        return self.total + self.ooms
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """The kept fields of each record in the window (tests, the CLI; the server reads columns)."""
@@ -78,8 +85,11 @@ class StepWindow:
         for rec in records:
             if rec.get(P.OOM):  # the line a step that raised OOM leaves: not a reading
                 self.oom_step = rec.get(P.ITER, rec[P.INDEX])
+                self.oom = rec
+                self.ooms += 1
             else:
                 steps.append(rec)
+                self.oom = None  # the loop went on after it
         if not steps:
             return 0
         self._note_scalars(steps)
@@ -182,7 +192,7 @@ class StepWindow:
         """``records.steps_from_records`` on the records in the window."""
         if not self._n:
             out = steps_from_records([])
-            out.skipped, out.oom_step = self.skipped, self.oom_step
+            out.skipped, out.oom_step, out.oom = self.skipped, self.oom_step, self.oom
             return out
         i, kind = self._col(P.INDEX), self._col(P.KIND)
         it = self._col(P.ITER) if P.ITER in self._cols else None
@@ -234,6 +244,7 @@ class StepWindow:
             free=None if free is None else free[1],
             free_reserved=None if free is None else free[2],
             oom_step=self.oom_step,
+            oom=self.oom,
             skipped=self.skipped,
             kind=P.KINDS[judged],
             grouped=grouped,
