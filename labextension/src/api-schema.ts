@@ -224,7 +224,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** WebSocket. The server sends StreamMessage documents: {type: hello, status} then {type: snapshot, snapshot} every tick, and {type: kernels, kernels} when the kernels document changes. Send a StreamRequest {interval: s, fields: [...]} to slow down or select fields; the server answers {type: config, interval, fields} and never sends faster than min_interval (0.1 s) or its own tick; a bad message gets {type: error, message} and the socket stays open. */
+        /** WebSocket. The server sends StreamMessage documents: {type: hello, status} then {type: snapshot, snapshot} every tick, and {type: kernels, kernels} when the kernels document changes. Send a StreamRequest {interval: s, fields: [...]} to slow down or select fields; the server answers {type: config, interval, fields} and never sends faster than min_interval (0.1 s) or its own tick; a bad message gets {type: error, message} and the socket stays open. Backpressure: each client has one write in flight and a bounded queue where a newer snapshot or kernels document replaces a queued one (a slow client sees gaps in kernels.seq and snapshot.t, never a step back); a client that leaves a message unread for GPUPanel.stream_stall_timeout seconds (default 30) is closed with code 1008 and reason 'client too slow: not read for 30 s' (or 'client too slow: 32 answers unread' when it sends requests and never reads the answers). */
         get: {
             parameters: {
                 query?: never;
@@ -988,6 +988,62 @@ export interface components {
              * @enum {string}
              */
             step_source: "optimizer" | "forward" | "timer";
+            /**
+             * @description oom: the run's newest record is a CUDA out-of-memory failure (no iteration came after it): message and oom explain it, and nothing is forecast (steps_to_oom, seconds_to_oom and forecast are null); running otherwise
+             * @enum {string}
+             */
+            state: "running" | "oom";
+            oom: components["schemas"]["OomReport"] | null;
+        };
+        /** @description A CUDA out-of-memory failure that ended the run (a cell, a script): where, what was asked and held, the largest holders by line, what to do */
+        OomReport: {
+            /** @description the iteration it failed in (the one after the last recorded) */
+            step: number | null;
+            /** @enum {string} */
+            step_word: "step" | "iteration" | "second";
+            t: number | null;
+            /** @description the cell's id (a kernel) */
+            cell: string | null;
+            /** @description the cell's execution count: cell [12] */
+            execution_count: number | null;
+            /** @description bytes the failed allocation asked for */
+            requested: number | null;
+            /** @description bytes allocated at the failure (the allocator's counters, else torch's message) */
+            allocated: number | null;
+            reserved: number | null;
+            /** @description what the process could allocate (card x memory fraction) */
+            limit: number | null;
+            /**
+             * @description torch's OOM observer, the error that ended the cell or script, or a recorded trace's line
+             * @enum {string}
+             */
+            source: "observer" | "exception" | "recorded";
+            /** @description the user's line that asked */
+            site: {
+                where: string | null;
+                code: string | null;
+            } | null;
+            holders: {
+                bytes: number;
+                /** @description 'cell line 8' or 'train.py:42' */
+                where: string | null;
+                code: string | null;
+                /** @description the variable, when found from the failed frames */
+                name: string | null;
+                /**
+                 * @description from the allocation history's stacks, or from the variables of the frames the error passed through
+                 * @enum {string}
+                 */
+                how: "history" | "variable";
+                /** @description a model's parameters or optimizer state */
+                model: boolean;
+                /** @description mostly an autograd graph's saved tensors */
+                graph: boolean;
+            }[];
+            /** @description torch's message */
+            error: string | null;
+            advice: string[];
+            message: string;
         };
         /** @description Verdict from NVML's per-process memory over time. */
         NvmlVerdict: {
@@ -1089,7 +1145,7 @@ export interface components {
             seconds: number | null;
             /** @description idle past idle_after while holding GPU memory */
             holder: boolean;
-            /** @description bytes of torch's cache (reserved - allocated) at the probe's last step */
+            /** @description bytes of torch's cache (reserved - allocated) at the probe's last reading: its last step, or the end of its last cell (a kernel that loaded the probe and ran no loop); null without a probe */
             cached: number | null;
             message: string | null;
         };
@@ -1323,6 +1379,8 @@ export interface components {
         StreamKernels: {
             /** @constant */
             type: "kernels";
+            /** @description the kernels document's version on this server, +1 at each change: a client that read slowly sees a gap (the versions it skipped), never a step back */
+            seq: number;
             kernels: components["schemas"]["Kernels"];
         };
         StreamError: {

@@ -1,12 +1,14 @@
 /**
  * Which kernels and scripts to notify about, from each kernels document,
  * once per episode: a leak whose out-of-memory forecast falls inside the
- * reader's horizon (while leak notifications are on), and an idle GPU
- * holder (when its episode starts and when it ends). The store feeds it the
+ * reader's horizon (while leak notifications are on), an idle GPU holder
+ * (when its episode starts and when it ends), and a probed run that ran
+ * out of memory (once per OOM). The store feeds it the
  * documents; the plugin's callbacks show the toasts.
  */
 import { updateEpisodes } from './leakepisodes';
 import { updateIdleEpisodes } from './memory/idle';
+import { updateOomEpisodes } from './memory/oom';
 import { IKernelInfo, IScriptInfo } from './types';
 
 export interface IKernelAlertHandlers {
@@ -18,6 +20,10 @@ export interface IKernelAlertHandlers {
   onIdleHolder?: (k: IKernelInfo) => void;
   /** Called with a kernel's id when its idle-holder episode ends (it woke up, released, restarted, or went away). */
   onIdleHolderEnd?: (kernelId: string) => void;
+  /** Called once per OOM of a probed kernel (its verdict's state turned to "oom"). */
+  onOom?: (k: IKernelInfo) => void;
+  /** Called once per OOM of a probed script. */
+  onScriptOom?: (s: IScriptInfo) => void;
 }
 
 export class KernelAlerts {
@@ -46,10 +52,15 @@ export class KernelAlerts {
     this._idleEpisodes = idle.open;
     idle.ended.forEach(id => this._to.onIdleHolderEnd?.(id));
     idle.starting.forEach(k => this._to.onIdleHolder?.(k));
+    const oom = updateOomEpisodes(this._oomEpisodes, kernels, scripts);
+    this._oomEpisodes = oom.open;
+    oom.kernels.forEach(k => this._to.onOom?.(k));
+    oom.scripts.forEach(sc => this._to.onScriptOom?.(sc));
   }
 
   private _leakHorizon = 1800;
   private _leakNotify = true;
   private _leakEpisodes: Set<string> = new Set();
   private _idleEpisodes: Set<string> = new Set();
+  private _oomEpisodes: Set<string> = new Set();
 }

@@ -22,6 +22,9 @@ export function isAlarming(
   if (!leak || !leak.leak || !leak.actionable) {
     return false;
   }
+  if (leak.source === 'steps' && leak.state === 'oom') {
+    return false; // it ran out already: the OOM's own notification says so
+  }
   const eta = leak.seconds_to_oom;
   if (typeof eta === 'number' && Number.isFinite(eta)) {
     return eta <= horizonSeconds;

@@ -38,6 +38,9 @@ export type ILeakForecast = NonNullable<Schemas['Forecast']>;
 /** From the probe's steps (source "steps") or NVML's memory over time ("nvml"). */
 export type ILeakVerdict = NonNullable<Schemas['LeakVerdict']>;
 
+/** A CUDA out-of-memory failure that ended a probed run (a steps verdict's `oom`). */
+export type IOomReport = Schemas['OomReport'];
+
 /** One allocation-history recording of a probe ("Find the leaking line"). */
 export type ITriage = NonNullable<Schemas['Triage']>;
 

@@ -104,6 +104,8 @@ export function stepsVerdict(
     headroom_bound: 'capacity',
     steps_per_iteration: null,
     step_source: 'optimizer',
+    state: 'running',
+    oom: null,
     ...partial
   };
 }

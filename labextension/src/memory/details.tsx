@@ -1,5 +1,6 @@
 /**
- * What kernel and script rows share: the probe and leak stats, the probe's
+ * What kernel and script rows share: the probe and leak stats, a run's
+ * out-of-memory failure (what held the memory, what to do), the probe's
  * hints, the memory chart with the OOM forecast, and the triage block
  * ("Find the leaking line" and its result in the server's ranking).
  */
@@ -19,6 +20,7 @@ import {
   kernelLineLabel,
   KernelLineKey
 } from './chart';
+import { oomView } from './oom';
 import {
   canTriage,
   codeParts,
@@ -175,6 +177,63 @@ function Triage(props: {
   );
 }
 
+/** The run ran out of memory: the lines that held it and what to do. */
+function OutOfMemory(props: {
+  k: IMemorySubject;
+  units: MemoryUnits;
+  trans: ITrans;
+}): JSX.Element | null {
+  const { k, units, trans } = props;
+  const view = oomView(k.leak, units, trans);
+  if (!view) {
+    return null;
+  }
+  return (
+    <div
+      className="jp-GpuPanel-oom jp-GpuPanel-hint jp-GpuPanel-hint-warn jp-GpuPanel-small"
+      role="alert"
+      aria-label={trans.__('Out of GPU memory')}
+    >
+      <div className="jp-GpuPanel-oomMessage">
+        <TextWithCode parts={view.parts} />
+      </div>
+      {view.holders.length > 0 && (
+        <ol
+          className="jp-GpuPanel-stacks"
+          aria-label={trans.__('What held the memory')}
+        >
+          {view.holders.map((h, i) => (
+            <li
+              key={i}
+              className={h.model ? 'jp-GpuPanel-muted' : undefined}
+              data-model={h.model ? 'true' : 'false'}
+            >
+              <div className="jp-GpuPanel-stackHead">
+                <span>
+                  <TextWithCode parts={h.parts} />
+                </span>
+                <span className="jp-GpuPanel-num">{h.bytes}</span>
+              </div>
+            </li>
+          ))}
+        </ol>
+      )}
+      {view.advice.length > 0 && (
+        <ul
+          className="jp-GpuPanel-oomAdvice"
+          aria-label={trans.__('What to do')}
+        >
+          {view.advice.map((a, i) => (
+            <li key={i}>
+              <TextWithCode parts={a} />
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
 export function MemoryDetails(props: {
   subject: IMemorySubject;
   units: MemoryUnits;
@@ -201,6 +260,7 @@ export function MemoryDetails(props: {
           value={leakLine(subject.leak, units, trans)}
         />
       </dl>
+      <OutOfMemory k={subject} units={units} trans={trans} />
       {probeHints(subject.probe).map(h => (
         <div
           key={h.key}

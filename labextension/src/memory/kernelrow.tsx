@@ -25,6 +25,7 @@ import { canMove, kernelGpusText } from '../placement/words';
 import { IKernelInfo, IProbeLoaded, IReleaseReply } from '../types';
 import { MemoryDetails } from './details';
 import { idleBadgeText, idleMessage, isIdleHolder } from './idle';
+import { isOom } from './oom';
 import {
   actionLabel,
   doneOutcome,
@@ -59,7 +60,7 @@ export type Confirm = (
 
 export function isAlarm(subject: { leak: IKernelInfo['leak'] }): boolean {
   const leak = subject.leak;
-  return !!(leak && leak.leak && leak.actionable);
+  return !!(leak && leak.leak && leak.actionable) || isOom(subject);
 }
 
 export function kernelLabel(k: IKernelInfo, trans: ITrans): string {

@@ -13,7 +13,8 @@ function isNum(v: unknown): v is number {
 
 /**
  * The leak line: the server's own message while it sees a leak (it names
- * the rate, the time and the step of the OOM), else the local summary.
+ * the rate, the time and the step of the OOM) or after the run ran out of
+ * memory (where, and what held it: no forecast), else the local summary.
  */
 export function leakLine(
   leak: ILeakVerdict | null | undefined,
@@ -22,7 +23,7 @@ export function leakLine(
 ): string {
   if (
     leak &&
-    leak.leak &&
+    (leak.leak || (leak.source === 'steps' && leak.state === 'oom')) &&
     typeof leak.message === 'string' &&
     leak.message.trim()
   ) {

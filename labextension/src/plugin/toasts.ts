@@ -1,8 +1,9 @@
 /**
  * The notifications the store's kernel alerts raise: a leak (in a notebook's
- * kernel, or in a probed script outside any kernel) once per episode, and an
+ * kernel, or in a probed script outside any kernel) once per episode, an
  * idle GPU holder once per episode, with *Release cached memory* on the
- * toast (its outcome in the same toast), dismissed when the episode ends.
+ * toast (its outcome in the same toast), dismissed when the episode ends,
+ * and a probed run that ran out of memory, once per OOM.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Notification } from '@jupyterlab/apputils';
@@ -85,7 +86,37 @@ export function kernelToasts(
     }
   };
 
+  // The server's sentence names the step, the cell and the line holding the
+  // memory; the panel's row lists what to do.
+  const warnOom = (
+    name: string,
+    leak: IKernelInfo['leak'],
+    notebook: string | null,
+    kernelId: string | null
+  ) => {
+    const actions: Notification.IAction[] = [];
+    if (notebook) {
+      actions.push({
+        label: trans.__('Open notebook'),
+        callback: () => openNotebook(notebook, kernelId)
+      });
+    }
+    actions.push(openPanel);
+    Notification.error(
+      trans.__(
+        '%1 ran out of GPU memory: %2',
+        name,
+        leakLine(leak, units(), trans)
+      ),
+      { autoClose: false, actions }
+    );
+  };
+
   return {
+    onOom: (k: IKernelInfo) =>
+      warnOom(kernelLabel(k, trans), k.leak, k.notebook, k.kernel_id),
+    onScriptOom: (sc: IScriptInfo) =>
+      warnOom(scriptName(sc, trans), sc.leak, null, null),
     onLeak: (k: IKernelInfo) =>
       warnLeak(
         k.notebook ? baseName(k.notebook) : (k.kernel_name ?? k.kernel_id),
