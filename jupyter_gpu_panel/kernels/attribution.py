@@ -196,9 +196,18 @@ class Attribution:
         self.state = AttributionState(owners, kernels, kernel_pids, namespace)
         return self.state
 
-    def kernels_of(self, pids: Iterable[int]) -> dict[int, Optional[str]]:
+    def kernel_set(self) -> tuple[str, frozenset[tuple[str, int]]]:
+        """What ``kernels_of``'s answers depend on besides the process tree: the kernels and their
+        pids as of the last refresh (``ProbeOwners`` decides again when it changes)."""
+        state = self.state
+        return state.pid_namespace, frozenset((k, p) for k, p in state.kernel_pids.items() if k in state.kernels)
+
+    def kernels_of(
+        self, pids: Iterable[int], parent_of: Optional[Callable[[int], Optional[int]]] = None
+    ) -> dict[int, Optional[str]]:
         """The kernel each pid is part of (the kernel's process or a descendant), None for none:
-        the GPU pids' walk of the last refresh where it covered the pid, the same walk otherwise."""
+        the GPU pids' walk of the last refresh where it covered the pid, the same walk otherwise
+        (through ``parent_of``: the caller's cached /proc reads; psutil by default)."""
         state = self.state
         walked = state.owners if state.pid_namespace == "host" else {}  # mismatch: host pids, not ours
         by_pid = {pid: state.kernels[kid] for kid, pid in state.kernel_pids.items() if kid in state.kernels}
@@ -212,14 +221,14 @@ class Attribution:
                 rest.append(pid)
         parents: dict[int, Optional[int]] = {}
 
-        def parent_of(pid: int) -> Optional[int]:
+        def memo_parent(pid: int) -> Optional[int]:
             # a hundred scripts started from one shell share their ancestors: each is read once
             # a call (~50 us a /proc read), not once for every pid whose walk passes through it
             if pid not in parents:
                 parents[pid] = parent_pid(pid)
             return parents[pid]
 
-        for pid, owner in attribute(rest, by_pid, parent_of).items():
+        for pid, owner in attribute(rest, by_pid, parent_of or memo_parent).items():
             out[pid] = owner.get("kernel_id")
         return out
 

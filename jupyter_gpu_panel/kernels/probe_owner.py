@@ -17,8 +17,9 @@ another user's pid. What decides is the process behind the pid, as the system se
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import psutil
 
@@ -106,28 +107,57 @@ def decide(
 class ProbeOwners:
     """Decides, after each poll of the probe files, which followed probe goes where.
 
-    Runs on the tracker's probe-reading thread (psutil reads, no file I/O). The answer is left
-    in ``probes.owners`` (pid -> kernel id, None for a script; refused probes are absent), which
-    is what ``Probes.for_kernel`` and ``Probes.scripts`` select by.
+    Runs on the tracker's probe-reading thread (reads /proc, no file I/O of the probes). The
+    answer is left in ``probes.owners`` (pid -> kernel id, None for a script; refused probes are
+    absent), which is what ``Probes.for_kernel`` and ``Probes.scripts`` select by.
+
+    A decision is kept while what it was made of holds: the same process at the pid (its start
+    time, and its parent, from the round's ``ProcessTable`` check), the same meta file, and the
+    same kernels (``kernel_set``). A process's owner and start time never change, and its
+    ancestry only when a parent exits (the pid's own parent is in the key; a grandparent's exit
+    is not seen until the kernels change). So a refresh re-decides only new probes, reused
+    pids and everything when a kernel starts or stops, instead of walking a hundred processes'
+    trees each time.
     """
 
-    def __init__(self, kernels_of: Any) -> None:
-        #: pids -> the kernel each is part of (``Attribution.kernels_of``: its process-tree walk)
+    def __init__(self, kernels_of: Any, kernel_set: Optional[Callable[[], Hashable]] = None) -> None:
+        #: (pids, parent lookup) -> the kernel each is part of (``Attribution.kernels_of``)
         self.kernels_of = kernels_of
+        #: the kernels the decisions depend on, comparable (``Attribution.kernel_set``)
+        self.kernel_set = kernel_set or (lambda: None)
         #: pid -> why its probe is refused, as of the last ``assign``
         self.refused: dict[int, str] = {}
         # refusals already warned about, by (pid, meta mtime, reason): said once, not every refresh
         self._said: set[tuple[int, float, str]] = set()
+        # pid -> (what the decision was made of, the decision), for the probes followed
+        self._decided: dict[int, tuple[Hashable, Attachment]] = {}
+        self._kernels: Hashable = None
+        #: pids decided afresh by the last ``assign`` (tests: a known process is not re-decided)
+        self.decided_now: list[int] = []
 
     def assign(self, probes: Any) -> None:
         followers = dict(probes.followers)
-        kernels = self.kernels_of(list(followers))
+        table = probes.processes
+        kernels_now = self.kernel_set()
+        if kernels_now != self._kernels:
+            self._decided, self._kernels = {}, kernels_now
+        keys = {pid: (table.identity(pid), follower.meta_mtime) for pid, follower in followers.items()}
+        fresh = [pid for pid in followers if pid not in self._decided or self._decided[pid][0] != keys[pid]]
+        kernels = self.kernels_of(fresh, table.parent) if fresh else {}
         uid = server_uid()
+        decided: dict[int, tuple[Hashable, Attachment]] = {}
         owners: dict[int, Optional[str]] = {}
         refused: dict[int, str] = {}
         said: set[tuple[int, float, str]] = set()
         for pid, follower in followers.items():
-            answer = decide(pid, follower.meta, kernels.get(pid), process_facts(pid), uid)
+            if pid in self._decided and self._decided[pid][0] == keys[pid]:
+                decided[pid] = self._decided[pid]
+            else:
+                facts = table.facts(pid)
+                # a pid that could not be read while it names a process: decided again next time
+                made_of = keys[pid] if facts is not None or keys[pid][0] is None else None
+                decided[pid] = (made_of, decide(pid, follower.meta, kernels.get(pid), facts, uid))
+            answer = decided[pid][1]
             if answer.refused is None:
                 owners[pid] = answer.kernel_id
                 continue
@@ -137,5 +167,7 @@ class ProbeOwners:
                 probes.warn(f"probe-{pid}.json refused: {answer.refused}")
             said.add(key)
         self._said = said  # only the probes still followed: bounded by the directory
+        self._decided = decided  # likewise
+        self.decided_now = fresh
         self.refused = refused
         probes.owners = owners

@@ -7,7 +7,10 @@ probe-reading thread, which is what keeps two readers from taking the same lines
 held across I/O, and a refresh that waits on that thread too long answers with the last view.
 
 A refresh costs what changed: each follower reads only new bytes into its step window, a
-probe with nothing new keeps its part of the document, and leak verdicts are re-made for the
+probe with nothing new keeps its part of the document (``probe_view``), where each probe goes
+is decided once per process (``probe_owner.ProbeOwners``, ``processes.ProcessTable``: one
+/proc read a probe a refresh), requests arriving during a refresh share views rather than
+queue them (``refresh``), and leak verdicts are re-made for the
 probes with new steps, stalest first, within a budget of seconds a refresh (a probe never
 judged yet always is, and one stale probe at least): ``JUDGE_BUDGET`` for the periodic refresh,
 which keeps verdicts fresh, ``REQUEST_JUDGE_BUDGET`` for a refresh a request asks for, so its
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
@@ -32,10 +36,10 @@ from jupyter_core.utils import ensure_async
 from ..memory.follower import ProbeFollower, Probes
 from ..memory.tick_growth import TickJudge
 from ..memory.verdict import nvml_final_verdict
-from ..probe import protocol as P
 from .attribution import Attribution
 from .idle import idle_view, to_cull
 from .probe_owner import ProbeOwners
+from .probe_view import ProbeViews
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,6 @@ class KernelTracker:
         self._own_activity: dict[str, tuple[float, float]] = {}
         self.sampler = sampler
         self.probes = probes
-        self.triage_on_alarm = triage_on_alarm
         self.attribution = Attribution(serverapp, sampler, probes)
         #: NVML verdicts re-made every sampler tick, on the sampler thread (O(processes) a tick):
         #: a fast leak is flagged in seconds, not after the refresh path's ten readings
@@ -79,7 +82,7 @@ class KernelTracker:
         if hasattr(sampler, "add_listener"):
             sampler.add_listener(self.ticks.on_tick)
         #: which probe goes to which kernel (or is a script, or is refused), decided after each poll
-        self.probe_owners = ProbeOwners(self.attribution.kernels_of)
+        self.probe_owners = ProbeOwners(self.attribution.kernels_of, self.attribution.kernel_set)
         self.period = period
         self.doc: dict[str, Any] = {
             "kernels": [],
@@ -101,6 +104,13 @@ class KernelTracker:
         #: seconds of re-judging a refresh may spend: asked by a request, and the periodic one
         self.judge_budget = REQUEST_JUDGE_BUDGET
         self.periodic_judge_budget = JUDGE_BUDGET
+        #: the view being made now: a request arriving meanwhile waits for it (``refresh``)
+        self._viewing: Optional[asyncio.Future[Optional[float]]] = None
+        #: set when a request waits on the running refresh: its re-judging stops at the next probe
+        self._hurry = threading.Event()
+        #: each probe's part of the document and its verdict, re-judged within a budget
+        self.views = ProbeViews(probes, triage_on_alarm, self._hurry)
+        self._encoded: Optional[tuple[dict[str, Any], bytes]] = None  # the last build's, on the probe thread
 
     async def _on_probe_thread(self, fn: Any, *args: Any) -> Any:
         future = asyncio.wrap_future(self._probe_io.submit(fn, *args))
@@ -174,6 +184,8 @@ class KernelTracker:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self._viewing is not None:
+            self._viewing.cancel()
         self._probe_io.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
@@ -188,18 +200,28 @@ class KernelTracker:
 
     async def refresh(self, judge_budget: Optional[float] = None) -> dict[str, Any]:
         """A new view; ``judge_budget``: seconds it may spend re-judging probes with new steps
-        (default: a request's, ``judge_budget``)."""
-        state = await self.attribution.refresh()
-        budget = self.judge_budget if judge_budget is None else judge_budget
-        try:
-            self.doc, self.doc_bytes = await self._on_probe_thread(self._build_encoded, state, budget)
-        except asyncio.TimeoutError:
-            log.warning("kernel view: the probe files took over %.0f s; serving the last view", PROBE_IO_TIMEOUT)
-        self.refreshed = True
+        (default: a request's, ``judge_budget``).
+
+        Views are shared: a call while one is being made (the periodic refresh's, or another
+        client's) waits for it, and answers it when it read the probe files after the call
+        began; otherwise (it read them earlier: "now" would not hold) the calls that waited
+        share the next view, rather than each queueing a read of every probe on the probe
+        thread. A view someone waits for re-judges no further probe, so the wait is short.
+        Culling and the push to websockets stay with the call that made the view."""
+        asked = time.monotonic()
+        while self._viewing is not None and not self._viewing.done():
+            self._hurry.set()
+            read_at = await asyncio.shield(self._viewing)  # a client going away does not cancel it
+            if read_at is not None and read_at >= asked:
+                return self.doc
+        self._hurry.clear()
+        task = self._viewing = asyncio.ensure_future(self._view(judge_budget))
+        task.add_done_callback(_retrieved)  # its waiters have the error; none left: no "never retrieved"
+        await asyncio.shield(task)
         culled = self.culled
         await self._cull()
         if self.culled is not culled:  # a kernel was shut down: the document says so
-            self.doc_bytes = None
+            self.doc_bytes = self._encoded = None  # _cull changed the document in place
             try:
                 self.doc_bytes = await self._on_probe_thread(encode_doc, self.doc)
             except asyncio.TimeoutError:
@@ -209,6 +231,19 @@ class KernelTracker:
             if self.on_change is not None:
                 self.on_change(self.doc)
         return self.doc
+
+    async def _view(self, judge_budget: Optional[float]) -> Optional[float]:
+        """``doc`` and ``doc_bytes`` made anew (kept as they were when the probe thread is too
+        slow); returns when (``time.monotonic``) it began reading the probe files (None: it did not)."""
+        state = await self.attribution.refresh()
+        budget = self.judge_budget if judge_budget is None else judge_budget
+        read_at = None
+        try:
+            self.doc, self.doc_bytes, read_at = await self._on_probe_thread(self._build_encoded, state, budget)
+        except asyncio.TimeoutError:
+            log.warning("kernel view: the probe files took over %.0f s; serving the last view", PROBE_IO_TIMEOUT)
+        self.refreshed = True
+        return read_at
 
     async def _cull(self) -> None:
         """``cull_idle_gpu_kernels_after``: shut down idle holders past it; never a busy kernel."""
@@ -233,16 +268,21 @@ class KernelTracker:
             self.culled = [*self.culled, entry][-20:]
         self.doc["culled"] = list(self.culled)
 
-    def _build_encoded(self, state: Any, judge_budget: float) -> tuple[dict[str, Any], bytes]:
-        """The new document and its encoding: a hundred probes' charts are megabytes of JSON,
-        encoded here on the probe thread rather than on the event loop."""
+    def _build_encoded(self, state: Any, judge_budget: float) -> tuple[dict[str, Any], bytes, float]:
+        """The new document, its encoding and when the probe files were read: a hundred probes'
+        charts are megabytes of JSON, encoded here on the probe thread rather than on the event
+        loop; an unchanged document is answered with its encoding as it was."""
+        read_at = time.monotonic()
         doc = self._build(state, judge_budget)
-        return doc, encode_doc(doc)
+        last = self._encoded
+        if last is None or not same(doc, last[0]):
+            last = self._encoded = (doc, encode_doc(doc))
+        return (*last, read_at)
 
     def _build(self, state: Any, judge_budget: float) -> dict[str, Any]:
         self.probes.poll()
         self.probe_owners.assign(self.probes)
-        self._judge_stale(judge_budget)
+        self.views.judge_stale(judge_budget)
         capacity = {d.index: d.memory_total for d in self.sampler.devices}
         snap = self.sampler.snapshot()
         kernels = []
@@ -261,7 +301,7 @@ class KernelTracker:
             main = self.probes.main_for_kernel(kid)
             probe = None
             if main is not None:
-                probe, steps_leak = self._probe_view(main)
+                probe, steps_leak = self.views.view(main)
                 leak = steps_leak or leak  # per-step readings beat NVML's coarse reserve
             idle = idle_view(
                 ref.execution_state,
@@ -290,82 +330,13 @@ class KernelTracker:
                     else None,
                 }
             )
-        # probes in no kernel: scripts and torchrun ranks that called probe.start() (poll has
-        # already dropped those whose process ended; refused probes are in neither list)
-        scripts = []
-        for f in sorted(self.probes.scripts(), key=lambda f: f.pid):
-            probe, leak = self._probe_view(f)
-            scripts.append(
-                {
-                    "pid": f.pid,
-                    "argv": list(f.meta[P.META_ARGV]),
-                    "rank": f.meta[P.META_RANK],
-                    "owner": self.attribution.owner_of(f.pid),
-                    "probe": probe,
-                    "leak": leak,
-                }
-            )
         return {
             "kernels": kernels,
-            "scripts": scripts,
+            "scripts": self.views.scripts(self.attribution.owner_of),
             "pid_namespace": state.pid_namespace,
             "probe_warnings": list(self.probes.warnings),
             "culled": list(self.culled),
         }
-
-    def _judge_stale(self, budget: float) -> None:
-        """Re-make the verdicts of probes with new steps: never-judged ones all, then the stalest
-        first, one at least and more while ``budget`` seconds last. One probe's records that
-        defeat the detector leave it without a verdict (``judge_error``), never the others."""
-        stale = [f for f in list(self.probes.followers.values()) if f.stale]
-        stale.sort(key=lambda f: (f.judged is not None, f.judged_at))
-        deadline = time.monotonic() + budget
-        rejudged = 0
-        for f in stale:
-            if f.judged is not None:
-                if rejudged and time.monotonic() > deadline:
-                    break
-                rejudged += 1
-            try:
-                f.judge()
-                f.judge_error = None
-            except Exception as err:
-                log.exception("probe %s: judging its readings failed", f.pid)
-                f.leak, f.judged, f.judged_at = None, f.steps.version, time.monotonic()
-                f.judge_error = type(err).__name__
-
-    def _probe_view(self, main: ProbeFollower) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
-        """A probe's summary and its per-step leak verdict; (None, None) with a warning when its
-        records defeat the detector, so one probe never blanks the view of the others."""
-        failed = main.judge_error
-        if failed is None:
-            try:
-                return self._probe_view_of(main)
-            except Exception as err:
-                log.exception("probe %s: building its view failed", main.pid)
-                failed = type(err).__name__
-        self.probes.warn(f"probe {main.pid}: its readings could not be judged ({failed})")
-        return None, None
-
-    def _probe_view_of(self, main: ProbeFollower) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
-        """A probe's summary and its per-step leak verdict (as last judged); asks for a triage on
-        the first alarm. Kept on the follower, keyed by what was read: an unchanged probe costs
-        nothing."""
-        leak = main.leak
-        if leak is not None and self.triage_on_alarm and leak["actionable"] and main.triage is None:
-            # once per probe: the allocation history of a few steps names the line
-            try:
-                main.request_triage(auto=True)
-            except OSError:
-                log.warning("cannot ask probe %s for a triage", main.pid, exc_info=True)
-        key = (main.steps.version, main.skipped, main.cells_seen, id(main.triage), main.judged)
-        if main.view is not None and main.view[0] == key:
-            return main.view[1], leak
-        probe = main.summary()
-        probe["cells"] = leaks_per_cell(main)
-        probe["fragmentation"] = leak["fragmentation"] if leak is not None else None
-        main.view = (key, probe)
-        return probe, leak
 
     def _kernel_history(
         self, series: dict[tuple[int, int], Any], capacity: dict[int, Optional[int]], snap: Any, pids: Any
@@ -399,14 +370,20 @@ class NotAScript(Exception):
         self.status = status
 
 
+def same(doc: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two documents are equal; cheap, since unchanged probes' parts are the same objects
+    in both (an array somewhere, whose ``==`` is elementwise, counts as a change)."""
+    try:
+        return bool(doc == other)
+    except (ValueError, TypeError):
+        return False
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def encode_doc(doc: dict[str, Any]) -> bytes:
     """The kernels document as the API writes it (``api.base.strict_json``: NaN and infinities as null)."""
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-
-
-def leaks_per_cell(follower: ProbeFollower) -> Optional[dict[str, Any]]:
-    if len(follower.cells) < 3:
-        return None
-    from ..memory.cells import analyze_cells
-
-    return analyze_cells(list(follower.cells))

@@ -26,6 +26,7 @@ import orjson
 import psutil
 
 from ..kernels.probe_owner import ended_refusal
+from ..kernels.processes import ProcessTable
 from ..probe import protocol
 from ..probe.protocol import MAX_LINE_BYTES, MAX_META_BYTES, MAX_READ_BYTES, MAX_TRIAGE_BYTES, probe_file
 from .probe_state import StepWindow
@@ -228,7 +229,6 @@ class ProbeFollower:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
 
-    def summary(self) -> dict[str, Any]:
     def last_reading(self) -> Optional[dict[str, Any]]:
         """The probe's newest allocator reading: its last step, or the end of its last cell when
         that came later (an idle kernel that loaded the probe and ran no loop has only those)."""
@@ -240,6 +240,7 @@ class ProbeFollower:
             return cell
         return step
 
+    def summary(self) -> dict[str, Any]:
         return {
             "pid": self.pid,
             "kernel_id": self.meta[protocol.META_KERNEL_ID],
@@ -249,7 +250,7 @@ class ProbeFollower:
             "skipped": self.skipped,
             "last": self.steps.last,
             "alive": self.alive if self.seen_alive is None else self.seen_alive,
-            "series": self.series(),
+            "series": self.steps.series_columns(),  # arrays: the tracker encodes them with orjson
             "triage": self.triage,
         }
 
@@ -273,6 +274,8 @@ class Probes:
         #: pid -> kernel id (None: a script) of the probes accepted by ``kernels.probe_owner``
         #: after the last poll; a probe absent here (refused, or not judged yet) is shown nowhere
         self.owners: dict[int, Optional[str]] = {}
+        #: the processes behind the pids: psutil read once per process, one /proc read a poll
+        self.processes = ProcessTable()
 
     @classmethod
     def in_runtime_dir(cls, runtime_dir: str) -> Probes:
@@ -285,6 +288,7 @@ class Probes:
 
     def poll(self) -> None:
         """Discover new probes and read new lines (blocking file I/O: run it in a thread)."""
+        self.processes.new_round()
         problem = private_dir_problem(self.dir)
         if problem:
             self.warn(f"probe files ignored: {problem}")
@@ -323,7 +327,7 @@ class Probes:
                 follower.poll()
             except (OSError, ValueError) as err:  # one probe's bad file never stops the others
                 self.warn(f"probe {pid}: {_why(err)}")
-            follower.seen_alive = follower.alive
+            follower.seen_alive = self.processes.alive(pid, float(follower.meta.get(protocol.META_STARTED, math.inf)))
             if not follower.seen_alive:
                 why = ended_refusal(pid, follower.meta)  # a process still at that pid is not the probe's
                 if why is not None:

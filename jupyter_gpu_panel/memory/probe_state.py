@@ -255,19 +255,26 @@ class StepWindow:
 
     def series(self, max_points: int = 600) -> dict[str, list[Any]]:
         """Allocated and reserved per record for the panel's chart, thinned to ``max_points``."""
+        return {
+            name: list(v) if isinstance(v, list) else v.tolist() for name, v in self.series_columns(max_points).items()
+        }
+
+    def series_columns(self, max_points: int = 600) -> dict[str, Any]:
+        """``series`` as integer numpy arrays, which orjson writes as JSON lists without a Python
+        int per value (a hundred probes' charts are 180,000 values a refresh); the reserve is a
+        list, ``None`` where a record did not give it, when some record did not."""
         n = self._n
         stride = max(1, math.ceil(n / max_points))
         picked = np.arange(0, n, stride)
         if n and picked[-1] != n - 1:
             picked = np.append(picked, n - 1)  # the chart ends where the forecast starts
-        reserved: list[Any] = [None] * len(picked)
+        reserved: Any = [None] * len(picked)
         if P.RESERVED in self._cols:
-            values = self._col(P.RESERVED)[picked]
-            reserved = values.tolist()
-            if (values == MISSING).any():
-                reserved = [None if r == MISSING else r for r in reserved]
+            reserved = self._col(P.RESERVED)[picked]
+            if (reserved == MISSING).any():
+                reserved = [None if r == MISSING else r for r in reserved.tolist()]
         return {
-            "step": self._col(P.INDEX)[picked].tolist() if n else [],
-            "allocated": self._col(P.ALLOCATED)[picked].tolist() if n else [],
+            "step": self._col(P.INDEX)[picked] if n else [],
+            "allocated": self._col(P.ALLOCATED)[picked] if n else [],
             "reserved": reserved,
         }
