@@ -224,10 +224,13 @@ class GPUPanel(ExtensionApp):
         from .memory.follower import Probes
         from .metrics.fanout import Fanout
 
+        serverapp = self.serverapp
+        if serverapp is None:  # jupyter_server links the app to its server before this hook runs
+            raise RuntimeError("initialize_settings ran before the extension was linked to a server")
         self.fanout = Fanout(self.sampler)
-        self.probes = Probes.in_runtime_dir(self.serverapp.runtime_dir)
+        self.probes = Probes.in_runtime_dir(serverapp.runtime_dir)
         self.tracker = KernelTracker(
-            self.serverapp,
+            serverapp,
             self.sampler,
             self.probes,
             period=self.kernel_refresh,
@@ -242,7 +245,7 @@ class GPUPanel(ExtensionApp):
 
         # kernels started from now on go through the placer (the panel's kernel provisioner)
         self.placer = Placer(self, self.placement, self.placement_gpus)
-        self.placer.install(self.serverapp.kernel_manager)
+        self.placer.install(serverapp.kernel_manager)
         self.tracker.placement_view = self.placer.kernel_view
         from .cluster.service import ClusterService
         from .metrics import exporter

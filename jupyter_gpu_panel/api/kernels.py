@@ -77,9 +77,11 @@ class KernelActionHandler(BaseHandler):
                     await restart_kernel(self, kernel_id)
                 finally:
                     self.panel.placer.requests.pop(kernel_id, None)  # taken by the start, or void with a failed one
+        elif action == "interrupt":
+            # jupyter_client annotates the sync manager's None; the server's async manager returns a coroutine
+            await ensure_async(km.interrupt_kernel(kernel_id))  # type: ignore[func-returns-value]
         else:
-            act = {"interrupt": km.interrupt_kernel, "shutdown": km.shutdown_kernel}[action]
-            await ensure_async(act(kernel_id))
+            await ensure_async(km.shutdown_kernel(kernel_id))
         moved = {"gpus": gpus} if gpus is not None else {}
         self.write_json({"kernel_id": kernel_id, "action": action, "ok": True, **moved})
 

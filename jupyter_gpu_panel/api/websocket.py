@@ -67,7 +67,7 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        await ensure_async(self.pre_get())
+        await self.pre_get()
         res = super().get(*args, **kwargs)
         if res is not None:
             await res

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("benchmark", os_error_text(err))
     print(f"wrote {out}")
     if args.execute:
-        t = time.perf_counter()
+        started = time.perf_counter()
         try:
             execute_notebook(out, kernel_name=args.kernel, timeout=args.timeout or None)
         except Exception as exc:  # noqa: BLE001 - nbclient raises many kinds: outputs are saved, say where it broke
@@ -109,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
             last = text.splitlines()[-1] if text else ""
             return fail(
                 "benchmark",
-                f"execution failed after {time.perf_counter() - t:.0f} s: {type(exc).__name__}: {last}",
+                f"execution failed after {time.perf_counter() - started:.0f} s: {type(exc).__name__}: {last}",
                 status=1,
             )
-        print(f"executed in {time.perf_counter() - t:.0f} s; results in {out.parent / results_name(out.name)}")
+        print(f"executed in {time.perf_counter() - started:.0f} s; results in {out.parent / results_name(out.name)}")
     return 0
 
 

@@ -82,10 +82,13 @@ class NvmlSource:
 
     # -- lifecycle -------------------------------------------------------------
     def open(self) -> SourceStatus:
+        # Any: pynvml ships no types, so its calls are untyped whether injected (tests) or imported
+        nvml: Any = self._nvml_module
         try:
-            nvml = self._nvml_module
             if nvml is None:
-                import pynvml as nvml
+                import pynvml
+
+                nvml = pynvml
         except ImportError:
             self.status = SourceStatus(
                 self.name, STATE_NVML_MISSING, "The nvidia-ml-py package (module pynvml) is not installed."
