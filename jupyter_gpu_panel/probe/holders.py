@@ -178,7 +178,7 @@ class _Walk:
             self.left -= 1
             if isinstance(item, torch.Tensor):
                 total += self._tensor_bytes(item)
-                if item.grad is not None:
+                if item.is_leaf and item.grad is not None:  # a non-leaf's .grad only warns
                     total += self._tensor_bytes(item.grad)
                 if item.grad_fn is not None:
                     g = self.graph(item.grad_fn)
