@@ -89,20 +89,22 @@ def generation(
     return recs
 
 
-def prefix(trace: StepTrace, k: int) -> StepTrace:
-    """The first ``k`` iterations of ``trace`` (of records without an OOM line): what
-    ``steps_from_records`` makes of the first ``k`` records here (one record an iteration, the
-    same ``limit`` in all), without validating them again for every prefix."""
+def prefix(trace: StepTrace, k: int, last_i: int) -> StepTrace:
+    """The first ``k`` iterations of ``trace`` (of records without an OOM line), the newest
+    record's ``i`` being ``last_i``: what ``steps_from_records`` makes of the first ``k``
+    records here (one record an iteration, the same ``limit`` in all, no ``free``), without
+    validating them again for every prefix."""
     cols = {name: getattr(trace, name) for name in ("steps", "t", "allocated", "reserved", "peak", "alloc_retries")}
     cut = {name: None if col is None else col[:k] for name, col in cols.items()}
-    return replace(trace, **cut, last_i=int(trace.steps[k - 1]))
+    return replace(trace, **cut, last_i=last_i)
 
 
 def verdicts(recs: list[dict[str, Any]], start: int, every: int = 5) -> dict[int, dict[str, Any]]:
     """The verdict on every ``every``-th prefix from ``start`` records on, and on all of them
     (that one through ``verdict_from_records``, as the CLI and the server judge a file)."""
-    trace = steps_from_records([r for r in recs if not r.get("oom")])  # prefixes end before it
-    out = {k: verdict_from_trace(prefix(trace, k)) for k in range(start, len(trace), every)}
+    steps = [r for r in recs if not r.get("oom")]  # prefixes end before the OOM line
+    trace = steps_from_records(steps)
+    out = {k: verdict_from_trace(prefix(trace, k, steps[k - 1]["i"])) for k in range(start, len(trace), every)}
     out[len(recs)] = verdict_from_records(recs)
     return out
 
@@ -123,7 +125,7 @@ def test_a_prefix_is_what_the_records_make():
     recs = generation([L] * 12, keep_from=0)
     trace = steps_from_records(recs)
     for k in (150, 777, 1200):
-        assert json.dumps(verdict_from_trace(prefix(trace, k)), sort_keys=True) == json.dumps(
+        assert json.dumps(verdict_from_trace(prefix(trace, k, recs[k - 1]["i"])), sort_keys=True) == json.dumps(
             verdict_from_records(recs[:k]), sort_keys=True
         )
 
@@ -284,6 +286,53 @@ def test_the_cli_says_leak_on_the_leaky_sawtooth(tmp_path, capsys):
     path.write_text("".join(json.dumps(r) + "\n" for r in recs[:-1]))
     assert cli_main(["leaks", str(path)]) == 0
     assert capsys.readouterr().out.startswith("Leaking 1 MiB an iteration")
+
+
+RECORDED = Path(__file__).resolve().parent / "data" / "leaks" / "h200-generate"
+
+
+def recorded(name: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[int]]:
+    """A recording's records, its ``meta.jsonl`` line, and the iterations where its sequences
+    begin (the saw's periods, checked against the loop's own lengths where they are fixed)."""
+    recs = [json.loads(line) for line in (RECORDED / f"{name}.iters.jsonl").read_text().splitlines() if line]
+    meta = next(m for m in map(json.loads, (RECORDED / "meta.jsonl").read_text().splitlines()) if m["scenario"] == name)
+    steps = [r for r in recs if not r.get("oom")]
+    starts = sawtooth.period_starts(np.asarray([r["allocated"] for r in steps], dtype=float))
+    assert starts is not None
+    return recs, meta, [steps[s]["iter"] for s in starts]
+
+
+@pytest.mark.parametrize("name", ["generate_leak", "generate_leak_varlen"])
+def test_recorded_generation_leaks_stay_flagged_from_the_third_sequence_to_the_oom(name):
+    """H200, through the probe: the KV cache of every finished sequence kept until the process
+    cap is reached. Flagged from the 3rd sequence after the first kept cache, on every prefix
+    from there to the OOM, at the floors' rate (the KV cache's 512 KiB a token, plus the
+    allocator's rounding), and the forecast at that first alarm within 25 %."""
+    recs, meta, seq_starts = recorded(name)
+    assert recs[-1].get("oom") and meta["oom_at"] == recs[-1]["iter"]
+    if meta["period"]:
+        assert seq_starts[2:6] == [2 * meta["period"], 3 * meta["period"], 4 * meta["period"], 5 * meta["period"]]
+    vs = verdicts(recs, 10, every=2)
+    first = first_alarm_for_good(vs)
+    assert first is not None and first < len(recs)
+    v = vs[first]
+    after = [s for s in seq_starts if s > meta["onset"]]
+    assert v["current_step"] < after[3], (v["current_step"], seq_starts[:6])  # by the 3rd sequence
+    oom = meta["oom_at"]
+    predicted = v["current_step"] + v["steps_to_oom"]
+    assert abs(predicted - oom) <= 0.25 * (oom - v["current_step"]), (predicted, oom)
+    before = verdict_from_records(recs[:-1])
+    assert before["leak"] and "sawtooth" in before["reason"], before["reason"]
+    assert meta["kv_bytes_per_token"] <= before["bytes_per_step"] <= 1.25 * meta["kv_bytes_per_token"]
+
+
+def test_recorded_healthy_generation_of_any_length_is_never_flagged_after_its_second_sequence():
+    recs, meta, seq_starts = recorded("generate_healthy_varlen")
+    assert not meta["leak"] and len(seq_starts) >= 20
+    vs = verdicts(recs, 10, every=2)
+    steps = [r for r in recs if not r.get("oom")]
+    flagged = [steps[k - 1]["iter"] for k, v in vs.items() if v["leak"]]
+    assert all(it < seq_starts[2] for it in flagged), (flagged[-5:], seq_starts[:4])
 
 
 def test_the_recorded_healthy_generation_is_never_flagged_after_its_first_sequence():
