@@ -111,6 +111,10 @@ class _Walk:
         self.left = MAX_OBJECTS
         self.deadline = time.monotonic() + MAX_SECONDS
         self._saved_names: dict[type, tuple[str, ...]] = {}
+        # the autograd nodes visited, kept alive for the walk: torch makes a new Python wrapper at
+        # each ``next_functions`` read, and a freed wrapper's id() is reused by the next one, which
+        # ``seen_objects`` would then take for a node already walked (the graph cut short)
+        self._nodes: list[Any] = []
 
     def exhausted(self) -> bool:
         return self.left <= 0 or time.monotonic() > self.deadline
@@ -156,6 +160,7 @@ class _Walk:
             if node is None or id(node) in self.seen_objects:
                 continue
             self.seen_objects.add(id(node))
+            self._nodes.append(node)
             self.left -= 1
             for t in self._saved(node):
                 total += self._tensor_bytes(t)
