@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
 import orjson
@@ -69,6 +70,21 @@ class ProbeViews:
                 f.leak, f.judged, f.judged_at = None, f.steps.version, time.monotonic()
                 f.judge_error = type(err).__name__
 
+    def auto_triage(self, shown: Iterable[Optional[ProbeFollower]]) -> None:
+        """Ask each shown probe (a kernel's main one, a script's) whose leak just became
+        actionable for a triage, once per probe: the allocation history of a few steps names the
+        line. The one write of a refresh into the probes' directory, kept out of the view so
+        that building the view never writes a file."""
+        if not self.triage_on_alarm:
+            return
+        for f in shown:
+            if f is None or f.leak is None or not f.leak["actionable"] or f.triage is not None:
+                continue
+            try:
+                f.request_triage(auto=True)
+            except OSError:
+                log.warning("cannot ask probe %s for a triage", f.pid, exc_info=True)
+
     def view(self, main: ProbeFollower) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
         """A probe's summary and its per-step leak verdict; (None, None) with a warning when its
         records defeat the detector, so one probe never blanks the view of the others."""
@@ -83,16 +99,10 @@ class ProbeViews:
         return None, None
 
     def _view_of(self, main: ProbeFollower) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
-        """A probe's summary and its per-step leak verdict (as last judged); asks for a triage on
-        the first alarm. Kept on the follower, keyed by what was read: an unchanged probe costs
-        nothing."""
+        """A probe's summary and its per-step leak verdict (as last judged). Kept on the follower,
+        keyed by what was read: an unchanged probe costs nothing. Writes nothing: the triage an
+        alarm asks for is ``auto_triage``'s, a step of the refresh before the view is built."""
         leak = main.leak
-        if leak is not None and self.triage_on_alarm and leak["actionable"] and main.triage is None:
-            # once per probe: the allocation history of a few steps names the line
-            try:
-                main.request_triage(auto=True)
-            except OSError:
-                log.warning("cannot ask probe %s for a triage", main.pid, exc_info=True)
         key = (main.steps.version, main.skipped, main.cells_seen, id(main.triage), main.judged)
         if main.view is not None and main.view[0] == key:
             return main.view[1], leak

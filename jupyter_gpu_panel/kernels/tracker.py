@@ -273,16 +273,24 @@ class KernelTracker:
         charts are megabytes of JSON, encoded here on the probe thread rather than on the event
         loop; an unchanged document is answered with its encoding as it was."""
         read_at = time.monotonic()
-        doc = self._build(state, judge_budget)
+        self._read_probes(state, judge_budget)
+        doc = self._build(state)
         last = self._encoded
         if last is None or not same(doc, last[0]):
             last = self._encoded = (doc, encode_doc(doc))
         return (*last, read_at)
 
-    def _build(self, state: Any, judge_budget: float) -> dict[str, Any]:
+    def _read_probes(self, state: Any, judge_budget: float) -> None:
+        """The refresh's steps before the view: read the probe files, match probes to owners,
+        re-judge, then ask newly alarmed probes for a triage (the one file this writes)."""
         self.probes.poll()
         self.probe_owners.assign(self.probes)
         self.views.judge_stale(judge_budget)
+        shown = [self.probes.main_for_kernel(kid) for kid in state.kernels]
+        self.views.auto_triage([*shown, *self.probes.scripts()])
+
+    def _build(self, state: Any) -> dict[str, Any]:
+        """The read view from what ``_read_probes`` left on the followers; writes no file."""
         capacity = {d.index: d.memory_total for d in self.sampler.devices}
         snap = self.sampler.snapshot()
         kernels = []
