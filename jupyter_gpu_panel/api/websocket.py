@@ -17,7 +17,7 @@ from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web, websocket
 
-from ..metrics.fanout import Message, kernels_message, message_json
+from ..metrics.fanout import Message, kernels_message, message_json, snapshot_message
 from ..metrics.privacy import Audience
 from ..metrics.sampler import MIN_INTERVAL
 from ..metrics.snapshot_document import parse_fields, snapshot_json
@@ -91,7 +91,7 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
         snap = sampler.snapshot()
         if snap is not None:  # the first picture at once, not after a tick
             doc = snapshot_json(sampler.status, snap, None, panel.tracker.owner_of, self.audience)
-            self.send(message_json({"type": "snapshot", "snapshot": doc}), "snapshot")
+            self.send(snapshot_message(doc), "snapshot")
             self.last_sent = snap.t
         panel.tracker.start()  # idempotent: its refreshes are what this socket pushes
         if panel.fanout.kernels_latest is not None:  # then every change, as the tracker sees it

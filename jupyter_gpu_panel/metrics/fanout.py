@@ -87,7 +87,7 @@ class Fanout:
             message = encoded.get(key)
             if message is None:
                 doc = snapshot_json(self.sampler.status, snap, client.fields, self.owner_of, client.audience)
-                message = encoded[key] = orjson.dumps({"type": "snapshot", "snapshot": doc})
+                message = encoded[key] = snapshot_message(doc)
             client.last_sent = snap.t
             batch.append((client, message))
         self._send_batched(batch, "snapshot")
@@ -114,6 +114,12 @@ class Fanout:
         except Exception:
             log.debug("dropping websocket client", exc_info=True)
             self.remove(client)
+
+
+def snapshot_message(doc: dict[str, Any]) -> bytes:
+    """``{"type": "snapshot", "snapshot": doc}``: the one encoding of a snapshot message, for the
+    tick's fanout and a new socket's first picture alike."""
+    return orjson.dumps({"type": "snapshot", "snapshot": doc})
 
 
 def kernels_message(doc: dict[str, Any], seq: int) -> bytes:
