@@ -28,9 +28,10 @@ def idle_view(
     cached = None
     if reading and reading.get("reserved") is not None:
         cached = max(0, int(reading["reserved"]) - int(reading.get("allocated") or 0))
-    holder = seconds is not None and seconds >= idle_after and holding > 0
+    holder = False
     message = None
-    if holder:
+    if seconds is not None and seconds >= idle_after and holding > 0:
+        holder = True
         message = f"Idle {human_seconds(seconds)}, holding {human_bytes(holding)}"
         if cached:
             message += f"; {human_bytes(min(cached, holding))} of it is torch's cache (Release cached memory frees it)"

@@ -16,7 +16,7 @@ from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from .placer import active_placer
 
 
-class GPUPanelProvisioner(LocalProvisioner):  # type: ignore[misc]
+class GPUPanelProvisioner(LocalProvisioner):
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         # the base class merges the kernelspec's env into the launch env: only after it can a
         # CUDA_VISIBLE_DEVICES set by the kernelspec be seen (and left alone)

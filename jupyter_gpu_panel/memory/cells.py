@@ -34,7 +34,7 @@ def analyze_cells(
             if prev is not None:
                 kept_by[str(cid)].append(float(alloc) - prev)
         prev = float(alloc)
-    found = []
+    found: list[dict[str, Any]] = []
     for cid, kept in kept_by.items():
         # the first run may build what the notebook needs; the re-runs must not keep more
         reruns = np.asarray(kept[1:])

@@ -184,7 +184,8 @@ def analyze_time(
         du = du[np.isfinite(du)]
         if len(du):
             level = float(du[-1])
-    return detect_growth(
+    report = TimeReport()
+    detect_growth(  # fills the report it is given (and returns it as a Growth)
         tt,
         u,
         capacity=capacity,
@@ -192,5 +193,6 @@ def analyze_time(
         seconds_per_unit=1.0,
         min_growth=min_growth,
         coarse=True,
-        result=TimeReport(),
+        result=report,
     )
+    return report

@@ -179,7 +179,7 @@ class StepTrace:
     steps: np.ndarray  # iteration index (or ``i``)
     t: np.ndarray
     allocated: np.ndarray
-    reserved: np.ndarray
+    reserved: Optional[np.ndarray]  # None: no record has it
     peak: Optional[np.ndarray]
     alloc_retries: Optional[np.ndarray]
     limit: Optional[float] = None  # the newest process cap the probe recorded

@@ -14,11 +14,17 @@ import math
 import re
 import statistics
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..probe import protocol as P
 from ..probe.protocol import LIBRARY_FRAMES, MODULE_CALL_FILE, MODULE_CALL_NAMES, STEP_MARKER, TRIAGE_MAX_STEPS
 from .wording import human_bytes
+
+if TYPE_CHECKING:  # numpy only names a type here: the module runs without importing it
+    import numpy as np
+
+    #: Readings along the steps: a list, or a trace's column as it is (not copied)
+    Readings = Union[Sequence[float], np.ndarray]
 
 #: Boundary readings the period is taken from (the newest ones of the step window).
 PERIOD_READINGS = 512
@@ -91,7 +97,7 @@ def _short_place(filename: str, line: Any) -> str:
     return f"{filename.replace(chr(92), '/').rsplit('/', 1)[-1]}:{line}"
 
 
-def leak_period(pos: Sequence[float], allocated: Sequence[float], bytes_per_step: float) -> tuple[float, float]:
+def leak_period(pos: Readings, allocated: Readings, bytes_per_step: float) -> tuple[float, float]:
     """``(period, increment)`` of a leak from the step readings and the verdict's bytes a step.
 
     The readings' floor (the lowest reading from each step on: a step's transients drop out)
@@ -135,7 +141,7 @@ def leak_period(pos: Sequence[float], allocated: Sequence[float], bytes_per_step
     return max(1.0, round(period)), increment
 
 
-def triage_plan(leak: Optional[Mapping[str, Any]], pos: Sequence[float], allocated: Sequence[float]) -> dict[str, Any]:
+def triage_plan(leak: Optional[Mapping[str, Any]], pos: Readings, allocated: Readings) -> dict[str, Any]:
     """The triage request for a verdict: the increment the probe waits to see twice and the
     period it comes at, with room for two periods and a step (at least the usual 4 steps, at
     most ``TRIAGE_MAX_STEPS``). Without a leak (a manual triage), the usual 4 steps."""
@@ -286,7 +292,8 @@ def recording_of(doc: Mapping[str, Any], steps: int, unit: str) -> tuple[dict[st
     process's to write): the steps and seconds it took, the growth increments it saw and the
     period asked, why it stopped, and whether a bound (steps, time, history size) ended it
     before the increments were seen; and the sentence that says so, or ''."""
-    stopped = doc.get(P.RESULT_STOPPED) if doc.get(P.RESULT_STOPPED) in P.STOP_REASONS else None
+    raw_stopped = doc.get(P.RESULT_STOPPED)
+    stopped = raw_stopped if isinstance(raw_stopped, str) and raw_stopped in P.STOP_REASONS else None
     raw = _finite(doc.get(P.RESULT_INCREMENTS), 0, TRIAGE_MAX_STEPS)
     increments = None if raw is None else int(raw)
     seconds = _finite(doc.get(P.RESULT_SECONDS))
@@ -299,7 +306,7 @@ def recording_of(doc: Mapping[str, Any], steps: int, unit: str) -> tuple[dict[st
         "stopped": stopped,
         "bounded": bounded,
     }
-    if not bounded:
+    if stopped is None or not bounded:
         return view, ""
     bound = {
         P.STOP_MAX_STEPS: f"its bound of {steps} {unit}s",
@@ -322,12 +329,14 @@ def triage_result(doc: Any) -> dict[str, Any]:
         else 0
     )
     t = _finite(doc.get(P.RESULT_TIME), -math.inf, math.inf)
-    unit = doc.get(P.RESULT_UNIT) if doc.get(P.RESULT_UNIT) in P.TRIAGE_UNITS else P.UNIT_STEP
+    raw_unit = doc.get(P.RESULT_UNIT)
+    unit = raw_unit if isinstance(raw_unit, str) and raw_unit in P.TRIAGE_UNITS else P.UNIT_STEP
     rec, note = recording_of(doc, steps, unit)
     out: dict[str, Any] = {"t": t, "steps": steps, "message": None, "stacks": [], "error": None, "recording": rec}
     if doc.get(P.RESULT_ERROR):
         return {**out, "state": "error", "error": str(doc[P.RESULT_ERROR])[:500]}
-    code = doc.get(P.RESULT_CODE) if isinstance(doc.get(P.RESULT_CODE), dict) else {}
+    raw_code = doc.get(P.RESULT_CODE)
+    code: dict[str, Any] = raw_code if isinstance(raw_code, dict) else {}
 
     def source_line(filename: str, line: int) -> Optional[str]:
         text = code.get(P.code_key(filename, line))

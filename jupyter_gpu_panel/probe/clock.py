@@ -21,11 +21,12 @@ import time
 from typing import Any, Optional
 
 from . import protocol as P
+from .state import ProbeState
 
 
-class ClockRecords:
-    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use: ``_lock``,
-    ``_record`` and ``reading``; the run's state (``executing`` and the rest) is kept here."""
+class ClockRecords(ProbeState):
+    """Mixed into ``core.Probe``, which defines what these methods use (``_record`` and
+    ``reading``: see ``ProbeState``); the run's state (``executing`` and the rest) is kept here."""
 
     executing: bool = True  # a script runs from start to end; a kernel only inside a cell
     _run_started: float = 0.0  # when the current cell (or the script's probe) started

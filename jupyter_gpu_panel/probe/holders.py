@@ -26,7 +26,7 @@ import time
 import tokenize
 import types
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from . import protocol as P
@@ -58,7 +58,7 @@ def code_of(filename: str, line: int) -> Optional[str]:
     return text[: P.MAX_OOM_CODE] or None
 
 
-def call_site(frames: list[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+def call_site(frames: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
     """The user's line of an allocation's stack (innermost frame first): the first user frame
     outside the outermost ``nn.Module`` call, else the innermost user frame."""
     outer = -1
@@ -68,7 +68,8 @@ def call_site(frames: list[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
             outer = k
     users = [fr for fr in frames if is_user_file(str(fr.get(P.FRAME_FILE) or ""))]
     outside = [fr for fr in frames[outer + 1 :] if is_user_file(str(fr.get(P.FRAME_FILE) or ""))]
-    return (outside or users or [None])[0]
+    found = outside or users
+    return found[0] if found else None
 
 
 def history_holders(snapshot: Mapping[str, Any], device: int) -> list[dict[str, Any]]:

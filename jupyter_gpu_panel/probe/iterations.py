@@ -14,6 +14,7 @@ import weakref
 from typing import Any, Callable, Optional
 
 from . import protocol as P
+from .state import ProbeState
 
 #: An iteration holding this many hook calls ends anyway (a loop that makes a new optimizer
 #: every iteration never repeats one).
@@ -76,9 +77,9 @@ class Iterations:
         return sid, starts
 
 
-class ForwardRecords:
-    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
-    the discovery state, ``_forward_hooks``, ``_last_step_t`` and ``_record``."""
+class ForwardRecords(ProbeState):
+    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use (see
+    ``ProbeState``): ``torch``, the discovery state, ``_forward_hooks``, ``_last_step_t`` and ``_record``."""
 
     def _on_forward(self, module: Any, args: Any, output: Any) -> None:
         """End of a top-level module call: recorded only in a loop without an optimizer."""

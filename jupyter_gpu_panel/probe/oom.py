@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from . import protocol as P
 from .holders import call_site, code_of, history_holders, is_user_file, traceback_frames, variable_holders
+from .state import ProbeState
 
 #: The observer takes a snapshot at most this often (a finder that fails a hundred sizes).
 SNAPSHOT_SECONDS = 1.0
@@ -70,7 +71,8 @@ _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def _stack_frames(start: Any) -> list[dict[str, Any]]:
     """The Python stack from ``start`` outward (innermost first), as snapshot frames; ours left out."""
-    out, f = [], start
+    out: list[dict[str, Any]] = []
+    f = start
     while f is not None and len(out) < 256:
         if not f.f_code.co_filename.startswith(_OWN_DIR):
             out.append({P.FRAME_FILE: f.f_code.co_filename, P.FRAME_LINE: f.f_lineno, P.FRAME_NAME: f.f_code.co_name})
@@ -86,8 +88,8 @@ def _site(frames: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
     return {P.FRAME_FILE: filename, P.FRAME_LINE: line, P.HOLDER_CODE: code_of(filename, line)}
 
 
-class OomRecorder:
-    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
+class OomRecorder(ProbeState):
+    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use (see ``ProbeState``): ``torch``,
     ``device``, ``_limit``, ``reading``, ``_lock``, ``_fh``, ``step``, ``iterations``, ``_last_t``
     and the clock's ``_ticks``."""
 

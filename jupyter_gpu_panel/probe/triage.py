@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from . import protocol as P
 from .protocol import MAX_META_BYTES, TRIAGE_MAX_ENTRIES, TRIAGE_MAX_SECONDS, TRIAGE_MAX_STEPS, TRIAGE_STEPS
+from .state import ProbeState
 
 #: How often the step hook looks for a triage request (a stat call, so not every step).
 TRIAGE_POLL_SECONDS = 1.0
@@ -161,8 +162,8 @@ class TriageWindow:
         }
 
 
-class TriageRecorder:
-    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use: ``torch``,
+class TriageRecorder(ProbeState):
+    """Mixed into ``core.Probe``, whose ``__init__`` sets what these methods use (see ``ProbeState``): ``torch``,
     ``device``, ``pid``, the triage paths and ``_next_triage_check``, and ``_write_private``."""
 
     _triage_unit = P.UNIT_STEP  # what the steps of the triage being recorded are (``protocol.TRIAGE_UNITS``)
@@ -241,7 +242,8 @@ class TriageRecorder:
             memory._record_memory_history(enabled=None)
 
     def _snapshot(self) -> dict[str, Any]:
-        return self.torch.cuda.memory._snapshot()
+        snap: dict[str, Any] = self.torch.cuda.memory._snapshot()  # torch's Snapshot, a TypedDict
+        return snap
 
     def _finish_triage(self, stopped: str) -> None:
         error = None
