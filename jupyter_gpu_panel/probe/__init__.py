@@ -48,7 +48,7 @@ says what was asked, what was allocated, reserved and allowed, and which lines' 
 the memory (``oom``, ``holders``).
 
 This package is everything that runs inside the user's process (``core``, ``iterations``,
-``clock``, ``triage``, ``oom``, ``holders``, ``release``, ``torch_install``) and imports nothing of
+``clock``, ``triage``, ``oom``, ``state``, ``holders``, ``release``, ``torch_install``) and imports nothing of
 the server; ``protocol`` is the contract both sides import. torch is imported only when a probe starts.
 """
 
