@@ -1,23 +1,21 @@
-"""The server extension: ``c.GPUPanel.*`` options and the wiring of sampler, history and API.
+"""The server extension: ``c.GPUPanel.*`` options, the API's routes, and the services' start and stop
+(``services.py`` makes and connects them).
 
 One ``GPUPanel`` per server owns the one sampler, however many clients connect.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import getpass
 import socket
-from typing import Any, Optional
+from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, Unicode, default, validate
 
-from .metrics.coalesce import Coalescer
 from .metrics.privacy import Audience
-from .metrics.sampler import MIN_INTERVAL, Sampler
-from .metrics.sources import SOURCES, make_source
+from .metrics.sampler import MIN_INTERVAL
+from .metrics.sources import SOURCES
+from .services import compose, server_user
 
 
 class GPUPanel(ExtensionApp):
@@ -212,59 +210,22 @@ class GPUPanel(ExtensionApp):
 
     # -- ExtensionApp hooks ------------------------------------------------------------------
     def initialize_settings(self) -> None:
-        source = make_source(self.source, replay_file=self.replay_file or None, visible_only=self.visible_only)
-        self.sampler = Sampler(
-            source,
-            interval=self.interval,
-            slow_interval=self.slow_interval,
-            history_seconds=self.history_seconds,
-            read_timeout=self.read_timeout,
-        )
-        from .kernels.tracker import KernelTracker
-        from .memory.follower import Probes
-        from .metrics.fanout import Fanout
-
         serverapp = self.serverapp
         if serverapp is None:  # jupyter_server links the app to its server before this hook runs
             raise RuntimeError("initialize_settings ran before the extension was linked to a server")
-        self.fanout = Fanout(self.sampler)
-        self.probes = Probes.in_runtime_dir(serverapp.runtime_dir)
-        self.tracker = KernelTracker(
-            serverapp,
-            self.sampler,
-            self.probes,
-            period=self.kernel_refresh,
-            triage_on_alarm=self.triage_on_alarm,
-            idle_after=self.idle_after,
-            cull_after=self.cull_idle_gpu_kernels_after,
-        )
-        self.fanout.owner_of = self.tracker.owner_of
-        self.history_work = Coalescer(ttl=self.sampler.interval, name="gpu-panel-history")
-        self.tracker.on_change = self.fanout.publish_kernels
-        from .kernels.placer import Placer
-
-        # kernels started from now on go through the placer (the panel's kernel provisioner)
-        self.placer = Placer(self, self.placement, self.placement_gpus)
-        self.placer.install(serverapp.kernel_manager)
-        self.tracker.placement_view = self.placer.kernel_view
-        from .cluster.service import ClusterService
-        from .metrics import exporter
-
-        exporter.register(self)
-        self.cluster = ClusterService(
-            self.prometheus_url,
-            me=server_user(),
-            show_users=self.cluster_show_users,
-            refresh=self.cluster_refresh,
-            stale_after=self.cluster_stale_after,
-            max_series=self.cluster_max_series,
-            max_bytes=self.cluster_max_bytes,
-        )
+        # what connects to what is services.py's to say; here only the options go in
+        self.services = compose(self, serverapp)
+        # handlers, the exporter and the placer read the services through the panel
+        self.sampler = self.services.sampler
+        self.probes = self.services.probes
+        self.tracker = self.services.tracker
+        self.fanout = self.services.fanout
+        self.history_work = self.services.history_work
+        self.placer = self.services.placer
+        self.cluster = self.services.cluster
         self.settings["gpu_panel"] = self
         self.log.info("jupyter-gpu-panel: source=%s interval=%ss", self.source, self.sampler.interval)
-        # the sampler thread opens the source itself: NVML init (tens of ms, seconds on a sick
-        # driver) never runs on the event loop
-        self.sampler.start()
+        self.services.start(self, serverapp)
 
     def status_json(self) -> dict[str, Any]:
         """GET status and the websocket's hello: the sampler's state and what this deployment set up."""
@@ -281,24 +242,5 @@ class GPUPanel(ExtensionApp):
 
         self.handlers.extend(routes())
 
-    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        self.tracker.start()
-
     async def stop_extension(self) -> None:
-        from .metrics import exporter
-
-        exporter.register(None)
-        self.placer.uninstall()
-        self.tracker.stop()
-        self.fanout.close()
-        self.history_work.close()
-        await asyncio.get_running_loop().run_in_executor(None, self.sampler.stop)
-
-
-@functools.lru_cache(maxsize=1)
-def server_user() -> Optional[str]:
-    """The system user this server runs as (the one whose processes are "own")."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None
+        await self.services.stop()

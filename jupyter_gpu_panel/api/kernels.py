@@ -31,7 +31,6 @@ class KernelsHandler(BaseHandler):
         if raw not in ("0", "1"):
             raise web.HTTPError(400, f"refresh must be 0 or 1, got {raw[:20]!r}")
         tracker = self.panel.tracker
-        tracker.start()  # idempotent; servers that never ran the start hook get it here
         if raw == "1" or not tracker.refreshed:
             await tracker.refresh()
         body = tracker.doc_bytes  # encoded on the probe thread: a hundred probes make megabytes

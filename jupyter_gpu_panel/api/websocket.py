@@ -93,7 +93,6 @@ class StreamHandler(PanelMixin, JupyterHandler, websocket.WebSocketHandler):
             doc = snapshot_json(sampler.status, snap, None, panel.tracker.owner_of, self.audience)
             self.send(snapshot_message(doc), "snapshot")
             self.last_sent = snap.t
-        panel.tracker.start()  # idempotent: its refreshes are what this socket pushes
         if panel.fanout.kernels_latest is not None:  # then every change, as the tracker sees it
             self.send(panel.fanout.kernels_latest, "kernels")
         elif panel.tracker.refreshed:
