@@ -1,10 +1,13 @@
 """``jupyter-gpu-panel snapshot / record / watch`` as a user runs them."""
 
 import json
+import shutil
 import subprocess
 import sys
 
-from jupyter_gpu_panel.metrics.sources.replay import load_trace
+from jupyter_gpu_panel.metrics.sources.base import version_fields
+from jupyter_gpu_panel.metrics.sources.replay import ReplaySource, demo_trace_path, load_trace
+from jupyter_gpu_panel.metrics.trace_format import sidecar_path
 
 from conftest import TRACES
 
@@ -62,11 +65,28 @@ def test_record_writes_a_trace_that_replays(tmp_path):
             "clock_sm",
             "procs",
         }
-    assert (tmp_path / "mine.device.json").exists()
+    side = json.loads((tmp_path / "mine.device.json").read_text())
+    assert side["vendor"] == "nvidia" and side["nvml_version"]  # replayed H100: NVML's version kept
     # and the recording plays back through the replay source, name included
     doc = json.loads(run("snapshot", "--source", "replay", "--replay-file", str(out), "--json").stdout)
     assert doc["devices"][0]["name"] == "NVIDIA H100 80GB HBM3"
     assert doc["gpus"][0]["mem_used"] in {r["mem_used"] for r in samples}
+
+
+def test_recording_says_its_vendor(tmp_path):
+    """A source says whose GPUs it reads; the REST contract's nvml_version is NVML's only."""
+    out = tmp_path / "amd.nvml.jsonl"
+    shutil.copy(demo_trace_path(), out)
+    side = json.loads(sidecar_path(demo_trace_path()).read_text())
+    sidecar_path(out).write_text(json.dumps({**side, "vendor": "amd"}))
+    src = ReplaySource(out)
+    status = src.open()
+    assert src.vendor == "amd" and status.library_version == side["nvml_version"]
+    assert version_fields(status, src.vendor)["nvml_version"] is None
+    src = ReplaySource()  # the bundled recording's sidecar names no vendor: it is NVML's
+    status = src.open()
+    assert src.vendor == "nvidia"
+    assert version_fields(status, src.vendor)["nvml_version"] == status.library_version == side["nvml_version"]
 
 
 def test_watch_refreshes(tmp_path):

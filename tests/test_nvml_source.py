@@ -6,7 +6,7 @@ import time
 import pynvml
 import pytest
 
-from jupyter_gpu_panel.metrics.readings import STATE_DRIVER_NOT_LOADED, STATE_NO_DEVICES, STATE_NVML_MISSING
+from jupyter_gpu_panel.metrics.readings import STATE_DRIVER_NOT_LOADED, STATE_LIBRARY_MISSING, STATE_NO_DEVICES
 from jupyter_gpu_panel.metrics.sampler import Sampler
 from jupyter_gpu_panel.metrics.sources.nvml import NvmlSource, decode_throttle_reasons
 
@@ -26,7 +26,7 @@ def test_readings_equal_what_nvml_answered():
     assert status.ok
     assert status.driver_version == "580.159.04"
     assert status.cuda_driver_version == "13.0"
-    assert status.nvml_version == facts["nvml_version"]
+    assert status.library_version == facts["nvml_version"]
     [dev] = src.devices()
     assert dev.name == "NVIDIA H100 80GB HBM3"
     assert dev.pci_bus_id == "00000000:00:06.0"
@@ -67,7 +67,7 @@ def test_unsupported_fields_are_null_not_errors():
 @pytest.mark.parametrize(
     "code, state, words",
     [
-        (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, STATE_NVML_MISSING, "libnvidia-ml"),
+        (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, STATE_LIBRARY_MISSING, "libnvidia-ml"),
         (pynvml.NVML_ERROR_DRIVER_NOT_LOADED, STATE_DRIVER_NOT_LOADED, "not loaded"),
     ],
 )
@@ -87,7 +87,7 @@ def test_no_devices_state():
 def test_pynvml_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import raises ImportError
     status = NvmlSource().open()
-    assert status.state == STATE_NVML_MISSING
+    assert status.state == STATE_LIBRARY_MISSING
     assert "nvidia-ml-py" in status.message
 
 

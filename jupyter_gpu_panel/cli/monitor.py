@@ -14,6 +14,7 @@ from ..metrics.readings import STATE_ERROR
 from ..metrics.sampler import MIN_INTERVAL, Sampler, Snapshot
 from ..metrics.snapshot_document import snapshot_json
 from ..metrics.sources import SOURCES, make_source
+from ..metrics.sources.base import version_fields
 from ..metrics.trace_format import sidecar_path, trace_record
 from .errors import fail, os_error_text, unwritable
 
@@ -145,9 +146,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         st = sampler.status
         side = {
             "comment": "Static facts of the recorded GPUs (jupyter-gpu-panel record).",
-            "driver_version": st.driver_version,
-            "cuda_driver_version": st.cuda_driver_version,
-            "nvml_version": st.nvml_version,
+            "vendor": sampler.source.vendor,
+            **version_fields(st, sampler.source.vendor),
             "devices": [d.to_json() for d in sampler.devices],
         }
         try:

@@ -1,7 +1,8 @@
 """Typed readings: what a source returns and what the API serialises.
 
 Every field a card may not support is ``None`` (``null`` in JSON), never an error.
-Units are in the field names where they are not bytes, percent or MHz.
+Units are in the field names where they are not bytes, percent or MHz. The types are the same
+for every vendor's source (``Source.vendor`` says whose GPUs it reads).
 """
 
 from __future__ import annotations
@@ -12,16 +13,21 @@ from typing import Any, Optional
 #: Source states the API reports and the UI shows.
 STATE_STARTING = "starting"  # the sampler thread has not opened the source yet
 STATE_OK = "ok"
-STATE_NVML_MISSING = "nvml-missing"
+#: The vendor's management library (NVIDIA's NVML) is not installed. The value names NVML
+#: because the REST contract (openapi.json SourceState) and the front end predate other vendors.
+STATE_LIBRARY_MISSING = "nvml-missing"
 STATE_DRIVER_NOT_LOADED = "driver-not-loaded"
 STATE_NO_DEVICES = "no-devices"
 STATE_ERROR = "error"
 
 #: Per-GPU states.
 GPU_OK = "ok"
-GPU_LOST = "lost"  # NVMLError_GpuIsLost: fell off the bus
+GPU_LOST = "lost"  # fell off the bus (NVML's GpuIsLost)
 GPU_UNRESPONSIVE = "unresponsive"  # a call hung past the deadline
 GPU_ERROR = "error"
+
+#: ``Source.vendor``: who made the GPUs a source reads.
+VENDOR_NVIDIA = "nvidia"
 
 
 @dataclass

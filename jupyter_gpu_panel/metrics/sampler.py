@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 from .history import History
 from .processes import ProcessDescriber
 from .readings import GPU_ERROR, GPU_LOST, GPU_UNRESPONSIVE, STATE_STARTING, DeviceInfo, GPUReading
-from .sources.base import Source, SourceStatus
+from .sources.base import Source, SourceStatus, version_fields
 
 log = logging.getLogger(__name__)
 
@@ -252,9 +252,7 @@ class Sampler:
             "source": st.source,
             "state": st.state,
             "message": st.message,
-            "driver_version": st.driver_version,
-            "cuda_driver_version": st.cuda_driver_version,
-            "nvml_version": st.nvml_version,
+            **version_fields(st, self.source.vendor),
             "replay_file": st.extra.get("replay_file"),
             "interval": self.interval,
             "min_interval": MIN_INTERVAL,

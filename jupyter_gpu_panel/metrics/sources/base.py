@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
-from ..readings import STATE_OK, DeviceInfo, GPUReading
+from ..readings import STATE_OK, VENDOR_NVIDIA, DeviceInfo, GPUReading
 
 
 @dataclass
@@ -16,13 +16,26 @@ class SourceStatus:
     state: str = STATE_OK
     message: Optional[str] = None
     driver_version: Optional[str] = None
-    cuda_driver_version: Optional[str] = None
-    nvml_version: Optional[str] = None
+    cuda_driver_version: Optional[str] = None  # the CUDA version the driver supports (NVIDIA's)
+    library_version: Optional[str] = None  # the vendor's management library (NVIDIA: NVML)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.state == STATE_OK
+
+
+def version_fields(status: SourceStatus, vendor: str) -> dict[str, Optional[str]]:
+    """The versions as the REST contract (``Status``) and a recording's sidecar name them.
+
+    Those names predate other vendors: ``nvml_version`` is NVML's, so another vendor's
+    library version is not reported under it (null).
+    """
+    return {
+        "driver_version": status.driver_version,
+        "cuda_driver_version": status.cuda_driver_version,
+        "nvml_version": status.library_version if vendor == VENDOR_NVIDIA else None,
+    }
 
 
 class Source(Protocol):
@@ -33,6 +46,8 @@ class Source(Protocol):
     """
 
     name: str
+    #: Who made the GPUs it reads (``readings.VENDOR_*``).
+    vendor: str
     #: True when reading pids belong to this host, so psutil may describe them.
     local_pids: bool
 

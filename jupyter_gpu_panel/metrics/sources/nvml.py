@@ -15,9 +15,10 @@ from ..readings import (
     GPU_OK,
     STATE_DRIVER_NOT_LOADED,
     STATE_ERROR,
+    STATE_LIBRARY_MISSING,
     STATE_NO_DEVICES,
-    STATE_NVML_MISSING,
     STATE_OK,
+    VENDOR_NVIDIA,
     DeviceInfo,
     GPUReading,
     ProcessReading,
@@ -68,6 +69,7 @@ class NvmlSource:
     """Reads every visible NVIDIA GPU through NVML."""
 
     name = "nvml"
+    vendor = VENDOR_NVIDIA
     local_pids = True
 
     def __init__(self, visible_only: bool = False, nvml: Optional[ModuleType] = None) -> None:
@@ -91,7 +93,7 @@ class NvmlSource:
                 nvml = pynvml
         except ImportError:
             self.status = SourceStatus(
-                self.name, STATE_NVML_MISSING, "The nvidia-ml-py package (module pynvml) is not installed."
+                self.name, STATE_LIBRARY_MISSING, "The nvidia-ml-py package (module pynvml) is not installed."
             )
             return self.status
         self.nvml = nvml
@@ -117,7 +119,7 @@ class NvmlSource:
             message=None if handles else "NVML is loaded but found no NVIDIA GPU.",
             driver_version=_text(self._field(nvml.nvmlSystemGetDriverVersion)),
             cuda_driver_version=f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) else None,
-            nvml_version=_text(self._field(nvml.nvmlSystemGetNVMLVersion)),
+            library_version=_text(self._field(nvml.nvmlSystemGetNVMLVersion)),
         )
         return self.status
 
@@ -127,7 +129,7 @@ class NvmlSource:
         if value == nvml.NVML_ERROR_LIBRARY_NOT_FOUND:
             return SourceStatus(
                 self.name,
-                STATE_NVML_MISSING,
+                STATE_LIBRARY_MISSING,
                 "The NVIDIA driver library (libnvidia-ml.so) was not found: no NVIDIA driver is installed here.",
             )
         if value == nvml.NVML_ERROR_DRIVER_NOT_LOADED:

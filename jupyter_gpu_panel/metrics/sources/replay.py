@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..readings import STATE_ERROR, STATE_OK, DeviceInfo, GPUReading, ProcessReading
+from ..readings import STATE_ERROR, STATE_OK, VENDOR_NVIDIA, DeviceInfo, GPUReading, ProcessReading
 from ..trace_format import READING_FIELDS, load_trace, sidecar_path
 from .base import SourceStatus
 
@@ -31,6 +31,7 @@ class ReplaySource:
     """Plays a trace as if it were live: sample k is shown at ``start + (t_k - t_0)``."""
 
     name = "replay"
+    vendor = VENDOR_NVIDIA  # the recording's, once open() read its sidecar (older ones say none: NVML's)
     local_pids = False  # recorded pids belong to another machine
 
     def __init__(self, path: Optional[Union[str, Path]] = None, clock: Any = time.time) -> None:
@@ -61,13 +62,14 @@ class ReplaySource:
         self._duration = (t1 - t0) + (min(periods) if periods else 1.0)
         self._start = self._clock()
         static = self._load_sidecar()
+        self.vendor = str(static.get("vendor") or VENDOR_NVIDIA)
         self.status = SourceStatus(
             source=self.name,
             state=STATE_OK,
             message=f"Replaying recorded data from {self.path.name} (not a live GPU).",
             driver_version=static.get("driver_version"),
             cuda_driver_version=static.get("cuda_driver_version"),
-            nvml_version=static.get("nvml_version"),
+            library_version=static.get("nvml_version"),  # the sidecar keeps the REST contract's names
             extra={"replay_file": self.path.name, "replay_seconds": round(self._duration, 3)},
         )
         return self.status
