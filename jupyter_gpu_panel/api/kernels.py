@@ -148,11 +148,19 @@ async def run_in_kernel(km: Any, kernel_id: str, code: str, timeout: float = 10.
     client = kernel.client()
     client.start_channels()
     try:
-        msg_id = client.execute(code, silent=False, store_history=False)
         if getattr(kernel, "execution_state", None) == "busy":
+            client.execute(code, silent=False, store_history=False)
             return False, ""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        # iopub is a subscription: until it is connected the kernel's output and its "idle" are
+        # lost (a kernel just restarted answers before the socket joins). Ready = a kernel_info
+        # answer seen on iopub, so what the code prints next is not missed.
+        try:
+            await ensure_async(client.wait_for_ready(timeout=timeout))
+        except RuntimeError:  # not ready in time, or it died
+            return False, ""
+        msg_id = client.execute(code, silent=False, store_history=False)
         text = []
         while loop.time() < deadline:
             try:
