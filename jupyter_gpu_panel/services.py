@@ -12,7 +12,7 @@ import asyncio
 import functools
 import getpass
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional, Protocol
 
 from .cluster.service import ClusterService
 from .kernels.placer import Placer
@@ -21,11 +21,83 @@ from .memory.follower import Probes
 from .metrics import exporter
 from .metrics.coalesce import Coalescer
 from .metrics.fanout import Fanout
+from .metrics.privacy import Audience
 from .metrics.sampler import Sampler
 from .metrics.sources import make_source
 
-if TYPE_CHECKING:
-    from .app import GPUPanel
+
+class PanelOptions(Protocol):
+    """The options of the running extension (``app.GPUPanel``'s traitlets) that ``compose`` reads.
+
+    A protocol, not the app's class: the app imports this module, and naming it back here would
+    close an import circle (the house has none)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def replay_file(self) -> str: ...
+    @property
+    def visible_only(self) -> bool: ...
+    @property
+    def interval(self) -> float: ...
+    @property
+    def slow_interval(self) -> float: ...
+    @property
+    def history_seconds(self) -> float: ...
+    @property
+    def read_timeout(self) -> float: ...
+    @property
+    def kernel_refresh(self) -> float: ...
+    @property
+    def triage_on_alarm(self) -> bool: ...
+    @property
+    def idle_after(self) -> float: ...
+    @property
+    def cull_idle_gpu_kernels_after(self) -> float: ...
+    @property
+    def placement(self) -> str: ...
+    @property
+    def placement_gpus(self) -> int: ...
+    @property
+    def prometheus_url(self) -> str: ...
+    @property
+    def cluster_show_users(self) -> bool: ...
+    @property
+    def cluster_refresh(self) -> float: ...
+    @property
+    def cluster_stale_after(self) -> float: ...
+    @property
+    def cluster_max_series(self) -> int: ...
+    @property
+    def cluster_max_bytes(self) -> int: ...
+
+
+class Panel(PanelOptions, Protocol):
+    """What handlers, the exporter and the placer read of the running extension: its options,
+    its services (``compose``'s) and what it answers; ``app.GPUPanel`` is the one there is."""
+
+    @property
+    def node_name(self) -> str: ...
+    @property
+    def metrics_show_notebooks(self) -> bool: ...
+    @property
+    def stream_stall_timeout(self) -> float: ...
+    @property
+    def serverapp(self) -> Any: ...
+    @property
+    def sampler(self) -> Sampler: ...
+    @property
+    def tracker(self) -> KernelTracker: ...
+    @property
+    def fanout(self) -> Fanout: ...
+    @property
+    def history_work(self) -> Coalescer: ...
+    @property
+    def placer(self) -> Placer: ...
+    @property
+    def cluster(self) -> ClusterService: ...
+    def audience(self) -> Audience: ...
+    def status_json(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -40,7 +112,7 @@ class Services:
     cluster: ClusterService
     _stopped: bool = field(default=False, repr=False)
 
-    def start(self, panel: GPUPanel, serverapp: Any) -> None:
+    def start(self, panel: Panel, serverapp: Any) -> None:
         """Start everything; the tracker once the event loop runs (see ``_start_tracker``)."""
         # /metrics reads the panel's services (and its options: node name, label policy)
         exporter.register(panel)
@@ -69,7 +141,7 @@ class Services:
         await asyncio.get_running_loop().run_in_executor(None, self.sampler.stop)
 
 
-def compose(panel: GPUPanel, serverapp: Any) -> Services:
+def compose(panel: PanelOptions, serverapp: Any) -> Services:
     """The services for ``panel``'s options, connected; nothing started (``Services.start``)."""
     source = make_source(panel.source, replay_file=panel.replay_file or None, visible_only=panel.visible_only)
     sampler = Sampler(

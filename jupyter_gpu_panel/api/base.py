@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 import orjson
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-if TYPE_CHECKING:
-    from ..app import GPUPanel
+from ..services import Panel
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ class PanelMixin:
     request: Any
 
     @property
-    def panel(self) -> GPUPanel:
+    def panel(self) -> Panel:
         return self.settings["gpu_panel"]
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

@@ -12,14 +12,37 @@ notebook and user labels out unless ``metrics_show_notebooks`` (``names_shown``)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional, Protocol
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from ..app import GPUPanel
+from .privacy import Audience
+from .sampler import Sampler
+
+
+class _KernelsView(Protocol):
+    @property
+    def doc(self) -> dict[str, Any]: ...
+
+
+class ExportedPanel(Protocol):
+    """What a scrape reads of the running extension (``app.ExportedPanel``): a protocol, since the app
+    sits above this layer (it imports it) and the kernels layer too (a scrape reads its document)."""
+
+    @property
+    def node_name(self) -> str: ...
+    @property
+    def metrics_show_notebooks(self) -> bool: ...
+    @property
+    def serverapp(self) -> Any: ...
+    @property
+    def sampler(self) -> Sampler: ...
+    @property
+    def tracker(self) -> _KernelsView: ...
+    def audience(self) -> Audience: ...
+
 
 PREFIX = "jupyter_gpu_panel_"
 GPU_LABELS = ("gpu", "UUID", "modelName", "Hostname")
@@ -46,9 +69,9 @@ class PanelCollector(Collector):
     """One per process (the registry is global); follows the running panel."""
 
     def __init__(self) -> None:
-        self.panel: Optional[GPUPanel] = None
+        self.panel: Optional[ExportedPanel] = None
 
-    def attach(self, panel: Optional[GPUPanel]) -> None:
+    def attach(self, panel: Optional[ExportedPanel]) -> None:
         self.panel = panel
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -63,7 +86,7 @@ def _fam(suffix: str, doc: str, labels: tuple[str, ...]) -> GaugeMetricFamily:
     return GaugeMetricFamily(PREFIX + suffix, doc, labels=list(labels))
 
 
-def gpu_families(panel: GPUPanel) -> Iterator[GaugeMetricFamily]:
+def gpu_families(panel: ExportedPanel) -> Iterator[GaugeMetricFamily]:
     sampler = panel.sampler
     host = panel.node_name
     devices = {d.index: d for d in sampler.devices}
@@ -91,7 +114,7 @@ def gpu_families(panel: GPUPanel) -> Iterator[GaugeMetricFamily]:
     yield throttled
 
 
-def names_shown(panel: GPUPanel) -> bool:
+def names_shown(panel: ExportedPanel) -> bool:
     """Whether notebook paths and user names go into the labels: always behind Jupyter's
     authentication; on an open ``/metrics`` (``authenticate_prometheus = False``, which anyone
     who reaches the port can read) only when ``metrics_show_notebooks`` says so."""
@@ -103,7 +126,7 @@ def names_shown(panel: GPUPanel) -> bool:
     return bool(settings.get("authenticate_prometheus", getattr(serverapp, "authenticate_prometheus", True)))
 
 
-def kernel_families(panel: GPUPanel) -> Iterator[GaugeMetricFamily]:
+def kernel_families(panel: ExportedPanel) -> Iterator[GaugeMetricFamily]:
     doc: dict[str, Any] = panel.tracker.doc
     host = panel.node_name
     uuids = {str(d.index): d.uuid or "" for d in panel.sampler.devices}
@@ -162,7 +185,7 @@ COLLECTOR = PanelCollector()
 _registered = False
 
 
-def register(panel: Optional[GPUPanel], registry: Any = REGISTRY) -> None:
+def register(panel: Optional[ExportedPanel], registry: Any = REGISTRY) -> None:
     """Serve ``panel``'s series on ``/metrics`` (registered once per process, then re-pointed;
     ``None`` when the extension stops)."""
     global _registered

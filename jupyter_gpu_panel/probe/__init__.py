@@ -60,7 +60,7 @@ from typing import Any, Optional
 
 from . import protocol as P
 from .core import DEFAULT_MAX_BYTES, Probe, probe_dir, unavailable_reason
-from .iterations import Iterations
+from .grouping import Iterations
 from .protocol import ALREADY_LOADED, loaded_reply
 
 __all__ = [

@@ -19,7 +19,8 @@ from typing import Any, Callable, Optional
 
 from . import protocol as P
 from .clock import ClockRecords
-from .iterations import ForwardRecords, Iterations
+from .grouping import Iterations
+from .iterations import ForwardRecords
 from .oom import OomRecorder
 from .protocol import PROBE_DIR_NAME, probe_file
 from .torch_install import torch_install_command

@@ -11,10 +11,9 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
-if TYPE_CHECKING:  # iterations.py imports this module: the class is only named in annotations
-    from .iterations import Iterations
+from .grouping import Iterations
 
 
 class ProbeState(ABC):
