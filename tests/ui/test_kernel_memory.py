@@ -54,6 +54,17 @@ def write_probe(probe_dir: Path, pid: int, kernel_id: str | None, cells: bool = 
     (probe_dir / f"probe-{pid}.cells.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
 
 
+def kernel_pid(lab: Lab, kernel_id: str, timeout: float = 60) -> int:
+    """The kernel's process, as the panel's kernel view finds it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for k in lab.api("kernels?refresh=1")["kernels"]:
+            if k["kernel_id"] == kernel_id and k.get("pid"):
+                return int(k["pid"])
+        time.sleep(0.2)
+    raise AssertionError(f"kernel {kernel_id} has no process in GET kernels after {timeout} s")
+
+
 def write_triage(probe_dir: Path, pid: int) -> None:
     """What the probe writes after recording 4 steps of allocation history."""
     snap = json.loads(SNAPSHOT.read_text())
@@ -102,8 +113,9 @@ def test_kernel_memory_chart_forecast_and_triage(replay_lab: Lab, page, artifact
     nb = "leaky.ipynb"
     session = notebook_session(replay_lab, nb)
     kernel_id = session["kernel"]["id"]
-    # the probe's pid must be a live process started before its files: the lab server's own
-    pid = replay_lab.proc.pid
+    # the probe runs in the kernel: its pid is the kernel's own process (a probe attaches only to
+    # the kernel whose process, or a descendant of it, wrote it), live and started before its files
+    pid = kernel_pid(replay_lab, kernel_id)
     probe_dir = Path(replay_lab.env["JUPYTER_RUNTIME_DIR"]) / "gpu-panel"
     write_probe(probe_dir, pid, kernel_id)
     try:
