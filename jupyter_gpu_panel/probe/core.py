@@ -69,8 +69,6 @@ class Probe(OomRecorder, TriageRecorder, ForwardRecords, ClockRecords):
         self.meta_path = probe_file(self.dir, self.pid, P.FILE_META)
         self.triage_request_path = probe_file(self.dir, self.pid, P.FILE_TRIAGE_REQUEST)
         self.triage_path = probe_file(self.dir, self.pid, P.FILE_TRIAGE)
-        self._triage_left = 0  # iterations still to record; 0 when not recording
-        self._triage_steps = 0
         self._next_triage_check = 0.0
         self.step = 0  # records written (the ``i`` of the next one)
         self.iterations = {P.KIND_STEP: Iterations(), P.KIND_FORWARD: Iterations()}
